@@ -1,0 +1,143 @@
+"""`imod`: the command line, shaped like `docker` and `podman`.
+
+Start-up is a hot path: this module imports only what parsing needs, then
+the one module that holds the command being run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# command word -> "module:attribute" of a Command, or a group of them.
+COMMANDS: dict[str, str | dict[str, str]] = {
+    "images": "images:list_images",
+    "image": {
+        "ls": "images:list_images",
+        "list": "images:list_images",
+        "inspect": "images:inspect",
+        "history": "images:history",
+        "tag": "images:tag",
+        "rm": "images:remove",
+        "prune": "images:prune",
+        "import": "images:import_rootfs",
+        "pull": "registry:pull",
+        "push": "registry:push",
+        "save": "archive:save",
+        "load": "archive:load",
+    },
+    "history": "images:history",
+    "tag": "images:tag",
+    "rmi": "images:remove",
+    "import": "images:import_rootfs",
+    "pull": "registry:pull",
+    "push": "registry:push",
+    "login": "registry:login",
+    "logout": "registry:logout",
+    "save": "archive:save",
+    "load": "archive:load",
+    "version": "info:version",
+    "info": "info:info",
+}
+
+GROUP_HELP = {"image": "Manage images"}
+GLOBAL_WITH_VALUE = {"--root", "--run-root", "--log-level"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ctx_args, rest = _split_global(argv)
+    if not rest or rest[0] in ("-h", "--help", "help"):
+        _print_usage()
+        return 0
+    if rest[0] in ("-v", "--version"):
+        rest = ["version"]
+    target, words, rest = _find(rest)
+    if target is None:
+        return 0 if rest == [] and words == [] and _asked_help(argv) else 125
+    from intermodal.cli.base import Context
+
+    ctx = Context(root=ctx_args.get("--root"), run_root=ctx_args.get("--run-root"), debug="--debug" in ctx_args)
+    module_name, attribute = target.split(":")
+    cmd = getattr(importlib.import_module(f"intermodal.cli.{module_name}"), attribute)
+    parser = argparse.ArgumentParser(prog="imod " + " ".join(words), description=cmd.help)
+    cmd.configure(parser)
+    args = parser.parse_args(rest)
+    return _run(cmd, ctx, args)
+
+
+def _run(cmd, ctx, args) -> int:  # noqa: ANN001
+    from intermodal.errors import IntermodalError
+
+    try:
+        code = cmd.run(ctx, args)
+    except IntermodalError as err:
+        if ctx.debug:
+            raise
+        print(f"Error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `imod images | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return int(code or 0)
+
+
+def _asked_help(argv: list[str]) -> bool:
+    return "-h" in argv or "--help" in argv or len([a for a in argv if not a.startswith("-")]) == 1
+
+
+def _split_global(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(argv) and argv[i].startswith("--"):
+        word = argv[i]
+        name, eq, value = word.partition("=")
+        if name in GLOBAL_WITH_VALUE:
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    break
+                value = argv[i]
+            values[name] = value
+        elif word == "--debug":
+            values["--debug"] = "1"
+        else:
+            break
+        i += 1
+    return values, argv[i:]
+
+
+def _find(rest: list[str]) -> tuple[str | None, list[str], list[str]]:
+    word = rest[0]
+    entry = COMMANDS.get(word)
+    if entry is None:
+        print(f"Error: unknown command {word!r}; see `imod --help`", file=sys.stderr)
+        return None, [], []
+    if isinstance(entry, str):
+        return entry, [word], rest[1:]
+    if len(rest) < 2 or rest[1] in ("-h", "--help"):
+        print(f"usage: imod {word} COMMAND\n\n{GROUP_HELP.get(word, '')}\n\nCommands:")
+        for sub in entry:
+            print(f"  {sub}")
+        return None, [], []
+    sub = entry.get(rest[1])
+    if sub is None:
+        print(f"Error: unknown command 'imod {word} {rest[1]}'; see `imod {word} --help`", file=sys.stderr)
+        return None, [], []
+    return sub, [word, rest[1]], rest[2:]
+
+
+def _print_usage() -> None:
+    print("usage: imod [--root DIR] [--run-root DIR] [--debug] COMMAND [ARG...]\n")
+    print("A daemonless container engine.\n\nCommands:")
+    for word, entry in COMMANDS.items():
+        print(f"  {word}" + (f"  ({GROUP_HELP.get(word, '')})" if isinstance(entry, dict) else ""))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

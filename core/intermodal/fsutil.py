@@ -1,0 +1,72 @@
+"""Small filesystem helpers: atomic writes and safe names."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from intermodal.errors import InvalidArgument
+
+_SAFE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace *path* with *data* so readers see the old or the new file, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with _ignore_missing():
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, value: Any, mode: int = 0o644) -> None:
+    atomic_write(path, json.dumps(value, indent=1, sort_keys=True).encode(), mode)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        with open(path, "rb") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return default
+
+
+def check_name(name: str, what: str) -> str:
+    """Refuse names that could escape a directory (`../x`, `a/b`) or confuse tools."""
+    if not _SAFE_NAME.match(name) or len(name) > 253:
+        raise InvalidArgument(
+            f"invalid {what} name {name!r}: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a directory tree; a missing one is already removed."""
+    shutil.rmtree(path, ignore_errors=False, onerror=_ignore_enoent)
+
+
+def _ignore_enoent(func, path, exc_info) -> None:  # noqa: ANN001 - shutil's callback shape
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
+
+
+class _ignore_missing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:  # noqa: ANN001
+        return exc_type is not None and issubclass(exc_type, FileNotFoundError)
