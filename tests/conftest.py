@@ -30,7 +30,7 @@ def engine_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def engine(engine_root: Path):  # noqa: ANN201
+def engine(engine_root: Path):
     from intermodal.engine import Engine
 
     return Engine(root=engine_root)
@@ -48,20 +48,20 @@ def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def busybox_image(engine, busybox_tar: Path) -> str:  # noqa: ANN001
+def busybox_image(engine, busybox_tar: Path) -> str:
     """`busybox:latest` imported into this test's engine root; returns the reference."""
     engine.images.import_rootfs(busybox_tar, "busybox:latest", changes=['CMD ["sh"]'])
     return "busybox:latest"
 
 
 @pytest.fixture
-def imod(engine_root: Path):  # noqa: ANN201
+def imod(engine_root: Path):
     """Run the real `imod` command against this test's engine root."""
     import subprocess
 
     exe = Path(sys.executable).parent / "imod"
 
-    def run(*args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:  # noqa: A002
+    def run(*args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
         proc = subprocess.run([str(exe), "--root", str(engine_root), *args], capture_output=True, input=input,
                               env={**os.environ, "IMOD_ROOT": str(engine_root)})
         if check and proc.returncode != 0:

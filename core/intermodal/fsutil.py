@@ -59,7 +59,7 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=False, onerror=_ignore_enoent)
 
 
-def _ignore_enoent(func, path, exc_info) -> None:  # noqa: ANN001 - shutil's callback shape
+def _ignore_enoent(func, path, exc_info) -> None:
     if not isinstance(exc_info[1], FileNotFoundError):
         raise exc_info[1]
 
@@ -68,5 +68,5 @@ class _ignore_missing:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:  # noqa: ANN001
+    def __exit__(self, exc_type, exc, tb) -> bool:
         return exc_type is not None and issubclass(exc_type, FileNotFoundError)

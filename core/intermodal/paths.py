@@ -29,10 +29,7 @@ class EnginePaths:
         if run is None:
             # A non-default root gets its own run root, so two engine roots
             # on one machine never share runtime state.
-            if str(root_path) == DEFAULT_ROOT:
-                run = DEFAULT_RUN_ROOT
-            else:
-                run = root_path / "run"
+            run = DEFAULT_RUN_ROOT if str(root_path) == DEFAULT_ROOT else root_path / "run"
         return cls(root_path, Path(run).absolute())
 
     @property

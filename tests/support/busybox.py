@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 BUSYBOX = Path("/bin/busybox")
-DIRS = ("bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "usr", "usr/bin", "usr/sbin", "sbin", "var", "var/www")
+DIRS = ("bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "usr", "usr/bin", "usr/sbin", "sbin", "var",
+        "var/www")
 
 
 def busybox_binary() -> Path:

@@ -24,10 +24,11 @@ def _overlay() -> bool:
 
 
 def _cgroup_v2() -> bool:
-    return Path("/sys/fs/cgroup/cgroup.controllers").exists() or Path("/sys/fs/cgroup/unified/cgroup.controllers").exists()
+    unified = (Path("/sys/fs/cgroup/cgroup.controllers"), Path("/sys/fs/cgroup/unified/cgroup.controllers"))
+    return any(p.exists() for p in unified)
 
 
-def _tool(name: str):  # noqa: ANN202
+def _tool(name: str):
     return lambda: shutil.which(name) is not None
 
 

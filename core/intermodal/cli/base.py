@@ -25,7 +25,7 @@ class Context:
     _engine: Any = field(default=None, repr=False)
 
     @property
-    def engine(self):  # noqa: ANN201 - avoid importing the engine module here
+    def engine(self):
         if self._engine is None:
             from intermodal.engine import Engine
 

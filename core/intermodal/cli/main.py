@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     return _run(cmd, ctx, args)
 
 
-def _run(cmd, ctx, args) -> int:  # noqa: ANN001
+def _run(cmd, ctx, args) -> int:
     from intermodal.errors import IntermodalError
 
     try:

@@ -109,7 +109,7 @@ class BlobWriter:
         store.tmp.mkdir(parents=True, exist_ok=True)
         # The pid in the name lets prune tell abandoned files from live ones.
         self._tmp = store.tmp / f"blob-{os.getpid()}-{os.urandom(6).hex()}"
-        self._file = open(self._tmp, "wb")
+        self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed by commit()/abort()
 
     def write(self, data: bytes | memoryview) -> None:
         self._file.write(data)
@@ -157,7 +157,7 @@ class BlobWriter:
     def __enter__(self) -> BlobWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             if self.digest is None:
                 self.commit()

@@ -26,7 +26,7 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def hasher(digest: str):  # noqa: ANN201 - hashlib has no public hash type
+def hasher(digest: str):
     """A fresh hash object for the algorithm *digest* names."""
     algorithm = digest.split(":", 1)[0]
     return hashlib.new(algorithm)

@@ -27,7 +27,7 @@ class ImageManager:
 
     # -- reading -------------------------------------------------------------
 
-    def list(self, *, all: bool = True) -> list[ImageRecord]:  # noqa: A002 - docker's flag name
+    def list(self, *, all: bool = True) -> list[ImageRecord]:
         return self.store.list()
 
     def get(self, name: str) -> ImageRecord:
@@ -71,7 +71,7 @@ class ImageManager:
 
         return remove_image(self, name, force=force, prune=prune)
 
-    def prune(self, *, all: bool = False) -> dict[str, Any]:  # noqa: A002 - docker's flag name
+    def prune(self, *, all: bool = False) -> dict[str, Any]:
         """Remove dangling images (all unused with *all*), then unreferenced blobs and layers."""
         from intermodal.images.prune import prune_images
 
@@ -99,7 +99,7 @@ class ImageManager:
 
         return push(self, name, destination, **options)
 
-    def save(self, names: list[str], output: Any, *, format: str = "docker-archive") -> None:  # noqa: A002
+    def save(self, names: list[str], output: Any, *, format: str = "docker-archive") -> None:
         from intermodal.images.archive import save
 
         save(self, names, output, format=format)

@@ -35,7 +35,8 @@ class Descriptor:
             raise InvalidArchive(f"{where}: descriptor is missing or has a bad 'digest'/'size' ({exc})") from None
         if size < 0:
             raise InvalidArchive(f"{where}: descriptor size {size} is negative")
-        return cls(media_type, digest, size, value.get("platform"), value.get("annotations"), tuple(value.get("urls") or ()))
+        urls = tuple(value.get("urls") or ())
+        return cls(media_type, digest, size, value.get("platform"), value.get("annotations"), urls)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
@@ -95,7 +96,8 @@ def parse_manifest(data: bytes, media_type: str | None = None) -> Manifest:
 def parse_index(data: bytes, media_type: str | None = None) -> Index:
     doc = _load(data, "index")
     media_type = media_type or media_type_of(data)
-    manifests = tuple(Descriptor.from_json(d, f"index manifests[{i}]") for i, d in enumerate(doc.get("manifests") or ()))
+    entries = doc.get("manifests") or ()
+    manifests = tuple(Descriptor.from_json(d, f"index manifests[{i}]") for i, d in enumerate(entries))
     return Index(media_type, manifests)
 
 

@@ -244,7 +244,8 @@ class ImageStore:
             raise InvalidArchive(f"image config {manifest.config.digest} has no rootfs.diff_ids ({exc})") from None
         if len(diff_ids) != len(manifest.layers):
             raise InvalidArchive(
-                f"image config lists {len(diff_ids)} layers but the manifest {len(manifest.layers)}; the image is broken"
+                f"image config lists {len(diff_ids)} layers but the manifest {len(manifest.layers)}; "
+                "the image is broken, rebuild or re-push it"
             )
         for d in diff_ids:
             check_digest(d)

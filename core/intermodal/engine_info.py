@@ -1,0 +1,32 @@
+"""What `imod info` and the Ansible `host_info` module report."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from intermodal import __version__
+
+
+def engine_info(engine: Any) -> dict[str, Any]:
+    images = engine.images.list()
+    return {
+        "Version": __version__,
+        "Root": str(engine.paths.root),
+        "RunRoot": str(engine.paths.run_root),
+        "Images": len(images),
+        "KernelVersion": platform.release(),
+        "Architecture": platform.machine(),
+        "OperatingSystem": _os_name(),
+    }
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
