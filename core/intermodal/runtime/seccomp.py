@@ -1,0 +1,219 @@
+"""seccomp filters from OCI ``linux.seccomp``, compiled and loaded by libseccomp.
+
+Binding: a small ctypes layer over ``libseccomp.so.2`` (Debian package
+libseccomp2, installed by scripts/setup). Why not the others:
+
+- Debian's ``python3-seccomp`` (the official Cython binding) is built for
+  /usr/bin/python3 only; our venv may run another interpreter (pyenv here,
+  any 3.11+ elsewhere), and pulling Debian's dist-packages into the venv
+  would bring every other Debian module with it.
+- PyPI ``pyseccomp`` is the same ctypes idea, unmaintained since 2021.
+
+libseccomp itself is the maintained part (it knows every architecture's
+syscall table); the layer is the nine functions we call. It costs nothing
+extra to import in the init child: ctypes is already loaded there for the
+other syscalls, and the library is opened only in :func:`load`.
+
+Call order (runc's, libcontainer/init_linux.go): with
+``process.noNewPrivileges`` true, set PR_SET_NO_NEW_PRIVS and call
+:func:`load` right before execve; otherwise call :func:`load` earlier, while
+the process still has CAP_SYS_ADMIN (before dropping capabilities and
+changing uid), because loading a filter without no_new_privs needs it. We
+never let libseccomp set no_new_privs on its own (SCMP_FLTATR_CTL_NNP=0): the
+spec decides.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+
+from intermodal.errors import InvalidSpec, KernelError
+
+# scmp_filter_attr (seccomp.h)
+_ATTR_ACT_BADARCH = 2
+_ATTR_CTL_NNP = 3
+_ATTR_CTL_TSYNC = 4
+_ATTR_CTL_LOG = 6
+_ATTR_CTL_SSB = 7
+
+_FLAG_ATTRS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": _ATTR_CTL_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": _ATTR_CTL_LOG,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": _ATTR_CTL_SSB,
+}
+
+# enum scmp_compare
+OPS = {
+    "SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7,
+}
+
+ACT_KILL_PROCESS = 0x80000000
+ACT_KILL_THREAD = 0x00000000
+ACT_TRAP = 0x00030000
+ACT_ERRNO = 0x00050000
+ACT_TRACE = 0x7FF00000
+ACT_LOG = 0x7FFC0000
+ACT_ALLOW = 0x7FFF0000
+
+_ACTIONS = {
+    "SCMP_ACT_KILL": ACT_KILL_THREAD, "SCMP_ACT_KILL_THREAD": ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_PROCESS": ACT_KILL_PROCESS, "SCMP_ACT_TRAP": ACT_TRAP, "SCMP_ACT_ERRNO": ACT_ERRNO,
+    "SCMP_ACT_TRACE": ACT_TRACE, "SCMP_ACT_LOG": ACT_LOG, "SCMP_ACT_ALLOW": ACT_ALLOW,
+}
+
+
+class _ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+
+
+def action(name: str, errno_ret: int | None, where: str) -> int:
+    """OCI action name (+ errnoRet) to the libseccomp action value."""
+    if name == "SCMP_ACT_NOTIFY":
+        raise InvalidSpec(f"{where}: SCMP_ACT_NOTIFY (a seccomp agent) is not supported by imod-runtime; "
+                          "use another action or another runtime")
+    try:
+        base = _ACTIONS[name]
+    except KeyError:
+        raise InvalidSpec(f"{where}: unknown seccomp action {name!r}; known are "
+                          f"{', '.join(sorted(_ACTIONS))}: fix config.json") from None
+    if base == ACT_ERRNO:
+        return base | ((_errno.EPERM if errno_ret is None else errno_ret) & 0xFFFF)
+    if base == ACT_TRACE:
+        return base | ((_errno.EPERM if errno_ret is None else errno_ret) & 0xFFFF)
+    return base
+
+
+def arch_name(oci: str) -> str:
+    """``SCMP_ARCH_X86_64`` -> libseccomp's ``x86_64``."""
+    if not oci.startswith("SCMP_ARCH_"):
+        raise InvalidSpec(f"linux.seccomp.architectures: {oci!r} is not an SCMP_ARCH_* name; fix config.json")
+    return oci[len("SCMP_ARCH_"):].lower()
+
+
+def rule_conditions(args: list[dict] | None, where: str) -> list[list[tuple[int, int, int, int]]]:
+    """OCI ``args`` to groups of (index, op, a, b) conditions, one group per rule.
+
+    Conditions in one group are ANDed. libseccomp cannot AND two conditions on
+    the same argument, so when an index repeats, each condition becomes a rule
+    of its own (ORed) — runc's behaviour (libcontainer/seccomp/patchbpf aside).
+    """
+    conds: list[tuple[int, int, int, int]] = []
+    for i, a in enumerate(args or []):
+        op = a.get("op")
+        if op not in OPS:
+            raise InvalidSpec(f"{where}.args[{i}].op: unknown {op!r}; known are {', '.join(OPS)}")
+        index = a.get("index", 0)
+        if not 0 <= index <= 5:
+            raise InvalidSpec(f"{where}.args[{i}].index: {index} is not an argument index 0..5; fix config.json")
+        conds.append((index, OPS[op], a.get("value", 0) & 0xFFFFFFFFFFFFFFFF,
+                      a.get("valueTwo", 0) & 0xFFFFFFFFFFFFFFFF))
+    if not conds:
+        return [[]]
+    indexes = [c[0] for c in conds]
+    if len(set(indexes)) != len(indexes):
+        return [[c] for c in conds]
+    return [conds]
+
+
+def load(seccomp: dict | None) -> None:
+    """Compile OCI ``linux.seccomp`` and load it into the calling process.
+
+    ``None`` loads nothing. Unknown syscall names are skipped (a profile lists
+    syscalls of newer kernels and other architectures); rules whose action is
+    the default action are skipped (libseccomp refuses them). Raises
+    ``InvalidSpec`` for a malformed profile, ``KernelError`` when libseccomp
+    or the kernel refuses it (without no_new_privs, loading needs
+    CAP_SYS_ADMIN).
+    """
+    if seccomp is None:
+        return
+    lib = _lib()
+    default = action(seccomp.get("defaultAction", ""), seccomp.get("defaultErrnoRet"), "linux.seccomp.defaultAction")
+    ctx = lib.seccomp_init(default)
+    if not ctx:
+        raise KernelError("seccomp_init", None, _errno.EINVAL, "libseccomp refused the default action")
+    try:
+        _check(lib.seccomp_attr_set(ctx, _ATTR_CTL_NNP, 0), "seccomp_attr_set(NNP)")
+        # A syscall from an architecture not listed is killed (libseccomp's default
+        # SCMP_FLTATR_ACT_BADARCH, as with runc): list every ABI the container may use.
+        for flag in seccomp.get("flags") or []:
+            if flag not in _FLAG_ATTRS:
+                raise InvalidSpec(f"linux.seccomp.flags: unknown flag {flag!r}; known are {', '.join(_FLAG_ATTRS)}")
+            _check(lib.seccomp_attr_set(ctx, _FLAG_ATTRS[flag], 1), f"seccomp_attr_set({flag})")
+        for oci in seccomp.get("architectures") or []:
+            token = lib.seccomp_arch_resolve_name(arch_name(oci).encode())
+            if token == 0:
+                raise InvalidSpec(f"linux.seccomp.architectures: libseccomp does not know {oci}; fix config.json")
+            rc = lib.seccomp_arch_add(ctx, token)
+            if rc not in (0, -_errno.EEXIST):
+                _check(rc, f"seccomp_arch_add({oci})")
+        for i, rule in enumerate(seccomp.get("syscalls") or []):
+            _add_rule(lib, ctx, default, rule, f"linux.seccomp.syscalls[{i}]")
+        _check(lib.seccomp_load(ctx), "seccomp_load",
+               "without process.noNewPrivileges the filter must be loaded while the process has CAP_SYS_ADMIN")
+    finally:
+        lib.seccomp_release(ctx)
+
+
+def _add_rule(lib: ctypes.CDLL, ctx: int, default: int, rule: dict, where: str) -> None:
+    act = action(rule.get("action", ""), rule.get("errnoRet"), f"{where}.action")
+    if act == default:
+        return
+    groups = rule_conditions(rule.get("args"), where)
+    for name in rule.get("names") or []:
+        nr = lib.seccomp_syscall_resolve_name(name.encode())
+        if nr == _NR_SCMP_ERROR:
+            continue  # not a syscall on any architecture libseccomp knows: skip, like runc
+        for conds in groups:
+            arr = (_ArgCmp * max(len(conds), 1))(*[_ArgCmp(*c) for c in conds])
+            rc = lib.seccomp_rule_add_array(ctx, act, nr, len(conds), arr)
+            if rc not in (0, -_errno.EEXIST):
+                _check(rc, f"seccomp_rule_add({name})", f"{where}: libseccomp refused the rule; fix config.json")
+
+
+def default_profile(capabilities: list[str] | None = None) -> dict:
+    """Docker's default profile in OCI form, cap-conditional rules resolved.
+
+    ``capabilities`` are the container's (bounding) capabilities; ``None``
+    means Docker's default set. Built for this host's architecture.
+    """
+    from intermodal.runtime.seccomp_default import build
+
+    return build(capabilities)
+
+
+_NR_SCMP_ERROR = -1
+_LIB: ctypes.CDLL | None = None
+
+
+def _lib() -> ctypes.CDLL:
+    global _LIB
+    if _LIB is None:
+        try:
+            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+        except OSError:
+            raise KernelError("dlopen", "libseccomp.so.2", _errno.ENOENT,
+                              "install libseccomp2 (scripts/setup does) to use seccomp filters") from None
+        lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        lib.seccomp_init.restype = ctypes.c_void_p
+        lib.seccomp_release.argtypes = [ctypes.c_void_p]
+        lib.seccomp_release.restype = None
+        lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
+        lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
+        lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                               ctypes.POINTER(_ArgCmp)]
+        lib.seccomp_load.argtypes = [ctypes.c_void_p]
+        lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        _LIB = lib
+    return _LIB
+
+
+def _check(rc: int, op: str, hint: str = "") -> None:
+    if rc < 0:
+        raise KernelError(op, None, -rc, hint)
