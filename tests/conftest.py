@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `tests.support` importable from any test
 CACHE = ROOT / "tests" / ".cache"
+pytest_plugins = ["tests.support.registry"]  # registry, registry_factory, test_ca
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -231,6 +231,16 @@ class ImageStore:
                 raise _not_found(image_id)
             return ImageRecord.from_json(image_id, value)
 
+    def add_repo_digest(self, image_id: str, ref: refs.Reference) -> None:
+        """Record ``repository@digest`` for an image (after a push)."""
+        with self._mutate() as index:
+            value = index.images.get(image_id)
+            if value is None:
+                raise _not_found(image_id)
+            digests = value.setdefault("digests", [])
+            if str(ref) not in digests:
+                digests.append(str(ref))
+
     def _checked_config(self, manifest: Manifest) -> dict[str, Any]:
         if manifest.config.media_type and manifest.config.media_type not in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
             raise InvalidArchive(

@@ -1,0 +1,352 @@
+"""Pull, push, login against a real distribution registry on 127.0.0.1, with skopeo as the peer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from intermodal.engine import Engine
+from intermodal.errors import AuthenticationError, DigestMismatch, ImageNotFound, ManifestUnknown, RegistryError
+from intermodal.images import mediatypes as mt
+from intermodal.images.registry import RegistryClient
+from tests.support.registry import craft_documents, craft_image
+
+pytestmark = pytest.mark.requires("root", "registry")
+
+PLAIN = {"tls_verify": False}
+
+
+def has_layer_store() -> bool:
+    try:
+        import intermodal.images.importer
+
+        import intermodal.storage.layers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_layer_store = pytest.mark.skipif(not has_layer_store(), reason="needs storage/layers.py and images/importer.py")
+
+
+@pytest.fixture
+def other(tmp_path: Path) -> Engine:
+    """A second, empty engine root: the other host of a round trip."""
+    return Engine(root=tmp_path / "other")
+
+
+def small_image(engine: Engine, ref: str = "x:1", *, arch: str = "amd64"):
+    return craft_image(engine, ref, [{"etc/a": b"first layer\n"}, {"etc/b": os.urandom(3000)}], architecture=arch)
+
+
+# -- round trips ---------------------------------------------------------------------
+
+
+def test_push_then_pull_round_trip(engine: Engine, other: Engine, registry) -> None:
+    record = small_image(engine)
+    digest = engine.images.push("x:1", f"{registry.host}/team/x:1", **PLAIN)
+
+    pulled = other.images.pull(f"{registry.host}/team/x:1", unpack=False, **PLAIN)
+
+    assert pulled.id == record.id
+    assert pulled.manifest == digest == record.manifest
+    assert f"{registry.host}/team/x@{digest}" in pulled.digests
+    assert f"{registry.host}/team/x:1" in pulled.tags
+    assert f"{registry.host}/team/x@{digest}" in engine.images.get("x:1").digests
+    for blob in (pulled.id, *(d.digest for d in other.images.store.manifest(pulled).layers)):
+        assert other.images.store.blobs.read(blob) == engine.images.store.blobs.read(blob)
+
+
+@needs_layer_store
+def test_busybox_round_trip_with_the_cli(busybox_image: str, engine_root: Path, tmp_path: Path, imod,
+                                         registry) -> None:
+    ref = f"{registry.host}/library/busybox:1"
+    out = imod("push", "--tls-verify=false", "-q", busybox_image, ref).stdout.decode().strip()
+    assert out.startswith("sha256:")
+
+    other_root = tmp_path / "second"
+    proc = subprocess.run([str(Path(sys.executable).parent / "imod"), "--root", str(other_root), "pull",
+                           "--tls-verify=false", ref], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith(ref)
+    assert f"Digest: {out}" in proc.stdout
+    assert Engine(root=other_root).images.get(ref).id == Engine(root=engine_root).images.get(busybox_image).id
+
+
+def test_pull_by_digest(engine: Engine, other: Engine, registry) -> None:
+    record = small_image(engine)
+    digest = engine.images.push("x:1", f"{registry.host}/x:1", **PLAIN)
+
+    pulled = other.images.pull(f"{registry.host}/x@{digest}", unpack=False, **PLAIN)
+
+    assert pulled.id == record.id
+    assert pulled.tags == ()
+    assert other.images.get(f"{registry.host}/x@{digest}").id == record.id
+
+
+def test_wrong_digest_in_reference_is_unknown(engine: Engine, other: Engine, registry) -> None:
+    small_image(engine)
+    engine.images.push("x:1", f"{registry.host}/x:1", **PLAIN)
+    with pytest.raises(ManifestUnknown):
+        other.images.pull(f"{registry.host}/x@sha256:{'0' * 64}", unpack=False, **PLAIN)
+
+
+def test_chunked_upload_and_cross_repository_mount(engine: Engine, other: Engine, registry) -> None:
+    record = craft_image(engine, "big:1", [{"data": os.urandom(300_000)}], level=0)
+    engine.images.push("big:1", f"{registry.host}/a/big:1", chunk_size=64 * 1024, **PLAIN)
+    assert registry.requests("PATCH", "/v2/a/big/blobs/uploads/") >= 4
+
+    mark = registry.log_size()
+    engine.images.push("big:1", f"{registry.host}/b/big:1", **PLAIN)
+
+    assert registry.requests("POST", "mount=sha256", since=mark) == 2  # config and layer
+    assert registry.requests("PATCH", "/blobs/uploads/", since=mark) == 0
+    assert other.images.pull(f"{registry.host}/b/big:1", unpack=False, **PLAIN).id == record.id
+
+
+def test_present_blobs_are_not_fetched_again(engine: Engine, other: Engine, registry) -> None:
+    record = small_image(engine)
+    engine.images.push("x:1", f"{registry.host}/x:1", **PLAIN)
+    mark = registry.log_size()
+    other.images.pull(f"{registry.host}/x:1", unpack=False, **PLAIN)
+    assert registry.requests("GET", "/v2/x/blobs/", since=mark) == 3
+
+    other.images.store.delete(record.id)  # the record goes, the blobs stay
+    mark = registry.log_size()
+    again = other.images.pull(f"{registry.host}/x:1", unpack=False, **PLAIN)
+
+    assert again.id == record.id
+    assert registry.requests("GET", "/v2/x/blobs/", since=mark) == 0
+    assert registry.requests("GET", "/v2/x/manifests/1", since=mark) == 1
+
+
+def test_push_skips_blobs_the_registry_has(engine: Engine, registry) -> None:
+    small_image(engine)
+    engine.images.push("x:1", f"{registry.host}/x:1", **PLAIN)
+    mark = registry.log_size()
+    engine.images.push("x:1", f"{registry.host}/x:2", **PLAIN)
+    assert registry.requests("HEAD", "/v2/x/blobs/", since=mark) == 3
+    assert registry.requests("POST", "/blobs/uploads/", since=mark) == 0
+
+
+# -- peers -------------------------------------------------------------------------------
+
+
+@pytest.mark.requires("skopeo")
+def test_skopeo_reads_what_we_push(engine: Engine, registry, tmp_path: Path) -> None:
+    record = small_image(engine)
+    digest = engine.images.push("x:1", f"{registry.host}/x:1", **PLAIN)
+
+    layout = tmp_path / "layout"
+    subprocess.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{registry.host}/x:1", f"oci:{layout}:x"],
+                   check=True, capture_output=True)
+
+    index = json.loads((layout / "index.json").read_text())
+    assert index["manifests"][0]["digest"] == digest
+    manifest = json.loads((layout / "blobs/sha256" / digest.split(":")[1]).read_bytes())
+    assert manifest["config"]["digest"] == record.id
+
+
+@pytest.mark.requires("skopeo", "umoci")
+def test_we_pull_what_skopeo_pushed(other: Engine, registry, tmp_path: Path) -> None:
+    layout, content = tmp_path / "umoci", tmp_path / "content"
+    content.mkdir()
+    (content / "hello.txt").write_text("made by umoci\n")
+    for argv in (["umoci", "init", "--layout", str(layout)],
+                 ["umoci", "new", "--image", f"{layout}:t"],
+                 ["umoci", "insert", "--image", f"{layout}:t", str(content / "hello.txt"), "/hello.txt"],
+                 ["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:t",
+                  f"docker://{registry.host}/peer/img:t"]):
+        subprocess.run(argv, check=True, capture_output=True)
+    index = json.loads((layout / "index.json").read_text())
+    manifest_digest = index["manifests"][0]["digest"]
+    manifest = json.loads((layout / "blobs/sha256" / manifest_digest.split(":")[1]).read_bytes())
+
+    pulled = other.images.pull(f"{registry.host}/peer/img:t", unpack=False, **PLAIN)
+
+    assert pulled.id == manifest["config"]["digest"]
+    assert pulled.manifest == manifest_digest
+    assert [d.digest for d in other.images.store.manifest(pulled).layers] == [d["digest"] for d in manifest["layers"]]
+
+
+def test_index_picks_the_host_platform(engine: Engine, other: Engine, registry) -> None:
+    from intermodal.images.manifest import host_platform
+
+    host_arch = host_platform()["architecture"]
+    foreign_arch = "arm64" if host_arch != "arm64" else "amd64"
+    repo = "multi"
+    entries, config_of = [], {}
+    with RegistryClient(registry.host, tls_verify=False) as client:
+        for arch in (foreign_arch, host_arch):
+            blobs: dict[str, bytes] = {}
+
+            def put(data: bytes, blobs: dict[str, bytes] = blobs) -> str:
+                digest = "sha256:" + hashlib.sha256(data).hexdigest()
+                blobs[digest] = data
+                return digest
+
+            manifest, media_type = craft_documents(put, [{"arch": arch.encode()}], architecture=arch)
+            for digest, data in blobs.items():
+                client.upload_blob(repo, digest, len(data), lambda data=data: _BytesFile(data))
+            digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+            client.put_manifest(repo, digest, manifest, media_type)
+            config_of[arch] = json.loads(manifest)["config"]["digest"]
+            entries.append({"mediaType": media_type, "digest": digest, "size": len(manifest),
+                            "platform": {"os": "linux", "architecture": arch}})
+        index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}).encode()
+        client.put_manifest(repo, "all", index, mt.OCI_INDEX)
+    index_digest = "sha256:" + hashlib.sha256(index).hexdigest()
+
+    native = other.images.pull(f"{registry.host}/{repo}:all", unpack=False, **PLAIN)
+    assert native.id == config_of[host_arch]
+    assert f"{registry.host}/{repo}@{index_digest}" in native.digests  # the tag's digest, as Docker records it
+
+    foreign = other.images.pull(f"{registry.host}/{repo}:all", platform=f"linux/{foreign_arch}", unpack=False, **PLAIN)
+    assert foreign.id == config_of[foreign_arch]
+
+
+class _BytesFile:
+    def __init__(self, data: bytes) -> None:
+        import io
+
+        self._io = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._io.read(n)
+
+    def seek(self, pos: int) -> None:
+        self._io.seek(pos)
+
+    def close(self) -> None:
+        self._io.close()
+
+    def __enter__(self) -> _BytesFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- auth and TLS ------------------------------------------------------------------------
+
+
+@pytest.mark.requires("htpasswd")
+def test_login_with_htpasswd(engine: Engine, registry_factory, imod, tmp_path: Path) -> None:
+    registry = registry_factory(users={"alice": "s3cret"})
+    authfile = tmp_path / "auth.json"
+
+    bad = imod("login", "--tls-verify=false", "--authfile", str(authfile), "-u", "alice", "-p", "wrong",
+               registry.host, check=False)
+    assert bad.returncode == 1
+    assert b"401" in bad.stderr and b"imod login" in bad.stderr
+    assert not authfile.exists()
+
+    good = imod("login", "--tls-verify=false", "--authfile", str(authfile), "-u", "alice", "--password-stdin",
+                registry.host, input=b"s3cret\n")
+    assert good.stdout.decode().strip() == "Login Succeeded!"
+    auths = json.loads(authfile.read_text())["auths"]
+    assert auths == {registry.host: {"auth": "YWxpY2U6czNjcmV0"}}  # base64("alice:s3cret")
+    assert authfile.stat().st_mode & 0o777 == 0o600
+
+    small_image(engine)
+    with pytest.raises(AuthenticationError):
+        engine.images.push("x:1", f"{registry.host}/x:1", authfile=tmp_path / "none.json", **PLAIN)
+    engine.images.push("x:1", f"{registry.host}/x:1", authfile=authfile, **PLAIN)
+    other = Engine(root=tmp_path / "other")
+    with pytest.raises(AuthenticationError, match="imod login"):
+        other.images.pull(f"{registry.host}/x:1", unpack=False, authfile=tmp_path / "none.json", **PLAIN)
+    assert other.images.pull(f"{registry.host}/x:1", unpack=False, authfile=authfile, **PLAIN).tags
+
+    assert imod("logout", "--authfile", str(authfile), registry.host).returncode == 0
+    assert json.loads(authfile.read_text())["auths"] == {}
+    assert imod("logout", "--authfile", str(authfile), registry.host, check=False).returncode == 1
+
+
+@pytest.mark.requires("openssl")
+def test_tls_with_the_users_ca(engine: Engine, other: Engine, registry_factory, test_ca) -> None:
+    registry = registry_factory(ca=test_ca)
+    record = small_image(engine)
+
+    with pytest.raises(RegistryError, match=r"certificate verify failed.*--cert-dir"):
+        engine.images.push("x:1", f"{registry.host}/x:1")
+    engine.images.push("x:1", f"{registry.host}/x:1", cert_dir=registry.cert_dir)
+
+    assert other.images.pull(f"{registry.host}/x:1", unpack=False, cert_dir=registry.cert_dir).id == record.id
+    other.images.store.delete(record.id)
+    # --tls-verify=false talks TLS without verifying, before any fallback to http.
+    assert other.images.pull(f"{registry.host}/x:1", unpack=False, tls_verify=False).id == record.id
+
+
+# -- failures ------------------------------------------------------------------------------
+
+
+def test_corrupted_blob_fails_and_stores_nothing(engine: Engine, other: Engine, registry) -> None:
+    record = small_image(engine)
+    engine.images.push("x:1", f"{registry.host}/x:1", **PLAIN)
+    layer = engine.images.store.manifest(record).layers[1].digest
+    path = registry.blob_path(layer)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(DigestMismatch, match=layer):
+        other.images.pull(f"{registry.host}/x:1", unpack=False, **PLAIN)
+
+    assert other.images.list() == []
+    assert not other.images.store.blobs.has(layer)
+    with pytest.raises(ImageNotFound):
+        other.images.get(f"{registry.host}/x:1")
+
+
+def test_unknown_tag_is_reported_like_docker(engine_root: Path, imod, registry) -> None:
+    proc = imod("pull", "--tls-verify=false", f"{registry.host}/nothing/here:nope", check=False)
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert err.startswith(f"Error: manifest for {registry.host}/nothing/here:nope not found: ")
+    assert "unknown" in err and "check the name and tag" in err
+
+
+def test_unreachable_registry_is_a_clear_error(other: Engine) -> None:
+    from tests.support.registry import free_port
+
+    with pytest.raises(RegistryError, match="cannot reach registry"):
+        other.images.pull(f"127.0.0.1:{free_port()}/x:1", unpack=False, retries=0, **PLAIN)
+
+
+def test_pull_killed_half_way_then_completes(engine: Engine, registry, tmp_path: Path) -> None:
+    mib = 1 << 20
+    record = craft_image(engine, "large:1", [{"l0": os.urandom(40 * mib)}, {"l1": os.urandom(40 * mib)}], level=0)
+    engine.images.push("large:1", f"{registry.host}/large:1", **PLAIN)
+    root = tmp_path / "killed"
+    code = ("import sys; from intermodal.engine import Engine; "
+            "Engine(root=sys.argv[1]).images.pull(sys.argv[2], tls_verify=False, unpack=False, workers=1)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(root), f"{registry.host}/large:1"])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            partial = [p for p in (root / "tmp").glob("blob-*") if p.stat().st_size > mib] \
+                if (root / "tmp").is_dir() else []
+            if partial:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.002)
+    finally:
+        if proc.poll() is None and time.monotonic() >= deadline:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the pull ended before it could be killed half-way"
+    assert Engine(root=root).images.list() == []
+
+    pulled = Engine(root=root).images.pull(f"{registry.host}/large:1", unpack=False, **PLAIN)
+
+    assert pulled.id == record.id
+    for layer in Engine(root=root).images.store.manifest(pulled).layers:
+        assert Engine(root=root).images.store.blobs.has(layer.digest)

@@ -1,0 +1,291 @@
+"""A real distribution registry (Debian's docker-registry) on 127.0.0.1 for tests.
+
+`start_registry` runs ``/usr/bin/docker-registry serve CONFIG`` at a free port
+with its storage in a temp dir, optionally behind htpasswd (Basic auth) and
+TLS with a CA made here with openssl; it waits for the registry with a
+bounded loop and is stopped by PID. Fixtures: ``registry`` (plain http),
+``registry_factory`` (any number, any options), ``test_ca``.
+
+Also helpers to craft small images without the layer store: `craft_image`
+writes gzip layers, config and manifest into an engine's blob store and
+records the image unpacked=False.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+START_TIMEOUT = 15.0
+
+
+@dataclass
+class TestCA:
+    __test__ = False  # not a test class, despite the name
+
+    dir: Path
+    cert: Path
+    key: Path
+
+    def server_cert(self, dest: Path, ip: str = "127.0.0.1") -> tuple[Path, Path]:
+        """A certificate for *ip*, signed by this CA."""
+        dest.mkdir(parents=True, exist_ok=True)
+        key, csr, crt, ext = dest / "server.key", dest / "server.csr", dest / "server.crt", dest / "server.ext"
+        ext.write_text(f"subjectAltName=IP:{ip}\nbasicConstraints=critical,CA:FALSE\n"
+                       "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+        _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", key, "-out", csr, "-subj", f"/CN={ip}")
+        _openssl("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key, "-CAcreateserial",
+                 "-out", crt, "-days", "2", "-extfile", ext)
+        return crt, key
+
+
+def make_ca(dest: Path) -> TestCA:
+    dest.mkdir(parents=True, exist_ok=True)
+    cert, key = dest / "ca.crt", dest / "ca.key"
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=intermodal test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    return TestCA(dest, cert, key)
+
+
+def _openssl(*args: object) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+@dataclass
+class Registry:
+    host: str  # 127.0.0.1:PORT
+    dir: Path
+    proc: subprocess.Popen
+    tls: bool = False
+    ca: TestCA | None = None
+    users: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def storage(self) -> Path:
+        return self.dir / "storage"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "registry.log"
+
+    @property
+    def cert_dir(self) -> Path | None:
+        """A directory with the CA as ``ca.crt``, as `--cert-dir` wants it."""
+        if self.ca is None:
+            return None
+        path = self.dir / "certs.d"
+        path.mkdir(exist_ok=True)
+        (path / "ca.crt").write_bytes(self.ca.cert.read_bytes())
+        return path
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    def blob_path(self, digest: str) -> Path:
+        algorithm, hexpart = digest.split(":", 1)
+        return self.storage / "docker/registry/v2/blobs" / algorithm / hexpart[:2] / hexpart / "data"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def requests(self, method: str, fragment: str, since: int = 0) -> int:
+        """How many access-log lines after byte *since* show `METHOD ...fragment`."""
+        text = self.log.read_bytes()[since:].decode(errors="replace")
+        return sum(1 for line in text.splitlines() if f'"{method} ' in line and fragment in line)
+
+    def log_size(self) -> int:
+        return self.log.stat().st_size
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_registry(workdir: Path, *, ca: TestCA | None = None, users: dict[str, str] | None = None) -> Registry:
+    """Start a registry in *workdir*; TLS when *ca* is given, htpasswd when *users* is."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for attempt in range(3):
+        port = free_port()
+        config = _config(workdir, port, ca, users or {})
+        path = workdir / "config.yml"
+        path.write_text(json.dumps(config))  # JSON is YAML
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        with open(workdir / "registry.log", "ab") as log:
+            proc = subprocess.Popen([REGISTRY_BIN, "serve", str(path)], stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env)
+        reg = Registry(f"127.0.0.1:{port}", workdir, proc, tls=ca is not None, ca=ca, users=dict(users or {}))
+        if _wait_ready(reg):
+            return reg
+        reg.stop()
+        if attempt == 2:
+            raise RuntimeError(f"docker-registry did not start; its log:\n{reg.log_text()[-3000:]}")
+    raise AssertionError("unreachable")
+
+
+def _config(workdir: Path, port: int, ca: TestCA | None, users: dict[str, str]) -> dict:
+    config: dict = {
+        "version": 0.1,
+        "log": {"level": "info", "accesslog": {"disabled": False}},
+        "storage": {"filesystem": {"rootdirectory": str(workdir / "storage")}, "delete": {"enabled": True}},
+        "http": {"addr": f"127.0.0.1:{port}", "secret": os.urandom(16).hex()},
+    }
+    if ca is not None:
+        crt, key = ca.server_cert(workdir / "tls")
+        config["http"]["tls"] = {"certificate": str(crt), "key": str(key)}
+    if users:
+        lines = []
+        for user, password in users.items():
+            out = subprocess.run(["htpasswd", "-Bbn", user, password], check=True, capture_output=True, text=True)
+            lines.append(out.stdout.strip())
+        htpasswd = workdir / "htpasswd"
+        htpasswd.write_text("\n".join(lines) + "\n")
+        config["auth"] = {"htpasswd": {"realm": "intermodal-test", "path": str(htpasswd)}}
+    return config
+
+
+def _wait_ready(reg: Registry) -> bool:
+    context = None
+    if reg.tls:
+        context = ssl.create_default_context(cafile=str(reg.ca.cert))
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if reg.proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{reg.url}/v2/", timeout=2, context=context):
+                return True
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:
+                return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    return False
+
+
+# -- fixtures -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    if not _has("openssl"):
+        pytest.skip("needs openssl")
+    return make_ca(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def registry_factory(tmp_path: Path) -> Iterator:
+    """``start(tls=False, users=None, ca=None) -> Registry``; every one is stopped after the test."""
+    if not _has("registry"):
+        pytest.skip("needs docker-registry (scripts/setup installs it)")
+    started: list[Registry] = []
+
+    def start(*, ca: TestCA | None = None, users: dict[str, str] | None = None) -> Registry:
+        if users and not _has("htpasswd"):
+            pytest.skip("needs htpasswd (apache2-utils)")
+        reg = start_registry(tmp_path / f"registry{len(started)}", ca=ca, users=users)
+        started.append(reg)
+        return reg
+
+    try:
+        yield start
+    finally:
+        for reg in started:
+            reg.stop()
+
+
+@pytest.fixture
+def registry(registry_factory) -> Registry:
+    return registry_factory()
+
+
+def _has(capability: str) -> bool:
+    from tests.support.capabilities import has
+
+    return has(capability)
+
+
+# -- crafted images -------------------------------------------------------------------
+
+
+def layer_tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = 1700000000
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def craft_image(engine, reference: str, layers: list[dict[str, bytes]], *, architecture: str = "amd64",
+                level: int = 1, unpack: bool = False, media: str = "oci"):
+    """An image of gzip layers made of *layers* (name -> content), recorded in *engine*'s store.
+
+    Returns the ImageRecord. Independent of the layer store when unpack is False.
+    """
+    from intermodal.images import reference as refs
+
+    manifest_bytes, media_type = craft_documents(engine.images.store.blobs.put, layers, architecture=architecture,
+                                                 level=level, media=media)
+    return engine.images.store.add(manifest_bytes, media_type, tags=[refs.parse(reference)], unpack=unpack)
+
+
+def craft_documents(put, layers: list[dict[str, bytes]], *, architecture: str = "amd64", level: int = 1,
+                    media: str = "oci") -> tuple[bytes, str]:
+    """Write the blobs of an image through *put(bytes) -> digest*; return (manifest bytes, media type)."""
+    from intermodal.images import mediatypes as mt
+
+    descriptors, diff_ids = [], []
+    layer_type = mt.OCI_LAYER_GZIP if media == "oci" else mt.DOCKER_LAYER_GZIP
+    for files in layers:
+        tar = layer_tar(files)
+        blob = gzip.compress(tar, compresslevel=level, mtime=0)
+        diff_ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
+        descriptors.append({"mediaType": layer_type, "digest": put(blob), "size": len(blob)})
+    config = json.dumps({
+        "architecture": architecture, "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": {"Cmd": ["sh"]}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }).encode()
+    config_type = mt.OCI_CONFIG if media == "oci" else mt.DOCKER_CONFIG
+    manifest_type = mt.OCI_MANIFEST if media == "oci" else mt.DOCKER_MANIFEST
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": manifest_type,
+        "config": {"mediaType": config_type, "digest": put(config), "size": len(config)},
+        "layers": descriptors,
+    }, indent=3).encode()
+    return manifest, manifest_type
