@@ -1,0 +1,79 @@
+"""Choosing the storage driver: overlay where the kernel can, else vfs.
+
+``IMOD_STORAGE_DRIVER=overlay|vfs`` overrides the choice. Otherwise overlay
+is used when /proc/filesystems lists it, we are root, and a trial mount of
+two lower directories, an upper and a work directory inside the engine root
+succeeds (it fails, for example, when the engine root is itself on an
+overlay without the features an upper directory needs).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+from intermodal.errors import InvalidArgument, KernelError
+from intermodal.fsutil import remove_tree
+from intermodal.paths import EnginePaths
+
+DRIVERS = ("overlay", "vfs")
+_chosen: dict[Path, str] = {}  # engine root -> driver name, probed once per process
+
+
+class Driver(Protocol):
+    name: str
+    whiteouts: str  # how `unpack.extract` stores whiteouts: "overlay" or "apply"
+    needs_parent: bool  # True: a layer is unpacked on top of a copy of its parent
+
+    def prepare(self, diff: Path, parent: Path | None) -> None: ...
+    def lower_dirs(self, diffs: list[Path]) -> list[Path]: ...
+    def mount(self, lowers: list[Path], container_dir: Path) -> Path: ...
+    def unmount(self, container_dir: Path) -> None: ...
+
+
+def choose(paths: EnginePaths) -> Driver:
+    name = os.environ.get("IMOD_STORAGE_DRIVER") or _chosen.get(paths.root)
+    if name is None:
+        name = "overlay" if overlay_works(paths) else "vfs"
+        _chosen[paths.root] = name
+    return by_name(name)
+
+
+def by_name(name: str) -> Driver:
+    if name == "overlay":
+        from intermodal.storage.overlay import OverlayDriver
+
+        return OverlayDriver()
+    if name == "vfs":
+        from intermodal.storage.vfs import VfsDriver
+
+        return VfsDriver()
+    raise InvalidArgument(f"unknown storage driver {name!r} (IMOD_STORAGE_DRIVER): use one of {', '.join(DRIVERS)}")
+
+
+def overlay_works(paths: EnginePaths) -> bool:
+    if os.geteuid() != 0:
+        return False
+    try:
+        if "overlay" not in Path("/proc/filesystems").read_text():
+            return False
+    except OSError:
+        return False
+    from intermodal.storage.overlay import mount_overlay, unmount
+
+    # Not in tmp/: prune empties tmp/ and must never meet a mounted probe.
+    probe = paths.layers / f"probe-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        for d in ("l1", "l2", "upper", "work", "merged"):
+            (probe / d).mkdir(parents=True)
+        mount_overlay([probe / "l2", probe / "l1"], probe / "upper", probe / "work", probe / "merged")
+        unmount(probe / "merged")
+        return True
+    except (KernelError, OSError):
+        return False
+    finally:
+        try:
+            unmount(probe / "merged")
+        finally:
+            remove_tree(probe)

@@ -1,0 +1,176 @@
+"""Byte streams for layers: decompression, hashing while reading, compressing tee.
+
+Every reader here is read once, front to back, in large chunks: a layer is
+decompressed, hashed and extracted in one pass with no temporary copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from typing import BinaryIO, Protocol
+
+from intermodal.errors import InvalidArchive
+
+CHUNK = 1 << 20  # large reads keep Python's per-call overhead out of the profile
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def detect(head: bytes) -> str:
+    """``gzip``, ``zstd``, ``bzip2``, ``xz`` or ``none`` from the first bytes of a stream."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    if head.startswith(BZIP2_MAGIC):
+        return "bzip2"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
+    return "none"
+
+
+def decompressed(source: Readable, compression: str) -> Readable:
+    """A reader of *source* decompressed with *compression* (see :func:`detect`)."""
+    if compression == "none":
+        return source
+    if compression == "gzip":
+        return GzipReader(source)
+    if compression == "zstd":
+        import zstandard  # lazily: a C extension only layer I/O needs
+
+        return zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK, read_across_frames=True)
+    if compression == "bzip2":
+        import bz2
+
+        return bz2.BZ2File(source)  # type: ignore[arg-type]
+    if compression == "xz":
+        import lzma
+
+        return lzma.LZMAFile(source)  # type: ignore[arg-type]
+    raise InvalidArchive(f"unsupported compression {compression!r}: use gzip, zstd, bzip2, xz or a plain tar")
+
+
+def sniffed(source: Readable) -> tuple[str, Readable]:
+    """Detect the compression of a stream that may not seek (stdin); return it and a reader from byte 0."""
+    head = source.read(8)
+    while 0 < len(head) < 8:
+        more = source.read(8 - len(head))
+        if not more:
+            break
+        head += more
+    return detect(head), Prefixed(head, source)
+
+
+class Prefixed:
+    """*prefix* followed by the rest of *source*: un-reads what sniffing consumed."""
+
+    def __init__(self, prefix: bytes, source: Readable) -> None:
+        self._prefix = prefix
+        self._source = source
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._prefix:
+            return self._source.read(n)
+        # A short read is allowed by every consumer; only b"" means the end.
+        if n < 0 or n >= len(self._prefix):
+            head, self._prefix = self._prefix, b""
+        else:
+            head, self._prefix = self._prefix[:n], self._prefix[n:]
+        return head
+
+
+class GzipReader:
+    """gzip decompression with zlib directly: one C call per megabyte, multi-member streams."""
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self._z = zlib.decompressobj(wbits=31)
+        self._pending = b""  # compressed input not yet given to zlib
+        self._done = False
+
+    def read(self, n: int = -1) -> bytes:
+        limit = n if n > 0 else CHUNK
+        while not self._done:
+            data = self._z.unconsumed_tail or self._pending or self._source.read(CHUNK)
+            self._pending = b""
+            if not data:
+                if not self._z.eof:
+                    raise InvalidArchive("gzip stream is truncated: the layer or archive is incomplete; fetch it again")
+                self._done = True
+                break
+            try:
+                out = self._z.decompress(data, limit)
+            except zlib.error as exc:
+                raise InvalidArchive(f"gzip stream is corrupt ({exc}); fetch the layer or archive again") from None
+            if self._z.eof:
+                self._next_member(self._z.unused_data)
+            if out:
+                return out
+        return b""
+
+    def _next_member(self, rest: bytes) -> None:
+        # Concatenated gzip members form one stream (RFC 1952 2.2); trailing
+        # zero padding, as some tools write, ends it.
+        rest = rest or self._source.read(CHUNK)
+        if not rest.strip(b"\0"):
+            while rest and not rest.strip(b"\0"):
+                rest = self._source.read(CHUNK)
+            if not rest:
+                self._done = True
+                return
+        self._z = zlib.decompressobj(wbits=31)
+        self._pending = rest
+
+
+class HashingReader:
+    """Pass-through reader that hashes (sha256) and counts what is read."""
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._source.read(n)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read to the end, so the digest covers trailing blocks the tar reader skips."""
+        while self.read(CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
+class CompressingTee(HashingReader):
+    """Hash an uncompressed tar while gzip-compressing it into *sink* (a BlobWriter)."""
+
+    def __init__(self, source: Readable, sink: BinaryIO, level: int = 1) -> None:
+        super().__init__(source)
+        self._sink = sink
+        # wbits=31: a gzip header with mtime 0, so the same tar gives the same blob.
+        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)
+
+    def read(self, n: int = -1) -> bytes:
+        data = super().read(n)
+        if data:
+            out = self._z.compress(data)
+            if out:
+                self._sink.write(out)
+        return data
+
+    def finish(self) -> None:
+        self.drain()
+        self._sink.write(self._z.flush())
