@@ -1,0 +1,79 @@
+"""A terminal for the container, handed to the caller through `--console-socket`.
+
+The protocol is runc's (and what conmon expects): the runtime connects to
+the caller's AF_UNIX socket, creates the pty *inside* the container (its
+own devpts instance), and sends the master with SCM_RIGHTS; the message
+text is the slave's path. The slave becomes the container's controlling
+terminal and its stdin/stdout/stderr.
+"""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import os
+import socket
+import struct
+import termios
+
+from intermodal.errors import KernelError
+from intermodal.runtime import syscalls as S
+
+
+def connect(path: str) -> int:
+    """In the parent: connect to the caller's socket; the returned fd is inherited by the child."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise KernelError.from_oserror("connect console socket", exc, "the caller must listen on it") from None
+    fd = sock.detach()
+    os.set_inheritable(fd, True)
+    return fd
+
+
+def create(sock_fd: int, size: tuple[int, int] | None) -> int:
+    """In the container (after pivot_root): open a pty, send the master, return the slave."""
+    try:
+        master, slave = os.openpty()  # /dev/ptmx -> pts/ptmx: the container's devpts instance
+    except OSError as exc:
+        raise KernelError.from_oserror("open /dev/ptmx", exc, "mount a devpts with newinstance at /dev/pts") from None
+    try:
+        if size and size[0] and size[1]:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+        name = os.ttyname(slave)
+        send_fd(sock_fd, master, name.encode())
+    finally:
+        os.close(master)
+        os.close(sock_fd)
+    if os.path.exists("/dev/console"):
+        S.mount(name, "/dev/console", None, S.MS_BIND)
+    return slave
+
+
+def send_fd(sock_fd: int, fd: int, message: bytes) -> None:
+    fds = array.array("i", [fd])
+    sock = socket.socket(fileno=os.dup(sock_fd))
+    try:
+        sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+    finally:
+        sock.close()
+
+
+def attach(slave: int) -> None:
+    """Make *slave* the controlling terminal (the caller already called setsid) and fds 0-2."""
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
+    if slave > 2:
+        os.close(slave)
+
+
+def receive(sock: socket.socket) -> tuple[int, str]:
+    """The receiving side (tests, the engine): (master fd, slave path) from one connection."""
+    msg, ancdata, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(struct.calcsize("i")))
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            return struct.unpack("i", data[: struct.calcsize("i")])[0], msg.decode()
+    raise KernelError("recvmsg console socket", None, 71, "the runtime sent no file descriptor")
