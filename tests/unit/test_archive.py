@@ -268,3 +268,54 @@ def test_corrupted_layer_is_refused_and_nothing_staged(engine: Engine, tmp_path:
 def test_archive_without_index_or_manifest_is_refused() -> None:
     with pytest.raises(InvalidArchive, match=r"neither manifest\.json"):
         archive.read(TarSource(io.BytesIO(tar_bytes([("hello", b"x")])), "t"), None)
+
+
+@pytest.mark.parametrize(("layer_path", "compress"), [
+    ("blobs/sha256/{diff}", False),  # Docker 25: an OCI layout with manifest.json beside it
+    ("{diff}/layer.tar", True),  # docker load accepts compressed layer tars
+])
+def test_docker_archive_layouts_read(engine: Engine, layer_path: str, compress: bool) -> None:
+    plain = layer_tar(b"docker 25")
+    diff_id = sha256_digest(plain)
+    config = canonical_json({"os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}})
+    config_path = "blobs/sha256/" + sha256_digest(config).split(":")[1]
+    path = layer_path.format(diff=diff_id.split(":")[1])
+    entry = {"Config": config_path, "RepoTags": ["app:1"], "Layers": [path]}
+    data = tar_bytes([
+        (config_path, config),
+        (path, gzip.compress(plain) if compress else plain),
+        ("manifest.json", json.dumps([entry]).encode()),
+    ])
+    stager = BlobStager(engine.images.store.blobs)
+    [pending] = archive.read(TarSource(io.BytesIO(data), "docker"), stager)
+    stager.commit()
+    manifest = json.loads(pending.manifest_bytes)
+    assert pending.image_id == sha256_digest(config)
+    assert manifest["layers"] == [{"mediaType": mt.OCI_LAYER, "digest": diff_id, "size": len(plain)}]
+    assert engine.images.store.blobs.read(diff_id) == plain  # stored as the diff_id tar
+    assert [str(t) for t in pending.tags] == ["docker.io/library/app:1"]
+
+
+def test_docker_archive_config_must_match_its_name(engine: Engine) -> None:
+    config = canonical_json({"rootfs": {"type": "layers", "diff_ids": []}})
+    name = "0" * 64 + ".json"
+    data = tar_bytes([(name, config), ("manifest.json", json.dumps([{"Config": name, "Layers": []}]).encode())])
+    with pytest.raises(DigestMismatch):
+        archive.read(TarSource(io.BytesIO(data), "docker"), BlobStager(engine.images.store.blobs))
+
+
+def test_known_image_is_not_read_again(engine: Engine) -> None:
+    record = add_image(engine, b"present", "a:1")
+    data = save_bytes(engine, ["a:1"], "docker-archive")
+    stager = BlobStager(engine.images.store.blobs, frozenset({record.id}))
+    [pending] = archive.read(TarSource(io.BytesIO(data), "again"), stager)
+    assert pending.known and pending.image_id == record.id
+    assert not engine.images.store.blobs.has(record.diff_ids[0])  # the uncompressed layer was not staged
+
+
+def test_save_of_a_missing_image_writes_nothing(engine: Engine, tmp_path: Path) -> None:
+    add_image(engine, b"present", "a:1")
+    out = tmp_path / "out.tar"
+    with pytest.raises(ImageNotFound):
+        archive.save(engine.images, ["a:1", "missing:1"], out)
+    assert list(tmp_path.glob("*.tar*")) == [] and not list(tmp_path.glob(".out.tar*"))

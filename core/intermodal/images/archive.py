@@ -192,19 +192,28 @@ def load(manager: ImageManager, source: Any) -> list[ImageRecord]:
 
     store = manager.store
     with _open_source(source, store.paths.tmp) as src, store.gc_guard():
-        stager = BlobStager(store.blobs)
+        stager = BlobStager(store.blobs, frozenset(r.id for r in store.list()))
         try:
             pending = read(src, stager)
             stager.commit()
         except BaseException:
             stager.abort()
             raise
-        records = []
-        for p in pending:
-            record = store.add(p.manifest_bytes, p.media_type, tags=p.tags)
-            loaded = tuple(str(t) for t in p.tags)
-            records.append(dataclasses.replace(record, tags=tuple(t for t in record.tags if t in loaded)))
-        return records
+        records = [_record(store, p) for p in pending]
+    return records
+
+
+def _record(store: Any, pending: Any) -> ImageRecord:
+    """Add (or, for an image the store holds, only tag) one loaded image; report the archive's tags."""
+    if pending.known:
+        record = store.get(pending.image_id)
+        for ref in pending.tags:
+            store.tag(record, ref)
+        record = store.get(pending.image_id)
+    else:
+        record = store.add(pending.manifest_bytes, pending.media_type, tags=pending.tags)
+    loaded = {str(t) for t in pending.tags}
+    return dataclasses.replace(record, tags=tuple(t for t in record.tags if t in loaded))
 
 
 def read(source: Source, stager: Any) -> list:

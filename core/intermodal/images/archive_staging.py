@@ -25,16 +25,26 @@ CHUNK = 1 << 20
 
 @dataclass
 class PendingImage:
-    """One image found in an archive, ready for `ImageStore.add` once its blobs are committed."""
+    """One image found in an archive, ready for `ImageStore.add` once its blobs are committed.
 
+    ``manifest_bytes`` is empty for an image the store already holds: it
+    keeps the manifest it has (and so its repo digests), only the tags are new.
+    """
+
+    image_id: str
     manifest_bytes: bytes
     media_type: str
     tags: list[refs.Reference] = field(default_factory=list)
 
+    @property
+    def known(self) -> bool:
+        return not self.manifest_bytes
+
 
 class BlobStager:
-    def __init__(self, blobs: BlobStore) -> None:
+    def __init__(self, blobs: BlobStore, known_images: frozenset[str] = frozenset()) -> None:
         self.blobs = blobs
+        self.known_images = known_images  # image ids already in the store: nothing of theirs is read
         self._pending: dict[str, BlobWriter] = {}
 
     def has(self, digest: str) -> bool:

@@ -136,6 +136,9 @@ def read(source: Source, stager: BlobStager) -> list[PendingImage]:
         named = _digest_in_name(config_path)
         if named is not None and named != config_digest:
             raise DigestMismatch(f"{where}: config {config_path}", named, config_digest)
+        if config_digest in stager.known_images:
+            images.append(PendingImage(config_digest, b"", "", tags))
+            continue
         diff_ids = diff_ids_of(config_bytes, where)
         if len(diff_ids) != len(layer_paths):
             raise InvalidArchive(
@@ -153,7 +156,7 @@ def read(source: Source, stager: BlobStager) -> list[PendingImage]:
             "config": {"mediaType": mt.OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
             "layers": layers,
         }
-        images.append(PendingImage(canonical_json(manifest), mt.OCI_MANIFEST, tags))
+        images.append(PendingImage(config_digest, canonical_json(manifest), mt.OCI_MANIFEST, tags))
     return images
 
 

@@ -168,6 +168,8 @@ def _stage_image(
     source: Source, stager: BlobStager, desc: Descriptor, manifest_bytes: bytes, where: str
 ) -> PendingImage:
     manifest = parse_manifest(manifest_bytes, desc.media_type)
+    if manifest.config.digest in stager.known_images:
+        return PendingImage(manifest.config.digest, b"", "")
     config_bytes = read_blob(source, manifest.config, f"{where} config")
     check_image(manifest_bytes, desc.media_type, config_bytes, where)
     stager.stage_bytes(manifest.config.digest, config_bytes, f"{where} config {manifest.config.digest}")
@@ -177,7 +179,7 @@ def _stage_image(
         path = blob_path(layer.digest)
         with source.open(path) as f:
             stager.stage(layer.digest, layer.size, f, f"{where} layer {n} ({path})")
-    return PendingImage(manifest_bytes, desc.media_type)
+    return PendingImage(manifest.config.digest, manifest_bytes, desc.media_type)
 
 
 def read_blob(source: Source, desc: Descriptor, where: str) -> bytes:
