@@ -15,6 +15,7 @@ from intermodal.paths import EnginePaths
 
 if TYPE_CHECKING:
     from intermodal.images.manager import ImageManager
+    from intermodal.network.manager import NetworkManager
 
 
 class Engine:
@@ -26,6 +27,12 @@ class Engine:
         from intermodal.images.manager import ImageManager
 
         return ImageManager(self)
+
+    @cached_property
+    def networks(self) -> NetworkManager:
+        from intermodal.network.manager import NetworkManager
+
+        return NetworkManager(self)
 
     def __repr__(self) -> str:
         return f"Engine(root={str(self.paths.root)!r})"

@@ -141,3 +141,11 @@ class KernelError(IntermodalError):
 
 class StoreCorrupted(IntermodalError):
     """On-disk state is damaged beyond what the engine repairs by itself."""
+
+
+class NetworkError(IntermodalError):
+    """A netlink or nftables operation failed; the message names the device and namespace."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno

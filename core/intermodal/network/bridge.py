@@ -1,0 +1,83 @@
+"""The Linux bridge behind a network: made on first use, idempotently, removed exactly."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from intermodal.errors import AlreadyExists, NetworkError
+from intermodal.network import netlink
+
+PROC_IPV4 = Path("/proc/sys/net/ipv4")
+
+
+def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int = 1500) -> int:
+    """Make bridge *name* with the gateway address, up; nothing changes if it exists. Returns its index."""
+    netlink.check_ifname(name)
+    with netlink.iproute() as ipr:
+        index = netlink.link_index(ipr, name)
+        if index is None:
+            try:
+                netlink.call(lambda: ipr.link("add", ifname=name, kind="bridge", mtu=mtu),
+                             what="create bridge", device=name)
+            except AlreadyExists:
+                pass  # a parallel command made it between our look-up and add
+            index = netlink.link_index(ipr, name)
+            if index is None:
+                raise NetworkError(f"bridge {name} vanished right after it was made; retry the command")
+        if not _has_address(ipr, index, gateway):
+            try:
+                netlink.call(lambda: ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen),
+                             what=f"add address {gateway}/{prefixlen} to", device=name)
+            except AlreadyExists:
+                pass
+        # 127.0.0.1:port published ports are DNATed in OUTPUT with source
+        # 127.0.0.1; the kernel refuses to route a loopback source out of a
+        # non-loopback device unless route_localnet is set on that device
+        # (net/ipv4/route.c, ip_route_output_key_hash_rcu). Set it on our
+        # bridge only, not host-wide; masquerade rewrites the source later.
+        _sysctl(PROC_IPV4 / "conf" / name / "route_localnet", "1")
+        netlink.call(lambda: ipr.link("set", index=index, state="up"), what="bring up", device=name)
+    return index
+
+
+def remove_bridge(name: str) -> bool:
+    """Delete the bridge (its ports go with their veths); an absent one is already removed."""
+    with netlink.iproute() as ipr:
+        return netlink.delete(lambda: ipr.link("del", ifname=name), what="delete bridge", device=name)
+
+
+def bridge_exists(name: str) -> bool:
+    with netlink.iproute() as ipr:
+        return netlink.link_index(ipr, name) is not None
+
+
+def enable_forwarding() -> None:
+    """Containers' traffic is routed by the host: NAT out and published ports from other hosts need it."""
+    path = PROC_IPV4 / "ip_forward"
+    if path.read_text().strip() != "1":
+        _sysctl(path, "1")
+
+
+def host_routes() -> list[ipaddress.IPv4Network]:
+    """IPv4 destinations the host routes now (except default), to keep new subnets clear of them."""
+    with netlink.iproute() as ipr:
+        routes = netlink.dump(lambda: ipr.route("dump", family=2), what="list routes")
+    nets = []
+    for route in routes:
+        dst, plen = route.get("dst"), route.get("dst_len", 0)
+        if dst and plen:
+            nets.append(ipaddress.ip_network(f"{dst}/{plen}", strict=False))
+    return nets
+
+
+def _has_address(ipr, index: int, address: str) -> bool:
+    addrs = netlink.dump(lambda: ipr.addr("dump", index=index, family=2), what="list addresses")
+    return any(a.get("address") == address for a in addrs)
+
+
+def _sysctl(path: Path, value: str) -> None:
+    try:
+        path.write_text(value)
+    except OSError as err:
+        raise NetworkError(f"cannot set {path} to {value}: {err.strerror}; networking needs root", err.errno) from err

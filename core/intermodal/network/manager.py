@@ -1,0 +1,465 @@
+"""`engine.networks`: networks (create, list, get, inspect, remove, prune) and containers' endpoints on them.
+
+The container engine calls `attach` once the container's network namespace
+exists and before its process starts, and `detach` when it stops or is
+removed; `connect`/`disconnect` change a running container's networks. Every
+step that creates something is recorded before it happens, so a failure
+half-way is undone by the same `detach` that removes a healthy container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from intermodal.errors import AlreadyExists, Conflict, InUse, InvalidArgument, NetworkNotFound
+from intermodal.fsutil import check_name
+from intermodal.locking import locked
+from intermodal.network import ipam
+from intermodal.network.store import ContainerNet, EndpointRecord, NetworkRecord, NetworkStore
+
+if TYPE_CHECKING:
+    from intermodal.engine import Engine
+    from intermodal.network.nftables import Firewall
+    from intermodal.network.ports import Binding, PortRequest
+
+PREDEFINED = ("bridge", "host", "none")
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+MTU_OPTION = "com.docker.network.driver.mtu"
+
+
+@dataclass(frozen=True)
+class EndpointRequest:
+    """One network a container joins: `--network NAME --ip IP --network-alias A`."""
+
+    network: str
+    ip: str | None = None
+    aliases: tuple[str, ...] = ()
+
+
+class NetworkManager:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.store = NetworkStore(engine.paths)
+
+    @cached_property
+    def firewall(self) -> Firewall:
+        from intermodal.network.nftables import Firewall
+
+        return Firewall(self.store.config.table, self.store.nft_lock)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def list(self) -> list[NetworkRecord]:
+        return self.store.networks()
+
+    def get(self, name_or_id: str) -> NetworkRecord:
+        """By name, full id or unique id prefix; the default `bridge` network is made on first use.
+
+        Raises NetworkNotFound, Conflict (an ambiguous id prefix).
+        """
+        found = self._find(name_or_id)
+        if found is None and name_or_id == self.store.config.default_name:
+            return self.ensure_default()
+        if found is None:
+            raise NetworkNotFound(f"network {name_or_id!r} not found; see `imod network ls`, "
+                                  "or create it with `imod network create`")
+        return found
+
+    def exists(self, name_or_id: str) -> bool:
+        return self._find(name_or_id) is not None
+
+    def inspect(self, name_or_id: str) -> dict[str, Any]:
+        """The network as `docker network inspect` shows it."""
+        net = self.get(name_or_id)
+        config: dict[str, str] = {"Subnet": net.subnet, "Gateway": net.gateway}
+        if net.ip_range:
+            config["IPRange"] = net.ip_range
+        containers = {
+            ep.container_id: {"Name": ep.name, "EndpointID": ep.id, "MacAddress": ep.mac,
+                              "IPv4Address": f"{ep.address}/{ep.prefixlen}", "IPv6Address": ""}
+            for ep in self.store.endpoints(net.id)
+        }
+        return {
+            "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local", "Driver": net.driver,
+            "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
+            "Internal": net.internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+            "ConfigOnly": False, "Containers": containers,
+            "Options": {BRIDGE_NAME_OPTION: net.bridge, MTU_OPTION: str(net.mtu), **net.options},
+            "Labels": dict(net.labels),
+        }
+
+    def endpoints(self, container_id: str) -> list[tuple[NetworkRecord, EndpointRecord]]:
+        """The container's endpoints, one per network, in a stable order."""
+        out = []
+        for net in self.store.networks():
+            ep = self.store.endpoint(net.id, container_id)
+            if ep is not None:
+                out.append((net, ep))
+        return out
+
+    def container_settings(self, container_id: str) -> dict[str, Any]:
+        """`NetworkSettings` of `docker inspect` for the container: Networks and Ports."""
+        networks = {}
+        for net, ep in self.endpoints(container_id):
+            networks[net.name] = {
+                "Aliases": list(ep.aliases), "NetworkID": net.id, "EndpointID": ep.id, "Gateway": ep.gateway,
+                "IPAddress": ep.address, "IPPrefixLen": ep.prefixlen, "MacAddress": ep.mac,
+                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": self._names(ep),
+            }
+        ports: dict[str, list[dict[str, str]]] = {}
+        for b in self.published_ports(container_id):
+            ports.setdefault(b.key(), []).append({"HostIp": b.host_ip or "0.0.0.0", "HostPort": str(b.host_port)})
+        return {"Networks": networks, "Ports": ports}
+
+    def published_ports(self, container_id: str) -> list[Binding]:
+        from intermodal.network.ports import Binding
+
+        record = self.store.container(container_id)
+        return [Binding.from_json(p) for p in record.ports] if record else []
+
+    # -- networks ---------------------------------------------------------------------------
+
+    def create(self, name: str, *, subnet: str | None = None, gateway: str | None = None,
+               ip_range: str | None = None, internal: bool = False, labels: dict[str, str] | None = None,
+               options: dict[str, str] | None = None, driver: str = "bridge", check_duplicate: bool = True,
+               ) -> NetworkRecord:
+        """Make a user-defined bridge network, its bridge and its firewall rules.
+
+        Raises AlreadyExists, InvalidArgument (bad addressing or name), Conflict (subnet overlaps),
+        NetworkError (the kernel refused).
+        """
+        check_name(name, "network")
+        if name in PREDEFINED:
+            raise InvalidArgument(f"network name {name!r} is predefined; pick another name")
+        return self._create(name, subnet=subnet, gateway=gateway, ip_range=ip_range, internal=internal,
+                            labels=labels or {}, options=options or {}, driver=driver, default=False)
+
+    def ensure_default(self) -> NetworkRecord:
+        """The predefined `bridge` network (no names between containers, like Docker's)."""
+        cfg = self.store.config
+        found = self._find(cfg.default_name)
+        if found is not None:
+            return found
+        try:
+            return self._create(cfg.default_name, subnet=cfg.default_subnet, gateway=None, ip_range=None,
+                                internal=False, labels={}, options={BRIDGE_NAME_OPTION: cfg.default_bridge},
+                                driver="bridge", default=True)
+        except AlreadyExists:  # a parallel command made it first
+            return self.get(cfg.default_name)
+
+    def remove(self, name_or_id: str) -> str:
+        """Remove a network without endpoints: rules, bridge, state. Returns its name.
+
+        Raises NetworkNotFound, InUse (containers still attached), InvalidArgument (the default network).
+        """
+        with locked(self.store.lock):
+            net = self._find(name_or_id)
+            if net is None:
+                raise NetworkNotFound(f"network {name_or_id!r} not found; see `imod network ls`")
+            if net.default:
+                raise InvalidArgument(f"{net.name} is a predefined network and cannot be removed")
+            users = self.store.endpoints(net.id)
+            if users:
+                names = ", ".join(ep.name or ep.container_id[:12] for ep in users)
+                raise InUse(f"network {net.name} has active endpoints ({names}); "
+                            "disconnect or remove those containers first")
+            self._teardown(net)
+            return net.name
+
+    def prune(self) -> list[str]:
+        """Remove every user-defined network without endpoints; returns their names."""
+        removed = []
+        for net in self.store.networks():
+            if net.default or self.store.endpoints(net.id):
+                continue
+            with contextlib.suppress(InUse, NetworkNotFound):
+                removed.append(self.remove(net.id))
+        return removed
+
+    # -- containers ----------------------------------------------------------------------------
+
+    def check_ports(self, container_id: str, ports: Sequence[str | PortRequest]) -> list[Binding]:
+        """Resolve `-p` items now, without reserving them: a taken port fails before anything is made.
+
+        Raises InvalidArgument (syntax), Conflict (taken by another container or a host program).
+        """
+        from intermodal.network import ports as portlib
+
+        return portlib.resolve(self._requests(ports), self._taken(container_id))
+
+    def attach(self, container_id: str, netns: str | os.PathLike, networks: Sequence[EndpointRequest] | None = None,
+               ports: Sequence[str | PortRequest] = (), *, name: str = "", hostname: str | None = None,
+               hosts_path: str | os.PathLike | None = None, resolv_path: str | os.PathLike | None = None,
+               extra_hosts: Iterable[str] = (), dns: Sequence[str] = (), dns_search: Sequence[str] | None = None,
+               dns_options: Sequence[str] | None = None) -> list[EndpointRecord]:
+        """Join the container whose network namespace is *netns* to *networks* (default: `bridge`).
+
+        Publishes *ports* on the first non-internal network and writes /etc/hosts and /etc/resolv.conf
+        content to *hosts_path*/*resolv_path* (kept current later). Ports are checked first: a taken one
+        raises Conflict before anything is created. On any failure everything made so far is removed.
+        """
+        from intermodal.network import hosts as hostlib
+
+        requests = list(networks) if networks else [EndpointRequest(self.store.config.default_name)]
+        nets = [self.get(r.network) for r in requests]
+        extra = [list(hostlib.parse_add_host(h)) for h in extra_hosts]
+        port_requests = self._requests(ports)
+        if port_requests and all(n.internal for n in nets):
+            raise InvalidArgument("ports cannot be published from internal networks only; "
+                                  "add a non-internal network or drop -p")
+        self._reserve(ContainerNet(container_id, name, hostname or container_id[:12], [],
+                                   os.fspath(hosts_path) if hosts_path else None,
+                                   os.fspath(resolv_path) if resolv_path else None, extra, list(dns),
+                                   list(dns_search) if dns_search is not None else None,
+                                   list(dns_options) if dns_options is not None else None), port_requests)
+        try:
+            endpoints = [self._join(net, req, container_id, netns, name) for net, req in zip(nets, requests,
+                                                                                           strict=True)]
+            self._publish(container_id)
+            self.write_name_files(container_id)
+            for net in nets:
+                self._refresh_network(net, skip=container_id)
+        except BaseException:
+            self.detach(container_id)
+            raise
+        return endpoints
+
+    def detach(self, container_id: str) -> None:
+        """Remove all of the container's endpoints, addresses, rules and records; absent parts are fine."""
+        self.firewall.remove_ports(container_id)
+        for net, ep in self.endpoints(container_id):
+            self._leave(net, ep)
+            self._refresh_network(net, skip=container_id)
+        self.store.delete_container(container_id)
+
+    def connect(self, network: str, container_id: str, netns: str | os.PathLike, *, ip: str | None = None,
+                aliases: Sequence[str] = (), name: str = "") -> EndpointRecord:
+        """Join a running container to one more network (`imod network connect`).
+
+        Raises AlreadyExists (already connected), NetworkNotFound, Conflict (address taken).
+        """
+        net = self.get(network)
+        if self.store.endpoint(net.id, container_id) is not None:
+            raise AlreadyExists(f"container {name or container_id[:12]} is already connected to network {net.name}")
+        record = self.store.container(container_id)
+        if record is None:
+            self.store.save_container(ContainerNet(container_id, name, container_id[:12]))
+        ep = self._join(net, EndpointRequest(net.name, ip, tuple(aliases)), container_id, netns,
+                        name or (record.name if record else ""))
+        self._publish(container_id)
+        self.write_name_files(container_id)
+        self._refresh_network(net, skip=container_id)
+        return ep
+
+    def disconnect(self, network: str, container_id: str) -> None:
+        """Take the container off one network. Raises NetworkNotFound, NotFound (not connected)."""
+        net = self.get(network)
+        ep = self.store.endpoint(net.id, container_id)
+        if ep is None:
+            raise NetworkNotFound(f"container {container_id[:12]} is not connected to network {net.name}")
+        self._leave(net, ep)
+        self._publish(container_id)
+        self.write_name_files(container_id)
+        self._refresh_network(net, skip=container_id)
+
+    def write_name_files(self, container_id: str) -> None:
+        """Rewrite the container's hosts and resolv.conf files from the current state (if it gave paths)."""
+        from intermodal.network import hosts as hostlib
+
+        record = self.store.container(container_id)
+        if record is None:
+            return
+        if record.hosts_path:
+            hostlib.write_in_place(record.hosts_path, self.render_hosts(container_id))
+        if record.resolv_path:
+            text = hostlib.render_resolv(record.dns or None, record.dns_search, record.dns_options,
+                                         hostlib.host_resolv_conf())
+            hostlib.write_in_place(record.resolv_path, text)
+
+    def render_hosts(self, container_id: str) -> str:
+        """The /etc/hosts text for the container: itself, --add-host, and its neighbours by name."""
+        from intermodal.network import hosts as hostlib
+
+        record = self.store.container(container_id) or ContainerNet(container_id, "", container_id[:12])
+        spec = hostlib.HostsSpec(record.hostname, extra=[(n, ip) for n, ip in record.extra_hosts])
+        peers = []
+        for net, ep in self.endpoints(container_id):
+            spec.own.append(hostlib.Peer(ep.address, ()))
+            if net.default:
+                continue  # like Docker's default bridge: no name resolution between containers
+            for other in self.store.endpoints(net.id):
+                if other.container_id != container_id:
+                    peers.append(hostlib.Peer(other.address, tuple(self._names(other))))
+        return hostlib.render_hosts(spec, peers)
+
+    @staticmethod
+    def setup_loopback(netns: str | os.PathLike) -> None:
+        """`--network none`: only `lo`, up."""
+        from intermodal.network import netlink
+
+        with netlink.iproute(netns) as ipr:
+            lo = netlink.link_index(ipr, "lo", netns=netns)
+            if lo is not None:
+                netlink.call(lambda: ipr.link("set", index=lo, state="up"), what="bring up", device="lo", netns=netns)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _find(self, name_or_id: str) -> NetworkRecord | None:
+        nets = self.store.networks()
+        for net in nets:
+            if net.name == name_or_id or net.id == name_or_id:
+                return net
+        if len(name_or_id) >= 3 and all(c in "0123456789abcdef" for c in name_or_id):
+            matches = [n for n in nets if n.id.startswith(name_or_id)]
+            if len(matches) > 1:
+                raise Conflict(f"network id prefix {name_or_id} matches {len(matches)} networks; give more of the id")
+            if matches:
+                return matches[0]
+        return None
+
+    def _create(self, name: str, *, subnet, gateway, ip_range, internal, labels, options, driver,
+                default: bool) -> NetworkRecord:
+        from intermodal.network import bridge
+
+        if driver != "bridge":
+            raise InvalidArgument(f"network driver {driver!r} is not supported; use bridge")
+        cfg = self.store.config
+        with locked(self.store.lock):
+            if self._find(name) is not None:
+                raise AlreadyExists(f"network with name {name} already exists; pick another name or remove it")
+            others = self.store.networks()
+            if subnet is None:
+                if gateway or ip_range:
+                    raise InvalidArgument("--gateway and --ip-range need --subnet; give the subnet too")
+                taken = bridge.host_routes() + [ipaddress.ip_network(n.subnet) for n in others]
+                picked = ipam.pick_subnet(ipam.DEFAULT_POOLS, taken)
+                if picked is None:
+                    raise Conflict("no free subnet left in the default pools; give --subnet explicitly")
+                subnet = str(picked)
+            pool = ipam.validate(subnet, gateway, ip_range)
+            for other in others:
+                if pool.subnet.overlaps(ipaddress.ip_network(other.subnet)):
+                    raise Conflict(f"subnet {pool.subnet} overlaps {other.subnet} of network {other.name}; "
+                                   "pick a subnet that does not")
+            net_id = secrets.token_hex(32)
+            bridge_name = options.get(BRIDGE_NAME_OPTION) or (cfg.bridge_prefix + net_id)[:15]
+            mtu = int(options.get(MTU_OPTION, 1500))
+            extra = {k: v for k, v in options.items() if k not in (BRIDGE_NAME_OPTION, MTU_OPTION)}
+            record = NetworkRecord(
+                id=net_id, name=name, bridge=bridge_name, subnet=str(pool.subnet), gateway=str(pool.gateway),
+                ip_range=str(pool.ip_range) if ip_range else None, internal=internal, driver=driver,
+                labels=dict(labels), options=extra, created=datetime.now(UTC).isoformat(), mtu=mtu,
+                default=default)
+            self.store.save_network(record)  # recorded first: a failure below is undone by _teardown
+            try:
+                self._bring_up(record)
+            except BaseException:
+                self._teardown(record)
+                raise
+            return record
+
+    def _bring_up(self, net: NetworkRecord) -> None:
+        from intermodal.network import bridge
+
+        bridge.ensure_bridge(net.bridge, net.gateway, net.prefixlen, mtu=net.mtu)
+        bridge.enable_forwarding()
+        self.firewall.add_network(net.id, net.bridge, net.subnet, net.internal)
+
+    def _teardown(self, net: NetworkRecord) -> None:
+        from intermodal.network import bridge
+
+        self.firewall.remove_network(net.id, net.bridge)
+        bridge.remove_bridge(net.bridge)
+        self.store.delete_network(net.id)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.store.network_lock(net.id))
+
+    def _ipam(self, net: NetworkRecord) -> ipam.Ipam:
+        pool = ipam.validate(net.subnet, net.gateway, net.ip_range)
+        return ipam.Ipam(self.store.ipam_state(net.id), self.store.network_lock(net.id), pool, net.name)
+
+    def _join(self, net: NetworkRecord, req: EndpointRequest, container_id: str, netns, name: str) -> EndpointRecord:
+        from intermodal.network import bridge, endpoint
+
+        if req.ip is not None and net.default:
+            raise InvalidArgument("a static --ip needs a user-defined network (with --subnet), not the default one")
+        if not bridge.bridge_exists(net.bridge):  # e.g. after a reboot: the record outlives the kernel state
+            self._bring_up(net)
+        for alias in req.aliases:
+            check_name(alias, "network alias")
+        address = self._ipam(net).allocate(container_id, req.ip)
+        ep = EndpointRecord(
+            container_id=container_id, network_id=net.id, name=name, aliases=list(req.aliases), address=address,
+            prefixlen=net.prefixlen, gateway=net.gateway, mac=endpoint.mac_for(address),
+            host_ifname=endpoint.host_ifname(self.store.config.veth_prefix, container_id, net.id), ifname="",
+            netns=os.fspath(netns), id=secrets.token_hex(32))
+        self.store.save_endpoint(ep)  # recorded before the veth exists, so detach finds it on failure
+        link = endpoint.Link(ep.host_ifname, net.bridge, address, net.prefixlen,
+                             None if net.internal else net.gateway, net.mtu, ep.mac)
+        ep.ifname = endpoint.plug(netns, link)
+        self.store.save_endpoint(ep)
+        return ep
+
+    def _leave(self, net: NetworkRecord, ep: EndpointRecord) -> None:
+        from intermodal.network import endpoint
+
+        endpoint.unplug(ep.host_ifname)
+        self._ipam(net).release(ep.address, ep.container_id)
+        self.store.delete_endpoint(net.id, ep.container_id)
+
+    def _requests(self, ports: Sequence[str | PortRequest]) -> list[PortRequest]:
+        from intermodal.network import ports as portlib
+
+        out: list[PortRequest] = []
+        for item in ports:
+            out += portlib.parse(item) if isinstance(item, str) else [item]
+        return out
+
+    def _taken(self, container_id: str) -> list[tuple[Binding, str]]:
+        from intermodal.network.ports import Binding
+
+        return [(Binding.from_json(p), c.name or c.container_id[:12])
+                for c in self.store.containers() if c.container_id != container_id for p in c.ports]
+
+    def _reserve(self, record: ContainerNet, requests: list[PortRequest]) -> None:
+        """Pick host ports and record them in one locked step: no port is handed out twice."""
+        from intermodal.network import ports as portlib
+
+        with locked(self.store.ports_lock):
+            bindings = portlib.resolve(requests, self._taken(record.container_id))
+            record.ports = [b.to_json() for b in bindings]
+            self.store.save_container(record)
+
+    def _publish(self, container_id: str) -> None:
+        """(Re)write the container's DNAT rules to its first non-internal endpoint, or drop them."""
+        from intermodal.network.nftables import PortRule
+
+        bindings = self.published_ports(container_id)
+        target = next((ep for net, ep in self.endpoints(container_id) if not net.internal), None)
+        if not bindings or target is None:
+            self.firewall.remove_ports(container_id)
+            return
+        self.firewall.add_ports(container_id, [PortRule(b.host_ip, b.host_port, b.proto, target.address,
+                                                        b.container_port) for b in bindings])
+
+    def _refresh_network(self, net: NetworkRecord, *, skip: str) -> None:
+        """Neighbours' hosts files follow a join or leave (user-defined networks only)."""
+        if net.default:
+            return
+        for ep in self.store.endpoints(net.id):
+            if ep.container_id != skip:
+                with contextlib.suppress(FileNotFoundError):  # its directory is already gone
+                    self.write_name_files(ep.container_id)
+
+    @staticmethod
+    def _names(ep: EndpointRecord) -> list[str]:
+        names = [ep.name] if ep.name else []
+        return names + [a for a in ep.aliases if a not in names] + [ep.container_id[:12]]
