@@ -91,7 +91,8 @@ class GzipReader:
     """gzip decompression with zlib directly: one C call per megabyte, multi-member streams."""
 
     def __init__(self, source: Readable) -> None:
-        self._source = source
+        # read1: take what a pipe has now instead of waiting for a full chunk
+        self._read = getattr(source, "read1", source.read)
         self._z = zlib.decompressobj(wbits=31)
         self._pending = b""  # compressed input not yet given to zlib
         self._done = False
@@ -99,7 +100,7 @@ class GzipReader:
     def read(self, n: int = -1) -> bytes:
         limit = n if n > 0 else CHUNK
         while not self._done:
-            data = self._z.unconsumed_tail or self._pending or self._source.read(CHUNK)
+            data = self._z.unconsumed_tail or self._pending or self._read(CHUNK)
             self._pending = b""
             if not data:
                 if not self._z.eof:
@@ -119,10 +120,10 @@ class GzipReader:
     def _next_member(self, rest: bytes) -> None:
         # Concatenated gzip members form one stream (RFC 1952 2.2); trailing
         # zero padding, as some tools write, ends it.
-        rest = rest or self._source.read(CHUNK)
+        rest = rest or self._read(CHUNK)
         if not rest.strip(b"\0"):
             while rest and not rest.strip(b"\0"):
-                rest = self._source.read(CHUNK)
+                rest = self._read(CHUNK)
             if not rest:
                 self._done = True
                 return
