@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import signal
@@ -25,16 +26,14 @@ PLAIN = {"tls_verify": False}
 
 
 def has_layer_store() -> bool:
-    try:
-        import intermodal.images.importer
+    from importlib.util import find_spec
 
-        import intermodal.storage.layers  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return all(find_spec(m) is not None for m in ("intermodal.images.importer", "intermodal.storage.layers"))
 
 
 needs_layer_store = pytest.mark.skipif(not has_layer_store(), reason="needs storage/layers.py and images/importer.py")
+needs_layers = pytest.mark.skipif(importlib.util.find_spec("intermodal.storage.layers") is None,
+                                  reason="needs the layer store (storage/layers.py)")
 
 
 @pytest.fixture
@@ -79,6 +78,37 @@ def test_busybox_round_trip_with_the_cli(busybox_image: str, engine_root: Path, 
     assert proc.stdout.strip().endswith(ref)
     assert f"Digest: {out}" in proc.stdout
     assert Engine(root=other_root).images.get(ref).id == Engine(root=engine_root).images.get(busybox_image).id
+
+
+@needs_layers
+def test_pull_unpacks_each_layer(engine: Engine, other: Engine, registry) -> None:
+    record = small_image(engine)
+    engine.images.push("x:1", f"{registry.host}/x:1", **PLAIN)
+
+    pulled = other.images.pull(f"{registry.host}/x:1", **PLAIN)
+
+    layers = other.images.store.layers.layers(pulled.diff_ids)
+    assert [layer.diff_id for layer in layers] == list(record.diff_ids)
+    assert (layers[0].path / "etc/a").read_bytes() == b"first layer\n"
+    assert (layers[1].path / "etc/b").stat().st_size == 3000
+
+
+@needs_layers
+def test_cli_output_is_docker_like(engine: Engine, registry, imod) -> None:
+    small_image(engine)
+    digest = engine.images.push("x:1", f"{registry.host}/x:latest", **PLAIN)
+    engine.images.remove("x:1")
+    ref = f"{registry.host}/x"
+
+    first = imod("pull", "--tls-verify=false", ref).stdout.decode().splitlines()
+    assert first[0] == "Using default tag: latest" or first[0].startswith("latest: Pulling from x")
+    assert "latest: Pulling from x" in first
+    assert sum(line.endswith((": Pull complete", ": Already exists")) for line in first) == 2, first
+    assert first[-3:] == [f"Digest: {digest}", f"Status: Downloaded newer image for {ref}:latest", f"{ref}:latest"]
+
+    again = imod("pull", "--tls-verify=false", ref).stdout.decode().splitlines()
+    assert again[-2] == f"Status: Image is up to date for {ref}:latest"
+    assert imod("pull", "-q", "--tls-verify=false", ref).stdout.decode() == f"{ref}:latest\n"
 
 
 def test_pull_by_digest(engine: Engine, other: Engine, registry) -> None:
@@ -268,6 +298,33 @@ def test_login_with_htpasswd(engine: Engine, registry_factory, imod, tmp_path: P
     assert imod("logout", "--authfile", str(authfile), registry.host).returncode == 0
     assert json.loads(authfile.read_text())["auths"] == {}
     assert imod("logout", "--authfile", str(authfile), registry.host, check=False).returncode == 1
+
+
+@pytest.mark.requires("openssl")
+def test_bearer_tokens_from_a_token_service(engine: Engine, other: Engine, registry_factory, token_server,
+                                            tmp_path: Path) -> None:
+    registry = registry_factory(token=token_server)
+    small_image(engine)
+    anonymous = tmp_path / "none.json"
+    with pytest.raises(AuthenticationError, match="refused anonymous access"):
+        engine.images.push("x:1", f"{registry.host}/x:1", authfile=anonymous, **PLAIN)
+    with pytest.raises(AuthenticationError, match="refused the credentials of 'bob'"):
+        engine.images.push("x:1", f"{registry.host}/x:1", credentials=("bob", "wrong"), **PLAIN)
+
+    token_server.requests.clear()
+    engine.images.push("x:1", f"{registry.host}/x:1", credentials=("bob", "b0b-pass"), **PLAIN)
+    assert token_server.requests == [("bob", ("repository:x:pull,push",))]  # one token for every blob and the manifest
+
+    token_server.requests.clear()
+    pulled = other.images.pull(f"{registry.host}/x:1", unpack=False, credentials=("bob", "b0b-pass"), **PLAIN)
+    assert pulled.id == engine.images.get("x:1").id
+    assert token_server.requests == [("bob", ("repository:x:pull",))]
+
+    # A mount asks for a token covering both repositories.
+    token_server.requests.clear()
+    engine.images.push("x:1", f"{registry.host}/y:1", credentials=("bob", "b0b-pass"), **PLAIN)
+    assert ("bob", ("repository:x:pull", "repository:y:pull,push")) in token_server.requests
+    assert registry.requests("POST", "mount=") == 3  # config and two layers
 
 
 @pytest.mark.requires("openssl")

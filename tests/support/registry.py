@@ -13,6 +13,7 @@ records the image unpacked=False.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -133,12 +134,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_registry(workdir: Path, *, ca: TestCA | None = None, users: dict[str, str] | None = None) -> Registry:
-    """Start a registry in *workdir*; TLS when *ca* is given, htpasswd when *users* is."""
+def start_registry(workdir: Path, *, ca: TestCA | None = None, users: dict[str, str] | None = None,
+                   token: TokenServer | None = None) -> Registry:
+    """Start a registry in *workdir*; TLS when *ca* is given, htpasswd when *users* is, bearer tokens with *token*."""
     workdir.mkdir(parents=True, exist_ok=True)
     for attempt in range(3):
         port = free_port()
-        config = _config(workdir, port, ca, users or {})
+        config = _config(workdir, port, ca, users or {}, token)
         path = workdir / "config.yml"
         path.write_text(json.dumps(config))  # JSON is YAML
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
@@ -154,7 +156,7 @@ def start_registry(workdir: Path, *, ca: TestCA | None = None, users: dict[str, 
     raise AssertionError("unreachable")
 
 
-def _config(workdir: Path, port: int, ca: TestCA | None, users: dict[str, str]) -> dict:
+def _config(workdir: Path, port: int, ca: TestCA | None, users: dict[str, str], token: TokenServer | None) -> dict:
     config: dict = {
         "version": 0.1,
         "log": {"level": "info", "accesslog": {"disabled": False}},
@@ -172,6 +174,9 @@ def _config(workdir: Path, port: int, ca: TestCA | None, users: dict[str, str]) 
         htpasswd = workdir / "htpasswd"
         htpasswd.write_text("\n".join(lines) + "\n")
         config["auth"] = {"htpasswd": {"realm": "intermodal-test", "path": str(htpasswd)}}
+    if token is not None:
+        config["auth"] = {"token": {"realm": token.realm, "service": token.service, "issuer": token.issuer,
+                                    "rootcertbundle": str(token.cert)}}
     return config
 
 
@@ -195,6 +200,109 @@ def _wait_ready(reg: Registry) -> bool:
     return False
 
 
+# -- a bearer token service (the distribution "token" auth) -------------------------------
+
+
+class TokenServer:
+    """A token service on 127.0.0.1 that signs JWTs (RS256, openssl) the registry trusts.
+
+    It grants every requested action to the users it knows (HTTP Basic on the
+    token request) and refuses anonymous requests; ``requests`` records the
+    scopes of each token it issued, so tests can see the client's token cache.
+    """
+
+    service = "intermodal-test-registry"
+    issuer = "intermodal-test-issuer"
+
+    def __init__(self, workdir: Path, users: dict[str, str]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.users = users
+        self.key, self.cert = workdir / "token.key", workdir / "token.crt"
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key, "-out", self.cert,
+                 "-days", "2", "-subj", "/CN=intermodal test token signer")
+        der = subprocess.run(["openssl", "x509", "-in", str(self.cert), "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        self._x5c = base64.b64encode(der).decode()
+        self.requests: list[tuple[str | None, tuple[str, ...]]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server._handle(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self._httpd.server_address[1]}/token"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+    def _handle(self, handler) -> None:
+        from urllib.parse import parse_qs, urlparse
+
+        query = parse_qs(urlparse(handler.path).query)
+        scopes = tuple(query.get("scope", []))
+        user = self._user(handler.headers.get("Authorization", ""))
+        self.requests.append((user, scopes))
+        if user is None:
+            handler.send_response(401)
+            handler.send_header("Content-Type", "application/json")
+            handler.end_headers()
+            handler.wfile.write(b'{"details": "bad or missing credentials"}')
+            return
+        body = json.dumps({"token": self._token(user, scopes), "expires_in": 300}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def _user(self, header: str) -> str | None:
+        if not header.startswith("Basic "):
+            return None
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        return user if self.users.get(user) == password else None
+
+    def _token(self, user: str, scopes: tuple[str, ...]) -> str:
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        claims = {"iss": self.issuer, "sub": user, "aud": self.service, "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self._x5c]}
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)], input=signing_input.encode(),
+                                   check=True, capture_output=True).stdout
+        return f"{signing_input}.{_b64url(signature)}"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.fixture
+def token_server(tmp_path: Path) -> Iterator[TokenServer]:
+    if not _has("openssl"):
+        pytest.skip("needs openssl")
+    server = TokenServer(tmp_path / "token", {"bob": "b0b-pass"})
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # -- fixtures -----------------------------------------------------------------------
 
 
@@ -212,10 +320,11 @@ def registry_factory(tmp_path: Path) -> Iterator:
         pytest.skip("needs docker-registry (scripts/setup installs it)")
     started: list[Registry] = []
 
-    def start(*, ca: TestCA | None = None, users: dict[str, str] | None = None) -> Registry:
+    def start(*, ca: TestCA | None = None, users: dict[str, str] | None = None,
+              token: TokenServer | None = None) -> Registry:
         if users and not _has("htpasswd"):
             pytest.skip("needs htpasswd (apache2-utils)")
-        reg = start_registry(tmp_path / f"registry{len(started)}", ca=ca, users=users)
+        reg = start_registry(tmp_path / f"registry{len(started)}", ca=ca, users=users, token=token)
         started.append(reg)
         return reg
 

@@ -196,3 +196,41 @@ def test_verify_digest() -> None:
     verify_digest(b"x", "sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881", "m")
     with pytest.raises(DigestMismatch):
         verify_digest(b"y", "sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881", "m")
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+def test_progress_on_a_terminal_rewrites_layer_lines_in_place() -> None:
+    import io
+
+    from intermodal.images.progress import TextProgress
+
+    out = io.StringIO()
+    progress = TextProgress(out, tty=True, interval=0)
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    progress.update(a, "Pulling fs layer")
+    progress.update(b, "Pulling fs layer")
+    progress.update(a, "Downloading", 500_000, 2_000_000)
+    progress.update(a, "Pull complete")
+    progress.line("Digest: sha256:x")
+
+    text = out.getvalue()
+    assert "\x1b[2A" in text  # cursor back up over the two layer lines
+    assert "aaaaaaaaaaaa: Downloading  500kB/2MB" in text
+    assert text.endswith("\x1b[2Kaaaaaaaaaaaa: Pull complete\n"
+                         "\x1b[2Kbbbbbbbbbbbb: Pulling fs layer\nDigest: sha256:x\n")
+
+
+def test_progress_elsewhere_prints_only_final_states() -> None:
+    import io
+
+    from intermodal.images.progress import TextProgress
+
+    out = io.StringIO()
+    progress = TextProgress(out, tty=False)
+    a = "sha256:" + "a" * 64
+    for status in ("Pulling fs layer", "Downloading", "Download complete", "Extracting", "Pull complete"):
+        progress.update(a, status, 1, 2)
+    progress.update(a, "Mounted from team/app")
+    assert out.getvalue() == "aaaaaaaaaaaa: Pull complete\naaaaaaaaaaaa: Mounted from team/app\n"

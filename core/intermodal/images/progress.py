@@ -55,7 +55,7 @@ class TextProgress(Progress):
 
     def update(self, key: str, status: str, current: int | None = None, total: int | None = None) -> None:
         text = status
-        if current is not None and total:
+        if current is not None and total and not _final(status):
             text = f"{status:<12} {_size(current)}/{_size(total)}"
         with self._lock:
             if key not in self._status:

@@ -103,17 +103,16 @@ def pull(
         manifest = parse_manifest(manifest_bytes, media_type)
         store = manager.store
         with store.gc_guard():
-            existing = _same_image(store, manifest.config.digest, manifest_bytes)
-            if not existing:
-                _fetch_all(client, store, ref.path, manifest, progress, unpack=unpack, workers=workers,
-                           retries=retries)
+            up_to_date = _up_to_date(store, ref, manifest.config.digest, manifest_bytes)
+            # Present blobs are not fetched again (each layer then shows "Already exists").
+            _fetch_all(client, store, ref.path, manifest, progress, unpack=unpack, workers=workers, retries=retries)
             progress.close()
             tags = [ref] if ref.digest is None else []
             record = store.add(manifest_bytes, media_type, tags=tags, repo_digest=ref.with_digest(top_digest),
                                unpack=unpack)
     progress.line(f"Digest: {top_digest}")
     name = ref.familiar
-    progress.line(f"Status: {'Image is up to date' if existing else 'Downloaded newer image'} for {name}")
+    progress.line(f"Status: {'Image is up to date' if up_to_date else 'Downloaded newer image'} for {name}")
     return record
 
 
@@ -138,16 +137,15 @@ def _resolve(client: RegistryClient, ref: refs.Reference, wanted: dict[str, str]
     return top, data, media_type_of(data, chosen.media_type or content_type)
 
 
-def _same_image(store: Any, image_id: str, manifest_bytes: bytes) -> bool:
+def _up_to_date(store: Any, ref: refs.Reference, image_id: str, manifest_bytes: bytes) -> bool:
+    """Did the reference already name this very image (Docker's "Image is up to date")?"""
     from intermodal.errors import ImageNotFound
 
     try:
-        record = store.get(image_id)
+        record = store.resolve(str(ref))
     except ImageNotFound:
         return False
-    if record.manifest != "sha256:" + hashlib.sha256(manifest_bytes).hexdigest():
-        return False
-    return all(store.blobs.has(d) for d in (record.manifest, image_id))
+    return record.id == image_id and record.manifest == "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
 
 
 def _fetch_all(client: RegistryClient, store: Any, repository: str, manifest: Any, progress: Progress, *,

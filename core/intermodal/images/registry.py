@@ -227,6 +227,7 @@ class RegistryClient:
         self._base: str | None = None
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
+        self._token_locks: dict[tuple[str, ...], threading.Lock] = {}
         self._bundle: str | None = None
         self._verify: bool | str = self._tls_setting()
 
@@ -383,12 +384,19 @@ class RegistryClient:
         key = tuple(sorted(scopes))
         with self._lock:
             cached = self._tokens.get(key)
-            if cached and not refresh and cached[1] > time.monotonic():
-                return cached[0]
-        token, lifetime = self._fetch_token(key)
-        with self._lock:
-            # Renew a little early so a token does not expire between check and use.
-            self._tokens[key] = (token, time.monotonic() + max(lifetime - 10, lifetime / 2))
+            fetching = self._token_locks.setdefault(key, threading.Lock())
+        if cached and not refresh and cached[1] > time.monotonic():
+            return cached[0]
+        # One fetch per scope at a time: parallel blob workers share the token.
+        with fetching:
+            with self._lock:
+                newer = self._tokens.get(key)
+            if newer and newer is not cached and newer[1] > time.monotonic():
+                return newer[0]
+            token, lifetime = self._fetch_token(key)
+            with self._lock:
+                # Renew a little early so a token does not expire between check and use.
+                self._tokens[key] = (token, time.monotonic() + max(lifetime - 10, lifetime / 2))
         return token
 
     def _fetch_token(self, scopes: tuple[str, ...]) -> tuple[str, float]:
