@@ -378,6 +378,29 @@ def test_unreachable_registry_is_a_clear_error(other: Engine) -> None:
         other.images.pull(f"127.0.0.1:{free_port()}/x:1", unpack=False, retries=0, **PLAIN)
 
 
+def test_transient_failures_are_retried(engine: Engine, other: Engine, registry) -> None:
+    from tests.support.registry import FlakyProxy
+
+    record = small_image(engine)
+    engine.images.push("x:1", f"{registry.host}/x:1", **PLAIN)
+    proxy = FlakyProxy(registry.host, ["cut", 503, 429, "cut"])
+    try:
+        pulled = other.images.pull(f"{proxy.host}/x:1", unpack=False, workers=1, **PLAIN)
+        assert pulled.id == record.id
+        assert proxy.faults == []
+        assert sum("/blobs/" in path for path in proxy.seen) == 3 + 4  # three blobs, four failed tries
+
+        other.images.store.delete(record.id)
+        for digest in (record.id, *(d.digest for d in engine.images.store.manifest(record).layers)):
+            other.images.store.blobs.delete(digest)
+        proxy.faults = [502]
+        with pytest.raises(RegistryError, match="502"):
+            other.images.pull(f"{proxy.host}/x:1", unpack=False, retries=0, **PLAIN)
+        assert other.images.list() == []
+    finally:
+        proxy.stop()
+
+
 def test_pull_killed_half_way_then_completes(engine: Engine, registry, tmp_path: Path) -> None:
     mib = 1 << 20
     record = craft_image(engine, "large:1", [{"l0": os.urandom(40 * mib)}, {"l1": os.urandom(40 * mib)}], level=0)

@@ -303,6 +303,71 @@ def token_server(tmp_path: Path) -> Iterator[TokenServer]:
         server.stop()
 
 
+# -- a proxy that fails on purpose ------------------------------------------------------------
+
+
+class FlakyProxy:
+    """An HTTP proxy on 127.0.0.1 in front of a registry that breaks blob downloads on purpose.
+
+    ``faults`` is consumed one per blob GET: ``"cut"`` sends half the body then
+    closes the connection, a number answers with that status; when it is
+    empty, requests pass through.
+    """
+
+    def __init__(self, upstream: str, faults: list[str | int]) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.faults = list(faults)
+        self.seen: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                proxy.seen.append(self.path)
+                fault = proxy.faults.pop(0) if "/blobs/" in self.path and proxy.faults else None
+                if isinstance(fault, int):
+                    self.send_response(fault)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                conn = http.client.HTTPConnection(upstream, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                conn.request("GET", self.path, headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+                conn.close()
+                self.send_response(resp.status)
+                for key, value in resp.getheaders():
+                    if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if fault == "cut":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+
 # -- fixtures -----------------------------------------------------------------------
 
 

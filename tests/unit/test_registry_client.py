@@ -234,3 +234,18 @@ def test_progress_elsewhere_prints_only_final_states() -> None:
         progress.update(a, status, 1, 2)
     progress.update(a, "Mounted from team/app")
     assert out.getvalue() == "aaaaaaaaaaaa: Pull complete\naaaaaaaaaaaa: Mounted from team/app\n"
+
+
+def test_cert_dir_explicit_then_podmans_then_dockers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from intermodal.images import registry
+
+    podman, docker = tmp_path / "containers-certs.d", tmp_path / "docker-certs.d"
+    monkeypatch.setattr(registry, "CERTS_DIRS", (podman, docker))
+    assert registry.find_cert_dir("reg:5000", None) is None
+    (docker / "reg:5000").mkdir(parents=True)
+    assert registry.find_cert_dir("reg:5000", None) == docker / "reg:5000"
+    (podman / "reg:5000").mkdir(parents=True)
+    assert registry.find_cert_dir("reg:5000", None) == podman / "reg:5000"
+    assert registry.find_cert_dir("reg:5000", tmp_path) == tmp_path
+    with pytest.raises(RegistryError, match="not a directory"):
+        registry.find_cert_dir("reg:5000", tmp_path / "missing")
