@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 from intermodal.paths import EnginePaths
 
 if TYPE_CHECKING:
+    from intermodal.containers.manager import ContainerManager
     from intermodal.images.manager import ImageManager
     from intermodal.network.manager import NetworkManager
+    from intermodal.volumes import VolumeManager
 
 
 class Engine:
@@ -33,6 +35,24 @@ class Engine:
         from intermodal.network.manager import NetworkManager
 
         return NetworkManager(self)
+
+    @cached_property
+    def containers(self) -> ContainerManager:
+        from intermodal.containers.manager import ContainerManager
+
+        return ContainerManager(self)
+
+    @cached_property
+    def volumes(self) -> VolumeManager:
+        from intermodal.volumes import VolumeManager
+
+        return VolumeManager(self)
+
+    def containers_using_image(self, image_id: str) -> list[str]:
+        """Names of the containers created from the image (`rmi` refuses to remove it while there are any)."""
+        if not self.paths.containers.is_dir():
+            return []
+        return self.containers.using_image(image_id)
 
     def __repr__(self) -> str:
         return f"Engine(root={str(self.paths.root)!r})"

@@ -40,9 +40,50 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "load": "archive:load",
     "version": "info:version",
     "info": "info:info",
+    "run": "containers:run",
+    "create": "containers:create",
+    "start": "containers:start",
+    "stop": "containers:stop",
+    "restart": "containers:restart",
+    "kill": "containers:kill",
+    "rm": "containers:remove",
+    "ps": "containers:ps",
+    "logs": "containers:logs",
+    "wait": "containers:wait",
+    "exec": "containers:exec_",
+    "pause": "containers:pause",
+    "unpause": "containers:unpause",
+    "rename": "containers:rename",
+    "container": {
+        "run": "containers:run",
+        "create": "containers:create",
+        "start": "containers:start",
+        "stop": "containers:stop",
+        "restart": "containers:restart",
+        "kill": "containers:kill",
+        "rm": "containers:remove",
+        "ls": "containers:ps",
+        "list": "containers:ps",
+        "ps": "containers:ps",
+        "inspect": "containers:inspect",
+        "logs": "containers:logs",
+        "wait": "containers:wait",
+        "exec": "containers:exec_",
+        "pause": "containers:pause",
+        "unpause": "containers:unpause",
+        "rename": "containers:rename",
+    },
+    "volume": {
+        "create": "volumes:create",
+        "ls": "volumes:ls",
+        "list": "volumes:ls",
+        "inspect": "volumes:inspect",
+        "rm": "volumes:remove",
+        "prune": "volumes:prune",
+    },
 }
 
-GROUP_HELP = {"image": "Manage images"}
+GROUP_HELP = {"image": "Manage images", "container": "Manage containers", "volume": "Manage volumes"}
 GLOBAL_WITH_VALUE = {"--root", "--run-root", "--log-level"}
 
 

@@ -1,0 +1,393 @@
+"""`imod run`, `create`, `start`, `stop`, `restart`, `kill`, `rm`, `ps`, `logs`, `wait`, `exec`, ... ."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+from intermodal.cli.base import Command, Context, human_ago, print_json, print_table
+from intermodal.errors import IntermodalError, InvalidArgument
+
+# -- run / create ---------------------------------------------------------------
+
+
+def _configure_create(p: argparse.ArgumentParser) -> None:
+    # -h is --hostname, as in Docker; help stays at --help. argparse keeps
+    # the handler on the parser and on its group of options.
+    p.conflict_handler = p._optionals.conflict_handler = "resolve"
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")
+    p.add_argument("--name")
+    p.add_argument("-e", "--env", action="append", default=[], help="NAME=VALUE, or NAME to pass ours on")
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user", help="NAME|UID[:GROUP|GID]")
+    p.add_argument("--entrypoint", help='overrides the image\'s ENTRYPOINT ("" removes it)')
+    p.add_argument("-h", "--hostname")
+    p.add_argument("-l", "--label", action="append", default=[], help="KEY=VALUE")
+    p.add_argument("-v", "--volume", action="append", default=[], help="[NAME|HOST-PATH:]PATH[:ro]")
+    p.add_argument("--mount", action="append", default=[], help="type=volume|bind|tmpfs,source=..,target=..")
+    p.add_argument("--tmpfs", action="append", default=[], help="PATH[:size=64m,mode=1777]")
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("--network", "--net", default="none", help="none (default) or host; bridge is not available yet")
+    p.add_argument("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
+    p.add_argument("--stop-signal")
+    p.add_argument("--stop-timeout", type=int)
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal (not available yet)")
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("--cap-add", action="append", default=[])
+    p.add_argument("--cap-drop", action="append", default=[])
+    p.add_argument("-m", "--memory")
+    p.add_argument("--cpus")
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
+
+
+def _configure_run(p: argparse.ArgumentParser) -> None:
+    _configure_create(p)
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background and print the id")
+
+
+def _spec(args: argparse.Namespace):
+    from intermodal.containers import spec as specs
+
+    env = [line for path in args.env_file for line in specs.read_env_file(path)] + args.env
+    mounts = ([specs.parse_volume(v) for v in args.volume] + [specs.parse_mount(m) for m in args.mount]
+              + [specs.parse_tmpfs(t) for t in args.tmpfs])
+    log_opts = dict(o.partition("=")[::2] for o in args.log_opt)
+    unknown = set(log_opts) - {"max-size", "max-file"}
+    if unknown:
+        raise InvalidArgument(f"unknown --log-opt {', '.join(sorted(unknown))}: json-file takes max-size and max-file")
+    if args.tty:
+        raise InvalidArgument("-t/--tty is not available yet in intermodal; run without it (output is streamed)")
+    options = {
+        "name": args.name, "command": args.command or None, "env": env, "workdir": args.workdir,
+        "user": args.user, "hostname": args.hostname, "labels": args.label, "mounts": mounts,
+        "network": args.network, "restart": args.restart, "stop_signal": args.stop_signal,
+        "stop_timeout": args.stop_timeout, "auto_remove": args.rm, "interactive": args.interactive,
+        "tty": args.tty, "read_only": args.read_only, "privileged": args.privileged, "cap_add": args.cap_add,
+        "cap_drop": args.cap_drop, "memory": args.memory, "cpus": args.cpus, "pids_limit": args.pids_limit,
+        "log_max_size": log_opts.get("max-size"), "log_max_file": log_opts.get("max-file"),
+    }
+    if args.entrypoint is not None:
+        options["entrypoint"] = args.entrypoint
+    return specs.ContainerSpec.build(args.image, **{k: v for k, v in options.items() if v is not None})
+
+
+def _run_create(ctx: Context, args: argparse.Namespace) -> int:
+    container = ctx.engine.containers.create(_spec(args))
+    print(container.id)
+    return 0
+
+
+def _run_run(ctx: Context, args: argparse.Namespace) -> int:
+    spec = _spec(args)
+    manager = ctx.engine.containers
+    if args.detach:
+        container, _ = manager.run(spec)
+        print(container.id)
+        return 0
+    from intermodal.containers.launch import copy_output
+
+    container, started = manager.run(spec, attach=True, stdin=0 if args.interactive else None)
+    with _proxy_signals(manager, container.id):
+        return copy_output(started.attach)
+
+
+class _proxy_signals:
+    """Signals sent to `imod run` go to the container, as Docker's --sig-proxy does."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+    def __init__(self, manager, cid: str) -> None:
+        self.manager, self.cid, self.old = manager, cid, {}
+
+    def __enter__(self) -> None:
+        for sig in self.SIGNALS:
+            self.old[sig] = signal.signal(sig, self._forward)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+    def _forward(self, sig: int, _frame) -> None:
+        try:
+            self.manager.kill(self.cid, sig)
+        except IntermodalError:
+            pass  # it exited meanwhile
+
+
+run = Command("run", "Create and start a container from an image", _configure_run, _run_run)
+create = Command("create", "Create a container without starting it", _configure_create, _run_create)
+
+# -- start / stop / restart / kill / rm / pause / rename -------------------------
+
+
+def _configure_names(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def _each(args: argparse.Namespace, action) -> int:
+    """Docker's multi-container verbs: go on after an error, print each name done, exit 1 if any failed."""
+    code = 0
+    for name in args.containers:
+        try:
+            out = action(name)
+            if out is not False:
+                print(name)
+        except IntermodalError as err:
+            print(f"Error: {err}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def _configure_start(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    p.add_argument("-a", "--attach", action="store_true", help="copy the container's output until it exits")
+    p.add_argument("--all-restartable", action="store_true",
+                   help="start every container whose restart policy says so (after a reboot)")
+
+
+def _run_start(ctx: Context, args: argparse.Namespace) -> int:
+    manager = ctx.engine.containers
+    if args.all_restartable:
+        for name in manager.start_restartable():
+            print(name)
+        return 0
+    if not args.containers:
+        raise InvalidArgument("name at least one container to start, or use --all-restartable")
+    if args.attach:
+        if len(args.containers) != 1:
+            raise InvalidArgument("start -a attaches to one container: name exactly one")
+        from intermodal.containers.launch import copy_output
+
+        started = manager.start(args.containers[0], attach=True)
+        return copy_output(started.attach) if started else 0
+    return _each(args, manager.start)
+
+
+def _configure_stop(p: argparse.ArgumentParser) -> None:
+    _configure_names(p)
+    p.add_argument("-t", "--time", "--timeout", type=int, dest="timeout",
+                   help="seconds to wait before SIGKILL (default: the container's, else 10)")
+
+
+def _run_stop(ctx: Context, args: argparse.Namespace) -> int:
+    return _each(args, lambda n: ctx.engine.containers.stop(n, timeout=args.timeout))
+
+
+def _run_restart(ctx: Context, args: argparse.Namespace) -> int:
+    return _each(args, lambda n: ctx.engine.containers.restart(n, timeout=args.timeout))
+
+
+def _configure_kill(p: argparse.ArgumentParser) -> None:
+    _configure_names(p)
+    p.add_argument("-s", "--signal", default="KILL")
+
+
+def _run_kill(ctx: Context, args: argparse.Namespace) -> int:
+    from intermodal.containers.spec import parse_signal
+
+    sig = parse_signal(args.signal)
+    return _each(args, lambda n: ctx.engine.containers.kill(n, sig))
+
+
+def _configure_rm(p: argparse.ArgumentParser) -> None:
+    _configure_names(p)
+    p.add_argument("-f", "--force", action="store_true", help="stop a running container first (SIGKILL)")
+    p.add_argument("-v", "--volumes", action="store_true", help="remove its anonymous volumes too")
+
+
+def _run_rm(ctx: Context, args: argparse.Namespace) -> int:
+    return _each(args, lambda n: ctx.engine.containers.remove(n, force=args.force, volumes=args.volumes))
+
+
+def _run_pause(ctx: Context, args: argparse.Namespace) -> int:
+    return _each(args, ctx.engine.containers.pause)
+
+
+def _run_unpause(ctx: Context, args: argparse.Namespace) -> int:
+    return _each(args, ctx.engine.containers.unpause)
+
+
+def _configure_rename(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("new_name", metavar="NEW_NAME")
+
+
+def _run_rename(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.engine.containers.rename(args.container, args.new_name)
+    return 0
+
+
+start = Command("start", "Start stopped containers", _configure_start, _run_start)
+stop = Command("stop", "Stop running containers (stop signal, then SIGKILL)", _configure_stop, _run_stop)
+restart = Command("restart", "Restart containers", _configure_stop, _run_restart)
+kill = Command("kill", "Send a signal to running containers", _configure_kill, _run_kill)
+remove = Command("rm", "Remove containers", _configure_rm, _run_rm)
+pause = Command("pause", "Freeze the processes of containers", _configure_names, _run_pause)
+unpause = Command("unpause", "Thaw paused containers", _configure_names, _run_unpause)
+rename = Command("rename", "Rename a container", _configure_rename, _run_rename)
+
+# -- ps / inspect / logs / wait / exec -------------------------------------------
+
+
+def _configure_ps(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="show all containers (default: running ones)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[], help="name=, label=, status=, id=, ancestor=")
+    p.add_argument("--format", help="'json' or a Go-style template such as '{{.Names}}'")
+
+
+def _run_ps(ctx: Context, args: argparse.Namespace) -> int:
+    from intermodal.containers.inspect import ps_row
+
+    now = time.time()
+    filters = [f.partition("=")[::2] for f in args.filter]
+    containers = [c for c in ctx.engine.containers.list(all=args.all or any(k == "status" for k, _ in filters))
+                  if _filtered(c, filters)]
+    rows = [ps_row(c, no_trunc=args.no_trunc, now=now) for c in containers]
+    if args.quiet:
+        for row in rows:
+            print(row["ID"])
+        return 0
+    if args.format and args.format != "table":
+        from intermodal.cli.format import render
+
+        render(args.format, rows)
+        return 0
+    print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], (
+        [r["ID"], r["Image"], r["Command"], _created(r["CreatedAt"], now), r["Status"], r["Ports"], r["Names"]]
+        for r in rows))
+    return 0
+
+
+def _filtered(c, filters: list[tuple[str, str]]) -> bool:
+    for key, value in filters:
+        if key == "name" and value.lstrip("/") not in c.name:
+            return False
+        if key == "id" and not c.id.startswith(value):
+            return False
+        if key == "status" and c.status != value:
+            return False
+        if key == "label":
+            k, eq, v = value.partition("=")
+            labels = dict(c.spec.labels)
+            if k not in labels or (eq and labels[k] != v):
+                return False
+        if key == "ancestor" and value not in (c.record.get("ImageName"), c.record.get("Image")):
+            return False
+        if key not in ("name", "id", "status", "label", "ancestor"):
+            raise InvalidArgument(f"unknown filter {key!r}: use name, id, status, label or ancestor")
+    return True
+
+
+def _created(text: str, now: float) -> str:
+    from intermodal.containers.logs import parse_time
+
+    try:
+        return human_ago(now - parse_time(text) / 1e9)
+    except ValueError:
+        return ""
+
+
+def _configure_inspect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("-f", "--format", help="a Go-style template, e.g. '{{.State.Status}}'")
+
+
+def _run_inspect(ctx: Context, args: argparse.Namespace) -> int:
+    found, code = [], 0
+    for name in args.containers:
+        try:
+            found.append(ctx.engine.containers.inspect(name))
+        except IntermodalError as err:
+            print(f"Error: {err}", file=sys.stderr)
+            code = 1
+    if args.format:
+        from intermodal.cli.format import render
+
+        render(args.format, found)
+    else:
+        print_json(found)
+    return code
+
+
+def _configure_logs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-n", "--tail", default="all", help="number of lines from the end, or 'all'")
+    p.add_argument("--since", help="RFC 3339 time or Unix timestamp")
+    p.add_argument("--until", help="RFC 3339 time or Unix timestamp")
+    p.add_argument("-t", "--timestamps", action="store_true")
+
+
+def _run_logs(ctx: Context, args: argparse.Namespace) -> int:
+    from intermodal.containers.logs import parse_time
+
+    tail = None if args.tail == "all" else int(args.tail)
+    records = ctx.engine.containers.logs(args.container, follow=args.follow, tail=tail,
+                                         since_ns=parse_time(args.since) if args.since else None,
+                                         until_ns=parse_time(args.until) if args.until else None)
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for r in records:
+        text = (f"{r['time']} " if args.timestamps else "") + r["log"]
+        target = err if r.get("stream") == "stderr" else out
+        target.write(text.encode())
+        if args.follow:
+            target.flush()
+    out.flush()
+    return 0
+
+
+def _configure_wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def _run_wait(ctx: Context, args: argparse.Namespace) -> int:
+    code = 0
+    for name in args.containers:
+        try:
+            print(ctx.engine.containers.wait(name), flush=True)
+        except IntermodalError as err:
+            print(f"Error: {err}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def _configure_exec(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-u", "--user")
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-e", "--env", action="append", default=[])
+
+
+def _run_exec(ctx: Context, args: argparse.Namespace) -> int:
+    from intermodal.containers.spec import parse_env
+
+    if not args.command:
+        raise InvalidArgument("exec needs a command to run: imod exec CONTAINER COMMAND [ARG...]")
+    if not args.interactive and not args.tty:
+        # Without -i the process gets no input, as in Docker.
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+    return ctx.engine.containers.exec(args.container, args.command, env=parse_env(args.env), workdir=args.workdir,
+                                      user=args.user, tty=args.tty, detach=args.detach)
+
+
+ps = Command("ps", "List containers", _configure_ps, _run_ps)
+inspect = Command("container inspect", "Show the details of containers", _configure_inspect, _run_inspect)
+logs = Command("logs", "Show a container's output", _configure_logs, _run_logs)
+wait = Command("wait", "Wait for containers to stop and print their exit codes", _configure_wait, _run_wait)
+exec_ = Command("exec", "Run a command in a running container", _configure_exec, _run_exec)

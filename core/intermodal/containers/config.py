@@ -1,0 +1,343 @@
+"""Image config + `ContainerSpec` -> the OCI runtime config (bundle `config.json`).
+
+Docker's semantics: the image's ENTRYPOINT/CMD/ENV/WORKDIR/USER/STOPSIGNAL
+apply unless the spec overrides them; `--entrypoint` also drops the image's
+CMD; capabilities, masked and read-only paths, default mounts and device
+rules are Docker's defaults (moby `oci/defaults.go`, `daemon/oci_linux.go`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from intermodal.containers.spec import ContainerSpec, Mount
+from intermodal.errors import InvalidArgument, InvalidSpec
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+DEFAULT_CAPS = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+)
+
+# Every capability in kernel order (linux/capability.h); `--privileged` and
+# `--cap-add ALL` get those the running kernel knows (cap_last_cap).
+ALL_CAPS = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+
+MASKED_PATHS = (
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+# Docker's default device cgroup rules: deny all, then the usual character devices.
+DEVICE_RULES = (
+    {"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},  # null
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},  # zero
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},  # full
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},  # random
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},  # urandom
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},  # tty
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},  # console
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},  # ptmx
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},  # pts
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # tun
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+)
+
+
+@dataclass(frozen=True)
+class Process:
+    """The resolved process: what runs, as whom, where, with which environment."""
+
+    args: tuple[str, ...]
+    env: tuple[str, ...]
+    cwd: str
+    user: str  # as given ("", "nobody", "1000:1000"); resolved against the rootfs at start
+
+
+def image_section(image_config: dict[str, Any]) -> dict[str, Any]:
+    return image_config.get("config") or {}
+
+
+def resolve_process(spec: ContainerSpec, image_config: dict[str, Any], hostname: str) -> Process:
+    img = image_section(image_config)
+    entrypoint = list(spec.entrypoint) if spec.entrypoint is not None else list(img.get("Entrypoint") or [])
+    if spec.command is not None:
+        cmd = list(spec.command)
+    elif spec.entrypoint is not None:
+        cmd = []  # Docker: --entrypoint clears the image's CMD
+    else:
+        cmd = list(img.get("Cmd") or [])
+    args = entrypoint + cmd
+    if not args:
+        raise InvalidArgument(f"no command to run: image {spec.image} has no CMD or ENTRYPOINT; give a command")
+    env = merge_env(img.get("Env") or [], spec.env, hostname, spec.tty)
+    cwd = spec.workdir or img.get("WorkingDir") or "/"
+    if not cwd.startswith("/"):
+        raise InvalidArgument(f"invalid working directory {cwd!r}: it must be an absolute path")
+    return Process(tuple(args), tuple(env), cwd, spec.user if spec.user is not None else (img.get("User") or ""))
+
+
+def merge_env(image_env: list[str], overrides: tuple[tuple[str, str], ...], hostname: str, tty: bool) -> list[str]:
+    env: dict[str, str] = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
+    for item in image_env:
+        key, _, val = item.partition("=")
+        env[key] = val
+    env.update(dict(overrides))
+    if tty:
+        env.setdefault("TERM", "xterm")
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def stop_signal(spec: ContainerSpec, image_config: dict[str, Any]) -> int:
+    if spec.stop_signal is not None:
+        return spec.stop_signal
+    text = image_section(image_config).get("StopSignal")
+    if text:
+        from intermodal.containers.spec import parse_signal
+
+        return parse_signal(text)
+    return int(signal.SIGTERM)
+
+
+def capabilities(spec: ContainerSpec) -> list[str]:
+    last = _cap_last()
+    known = ALL_CAPS[: last + 1]
+    if spec.privileged:
+        return list(known)
+    caps = list(DEFAULT_CAPS)
+    for cap in spec.cap_add:
+        if cap == "ALL":
+            caps = list(known)
+        elif cap not in ALL_CAPS:
+            raise InvalidArgument(f"unknown capability {cap!r} in --cap-add: see capabilities(7) for the names")
+        elif cap not in caps:
+            caps.append(cap)
+    for cap in spec.cap_drop:
+        if cap == "ALL":
+            caps = [c for c in caps if c in spec.cap_add]
+        elif cap not in ALL_CAPS:
+            raise InvalidArgument(f"unknown capability {cap!r} in --cap-drop: see capabilities(7) for the names")
+        else:
+            caps = [c for c in caps if c != cap]
+    return [c for c in caps if c in known]
+
+
+def _cap_last() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return len(ALL_CAPS) - 1
+
+
+# -- users --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedUser:
+    uid: int
+    gid: int
+    additional_gids: tuple[int, ...]
+    home: str
+
+
+def resolve_user(rootfs: str, user: str) -> ResolvedUser:
+    """`name`, `uid`, `name:group`, `uid:gid` against the image's /etc/passwd and /etc/group, as Docker does."""
+    name, _, group = (user or "root").partition(":")
+    passwd = _read_db(rootfs, "etc/passwd")
+    entry = next((e for e in passwd if e[0] == name or (name.isdigit() and e[2] == name)), None)
+    if entry is None and not name.isdigit():
+        raise InvalidArgument(f"unable to find user {name}: no matching entries in the image's /etc/passwd; "
+                              "use a numeric uid or a user the image has")
+    uid = int(entry[2]) if entry else int(name)
+    gid = int(entry[3]) if entry and len(entry) > 3 and entry[3].isdigit() else 0
+    home = entry[5] if entry and len(entry) > 5 and entry[5] else "/"
+    groups = _read_db(rootfs, "etc/group")
+    if group:
+        found = next((g for g in groups if g[0] == group or (group.isdigit() and g[2] == group)), None)
+        if found is None and not group.isdigit():
+            raise InvalidArgument(f"unable to find group {group}: no matching entries in the image's /etc/group; "
+                                  "use a numeric gid or a group the image has")
+        gid = int(found[2]) if found else int(group)
+    extra = tuple(sorted({int(g[2]) for g in groups if len(g) > 3 and entry and entry[0] in g[3].split(",")
+                          and g[2].isdigit() and int(g[2]) != gid}))
+    return ResolvedUser(uid, gid, extra, home)
+
+
+def _read_db(rootfs: str, relative: str) -> list[list[str]]:
+    """Lines of a colon file inside the rootfs; a path that escapes the rootfs counts as missing."""
+    path = os.path.realpath(os.path.join(rootfs, relative))
+    if not path.startswith(os.path.realpath(rootfs) + os.sep):
+        return []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [line.split(":") for line in f.read().splitlines() if line and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+# -- the OCI config -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BundleInputs:
+    """What `build_config` needs beyond the spec: paths prepared by the manager."""
+
+    container_id: str
+    rootfs: str
+    hostname: str
+    etc_files: dict[str, str]  # container path -> host file (hosts, hostname, resolv.conf)
+    mounts: tuple[tuple[Mount, str], ...]  # each spec mount with its host source (volume dir, host path)
+    cgroups_path: str
+
+
+def build_config(spec: ContainerSpec, image_config: dict[str, Any], inputs: BundleInputs) -> dict[str, Any]:
+    proc = resolve_process(spec, image_config, inputs.hostname)
+    user = resolve_user(inputs.rootfs, proc.user)
+    env = list(proc.env)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={user.home}")
+    caps = capabilities(spec)
+    cap_sets = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+    config: dict[str, Any] = {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": spec.tty,
+            "user": {"uid": user.uid, "gid": user.gid, **({"additionalGids": list(user.additional_gids)}
+                                                         if user.additional_gids else {})},
+            "args": list(proc.args),
+            "env": env,
+            "cwd": proc.cwd,
+            "capabilities": cap_sets,
+            "noNewPrivileges": False,
+        },
+        "root": {"path": inputs.rootfs, "readonly": spec.read_only},
+        "hostname": inputs.hostname,
+        "mounts": default_mounts(spec) + user_mounts(inputs.mounts) + etc_mounts(inputs.etc_files),
+        "linux": {
+            "namespaces": namespaces(spec),
+            "cgroupsPath": inputs.cgroups_path,
+            "resources": resources(spec),
+            "maskedPaths": [] if spec.privileged else list(MASKED_PATHS),
+            "readonlyPaths": [] if spec.privileged else list(READONLY_PATHS),
+        },
+    }
+    if not spec.privileged:
+        profile = default_seccomp(caps)
+        if profile is not None:
+            config["linux"]["seccomp"] = profile
+    return config
+
+
+def namespaces(spec: ContainerSpec) -> list[dict[str, str]]:
+    kinds = ["pid", "ipc", "uts", "mount"]
+    if spec.network == "none":
+        kinds.append("network")  # a new, empty one: only loopback, which the runtime brings up
+    return [{"type": k} for k in kinds]
+
+
+def default_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
+    sys_opts = ["nosuid", "noexec", "nodev"] + ([] if spec.privileged else ["ro"])
+    return [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    ]
+
+
+def user_mounts(mounts: tuple[tuple[Mount, str], ...]) -> list[dict[str, Any]]:
+    out = []
+    # Shallow targets first, so /data/sub lands inside /data and not under it.
+    for m, source in sorted(mounts, key=lambda pair: pair[0].target.rstrip("/").count("/")):
+        if m.type == "tmpfs":
+            opts = ["nosuid", "nodev", *m.options, *(["ro"] if m.readonly else [])]
+            out.append({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": opts})
+            continue
+        propagation = [o for o in m.options if o in ("private", "rprivate", "shared", "rshared", "slave", "rslave")]
+        opts = ["rbind", "ro" if m.readonly else "rw", *(propagation or ["rprivate"])]
+        out.append({"destination": m.target, "type": "bind", "source": source, "options": opts})
+    return out
+
+
+def etc_mounts(files: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}
+            for dest, src in files.items()]
+
+
+def resources(spec: ContainerSpec) -> dict[str, Any]:
+    res: dict[str, Any] = {"devices": [dict(r) for r in DEVICE_RULES] if not spec.privileged
+                           else [{"allow": True, "access": "rwm"}]}
+    if spec.memory is not None:
+        if spec.memory < 6 * 1024 * 1024:
+            raise InvalidArgument(f"memory limit {spec.memory} bytes is too low: the minimum is 6m")
+        res["memory"] = {"limit": spec.memory}
+    if spec.cpus is not None:
+        period = 100_000
+        res["cpu"] = {"quota": int(spec.cpus * period), "period": period}
+    if spec.pids_limit is not None:
+        res["pids"] = {"limit": spec.pids_limit}
+    return res
+
+
+def default_seccomp(caps: list[str]) -> dict[str, Any] | None:
+    """Docker's default profile, from the runtime package once it provides it."""
+    try:
+        from intermodal.runtime.seccomp_default import build
+    except ImportError:
+        return None
+    try:
+        return build(caps)
+    except Exception as err:  # a half-finished profile must not stop containers from starting
+        raise InvalidSpec(f"the default seccomp profile could not be built ({err}); "
+                          "report this, or run with --privileged to skip seccomp") from err
+
+
+# -- /etc files -----------------------------------------------------------------
+
+
+def hosts_file(hostname: str, network: str) -> str:
+    if network == "host":
+        try:
+            with open("/etc/hosts", encoding="utf-8") as f:
+                return f.read()
+        except OSError:
+            pass
+    return ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            f"127.0.1.1\t{hostname}\n")
+
+
+def resolv_conf(network: str) -> str:
+    """The host's resolv.conf; without a network, local resolvers (127.x) cannot be reached, so they go."""
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    if network != "host":
+        lines = [ln for ln in lines if not (ln.startswith("nameserver") and ln.split()[1:2]
+                                            and ln.split()[1].startswith(("127.", "::1")))]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,176 @@
+"""Making a container: name, directory, root filesystem, volumes, bundle.
+
+All or nothing: each step registers its undo, and any failure undoes what was
+done, so a failed or racing `create` never leaves half a container. The
+record (``config.json``) is written last; until then the container does not
+exist for anyone else.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from intermodal.containers import config as oci
+from intermodal.containers.spec import ContainerSpec, Mount
+from intermodal.containers.store import ContainerStore, new_id
+from intermodal.errors import InvalidArgument
+from intermodal.fsutil import atomic_write, atomic_write_json, remove_tree
+
+if TYPE_CHECKING:
+    from intermodal.engine import Engine
+    from intermodal.images.store import ImageRecord
+
+
+def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec) -> str:
+    """Create the container and return its id. Raises ImageNotFound, AlreadyExists, InvalidArgument."""
+    image = engine.images.get(spec.image)
+    image_config = engine.images.config(image)
+    cid = new_id()
+    undo: list[Callable[[], None]] = []
+    with store.lock(cid):
+        try:
+            name = _claim_name(store, spec.name, cid)
+            undo.append(lambda: store.release_name(name, cid))
+            directory = store.dir(cid)
+            directory.mkdir(parents=True, mode=0o700)
+            undo.append(lambda: remove_tree(directory))
+            rootfs = engine.images.store.layers.mount(image.diff_ids, directory)
+            undo.append(lambda: engine.images.store.layers.unmount(directory))
+            spec = spec.with_name(name)
+            mounts = _volumes(engine, spec, image_config, Path(rootfs), undo)
+            hostname = spec.hostname or (os.uname().nodename if spec.network == "host" else cid[:12])
+            etc = _etc_files(directory, hostname, spec.network)
+            runtime = _runtime_binary()
+            inputs = oci.BundleInputs(cid, str(rootfs), hostname, etc, tuple(mounts), f"/intermodal/{cid}")
+            bundle = oci.build_config(spec, image_config, inputs)
+            atomic_write_json(directory / "bundle" / "config.json", bundle, mode=0o600)
+            store.write_state(cid, {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+                                    "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+                                    "StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z",
+                                    "RestartCount": 0})
+            record = _record(cid, name, spec, image, image_config, hostname, mounts, runtime, str(rootfs))
+            record["Args"] = bundle["process"]["args"]
+            store.write_record(cid, record)
+        except BaseException:
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception:  # keep undoing; the original error is what matters
+                    pass
+            raise
+    return cid
+
+
+def _claim_name(store: ContainerStore, wanted: str | None, cid: str) -> str:
+    if wanted:
+        store.reserve_name(wanted, cid)
+        return wanted
+    from intermodal.errors import AlreadyExists
+
+    for _ in range(50):  # bounded: 2,500 combinations, a clash is rare
+        name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
+        try:
+            store.reserve_name(name, cid)
+            return name
+        except AlreadyExists:
+            continue
+    name = f"intermodal_{cid[:12]}"
+    store.reserve_name(name, cid)
+    return name
+
+
+def _volumes(engine: Engine, spec: ContainerSpec, image_config: dict[str, Any], rootfs: Path,
+             undo: list[Callable[[], None]]) -> list[tuple[Mount, str]]:
+    """Each mount with its host source; volumes created (anonymous ones too) and seeded from the image."""
+    mounts = list(spec.mounts)
+    targets = {m.target.rstrip("/") for m in mounts}
+    for target in (oci.image_section(image_config).get("Volumes") or {}):
+        if target.rstrip("/") not in targets:
+            mounts.append(Mount("volume", target))  # the image's VOLUME: an anonymous volume, as Docker
+    out: list[tuple[Mount, str]] = []
+    for m in mounts:
+        if m.type == "bind":
+            if not os.path.exists(m.source):
+                raise InvalidArgument(f"bind mount source {m.source} does not exist on this host; "
+                                      "create it first or fix the path")
+            out.append((m, m.source))
+        elif m.type == "tmpfs":
+            out.append((m, ""))
+        else:
+            out.append(_volume(engine, m, rootfs, undo))
+    return out
+
+
+def _volume(engine: Engine, m: Mount, rootfs: Path, undo: list[Callable[[], None]]) -> tuple[Mount, str]:
+    volumes = engine.volumes
+    anonymous = not m.source
+    if anonymous or not volumes.exists(m.source):
+        name = volumes.create(m.source or None, anonymous=anonymous)["Name"]
+        undo.append(lambda: volumes.remove(name, force=True))
+        m = Mount(m.type, m.target, name, m.readonly, m.options)
+    if "nocopy" not in m.options:
+        volumes.seed(m.source, _inside(rootfs, m.target))
+    return m, str(volumes.path(m.source))
+
+
+def _inside(rootfs: Path, target: str) -> Path:
+    """*target* under *rootfs*, refusing symlinks that lead out of it."""
+    path = Path(os.path.realpath(rootfs / target.lstrip("/")))
+    if path != rootfs and not str(path).startswith(str(rootfs) + os.sep):
+        return rootfs / ".intermodal-nonexistent"
+    return path
+
+
+def _etc_files(directory: Path, hostname: str, network: str) -> dict[str, str]:
+    files = {
+        "/etc/hostname": (directory / "hostname", hostname + "\n"),
+        "/etc/hosts": (directory / "hosts", oci.hosts_file(hostname, network)),
+        "/etc/resolv.conf": (directory / "resolv.conf", oci.resolv_conf(network)),
+    }
+    for path, text in files.values():
+        atomic_write(path, text.encode())
+    return {dest: str(path) for dest, (path, _) in files.items()}
+
+
+def _runtime_binary() -> str:
+    from intermodal.containers.runtime_client import choose_runtime
+
+    return choose_runtime()
+
+
+def _record(cid: str, name: str, spec: ContainerSpec, image: ImageRecord, image_config: dict[str, Any],
+            hostname: str, mounts: list[tuple[Mount, str]], runtime: str, rootfs: str) -> dict[str, Any]:
+    from intermodal.containers.status import now_rfc3339
+
+    return {
+        "Id": cid,
+        "Name": name,
+        "Created": now_rfc3339(),
+        "Image": image.id,
+        "DiffIds": list(image.diff_ids),
+        "ImageName": spec.image,
+        "Spec": spec.to_json(),
+        "Mounts": [{**m.to_json(), "HostSource": src} for m, src in mounts],
+        "Hostname": hostname,
+        "StopSignal": oci.stop_signal(spec, image_config),
+        "Runtime": runtime,
+        "Rootfs": rootfs,
+    }
+
+
+_ADJECTIVES = ("brave", "calm", "eager", "fond", "gifted", "happy", "jolly", "keen", "lucid", "merry", "nifty",
+               "quirky", "relaxed", "sharp", "stoic", "tender", "vivid", "wizardly", "zen", "bold", "cool",
+               "dreamy", "elastic", "festive", "great", "hardcore", "inspiring", "loving", "modest", "nostalgic",
+               "optimistic", "peaceful", "quiet", "romantic", "serene", "trusting", "upbeat", "vigilant",
+               "wonderful", "youthful", "zealous", "admiring", "busy", "clever", "distracted", "ecstatic",
+               "focused", "goofy", "hungry", "intelligent")
+_NAMES = ("turing", "hopper", "lovelace", "ritchie", "thompson", "torvalds", "knuth", "dijkstra", "hamilton",
+          "liskov", "lamport", "kay", "backus", "mccarthy", "perlman", "wozniak", "babbage", "boole", "church",
+          "curie", "darwin", "einstein", "euler", "fermat", "gauss", "hawking", "hypatia", "kepler", "lalande",
+          "meitner", "newton", "noether", "pascal", "planck", "poincare", "ramanujan", "shannon", "tesla",
+          "volta", "wiles", "yonath", "bohr", "cerf", "diffie", "engelbart", "feynman", "goldwasser", "hellman",
+          "johnson", "kilby")

@@ -1,0 +1,142 @@
+"""Container logs in Docker's json-file format, with rotation.
+
+One JSON object per line, ``{"log": "hi\\n", "stream": "stdout", "time":
+"2024-01-01T00:00:00.000000001Z"}``, in ``container.log``; when it would
+grow past ``max-size`` it becomes ``container.log.1`` (older ones shift up,
+the one past ``max-file`` is dropped). The monitor writes, `imod logs` reads.
+The writer half is imported by the monitor, so the module imports only
+``os``, ``json`` and ``time`` at the top.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+LOG_NAME = "container.log"
+# Docker splits lines longer than 16 KiB into several records.
+MAX_RECORD = 16 * 1024
+
+
+def timestamp(ns: int | None = None) -> str:
+    """RFC 3339 with nanoseconds in UTC, as Docker writes it."""
+    ns = time.time_ns() if ns is None else ns
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
+
+
+class LogWriter:
+    """Appends records to ``directory/container.log``, rotating by size."""
+
+    def __init__(self, directory: str, max_size: int = 0, max_file: int = 1) -> None:
+        self.path = os.path.join(directory, LOG_NAME)
+        self.max_size = max_size  # 0: never rotate
+        self.max_file = max(1, max_file)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self.fd).st_size
+        self.partial = {"stdout": b"", "stderr": b""}
+
+    def feed(self, stream: str, data: bytes) -> None:
+        """Take raw output; whole lines become records, the rest waits for more."""
+        buf = self.partial[stream] + data
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            self._records(stream, buf[start:nl + 1])
+            start = nl + 1
+        rest = buf[start:]
+        while len(rest) >= MAX_RECORD:
+            self._records(stream, rest[:MAX_RECORD])
+            rest = rest[MAX_RECORD:]
+        self.partial[stream] = rest
+
+    def flush(self) -> None:
+        """Write what is left without a newline (the process ended mid-line)."""
+        for stream, rest in self.partial.items():
+            if rest:
+                self._records(stream, rest)
+                self.partial[stream] = b""
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self.fd)
+
+    def _records(self, stream: str, line: bytes) -> None:
+        for i in range(0, len(line), MAX_RECORD):
+            record = {"log": line[i:i + MAX_RECORD].decode("utf-8", "replace"), "stream": stream, "time": timestamp()}
+            self._write((json.dumps(record) + "\n").encode())
+
+    def _write(self, data: bytes) -> None:
+        if self.max_size and self.size and self.size + len(data) > self.max_size:
+            self._rotate()
+        os.write(self.fd, data)
+        self.size += len(data)
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        if self.max_file == 1:
+            os.truncate(self.path, 0)
+        else:
+            for n in range(self.max_file - 1, 0, -1):
+                older = f"{self.path}.{n}"
+                newer = self.path if n == 1 else f"{self.path}.{n - 1}"
+                if os.path.exists(newer):
+                    os.replace(newer, older)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = 0
+
+
+# -- reading (imod logs) -------------------------------------------------------
+
+
+def log_files(directory: str) -> list[str]:
+    """The log files of a container, oldest first."""
+    base = os.path.join(directory, LOG_NAME)
+    rotated = []
+    n = 1
+    while os.path.exists(f"{base}.{n}"):
+        rotated.append(f"{base}.{n}")
+        n += 1
+    return [*reversed(rotated), *([base] if os.path.exists(base) else [])]
+
+
+def read_records(directory: str) -> list[dict]:
+    records = []
+    for path in log_files(directory):
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue  # a line cut by a crash mid-write
+    return records
+
+
+def parse_time(text: str) -> int:
+    """A record's time (or a --since value: RFC 3339 or a Unix timestamp) as ns since the epoch."""
+    try:
+        return int(float(text) * 1_000_000_000)
+    except ValueError:
+        pass
+    import calendar
+
+    main, _, frac = text.rstrip("Z").partition(".")
+    seconds = calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S"))
+    return seconds * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+
+
+def select(records: list[dict], *, tail: int | None = None, since_ns: int | None = None,
+           until_ns: int | None = None) -> list[dict]:
+    if since_ns is not None or until_ns is not None:
+        records = [r for r in records if _within(parse_time(r["time"]), since_ns, until_ns)]
+    if tail is not None:
+        records = records[-tail:] if tail > 0 else []
+    return records
+
+
+def _within(ns: int, since_ns: int | None, until_ns: int | None) -> bool:
+    return (since_ns is None or ns >= since_ns) and (until_ns is None or ns <= until_ns)
+

@@ -1,0 +1,462 @@
+"""`engine.containers`: the container lifecycle every front end uses.
+
+Each verb resolves a name, id or id prefix, takes the container's lock for
+the state change, and never holds it while waiting for a container to exit
+(the monitor needs that lock to record the exit).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from intermodal.containers import status as st
+from intermodal.containers.spec import ContainerSpec
+from intermodal.containers.store import ContainerStore
+from intermodal.errors import (
+    Conflict,
+    ContainerNotFound,
+    IncorrectState,
+    InUse,
+    InvalidArgument,
+    RuntimeFailure,
+    VolumeNotFound,
+)
+
+if TYPE_CHECKING:
+    from intermodal.containers.launch import Started
+    from intermodal.containers.runtime_client import OciRuntime
+    from intermodal.engine import Engine
+
+DEFAULT_STOP_TIMEOUT = 10
+KILL_WAIT = 10.0  # after SIGKILL, how long we wait for the exit to be recorded
+MONITOR_EXIT_WAIT = 30.0
+POLL = 0.01
+
+
+@dataclass
+class Container:
+    """One container as the store and the monitor last recorded it."""
+
+    id: str
+    record: dict[str, Any]
+    state: dict[str, Any]
+    manager: ContainerManager = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.record["Name"]
+
+    @property
+    def status(self) -> str:
+        return self.state.get("Status", "created")
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.state.get("ExitCode", 0))
+
+    @property
+    def spec(self) -> ContainerSpec:
+        return ContainerSpec.from_json(self.record["Spec"])
+
+    def reload(self) -> Container:
+        return self.manager.get(self.id)
+
+
+class ContainerManager:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @cached_property
+    def store(self) -> ContainerStore:
+        return ContainerStore(self.engine.paths)
+
+    def _runtime(self, record: dict[str, Any]) -> OciRuntime:
+        from intermodal.containers.runtime_client import OciRuntime
+
+        binary = record["Runtime"]
+        return OciRuntime(binary, self.engine.paths.run_root / "runtime" / os.path.basename(binary))
+
+    # -- reading -----------------------------------------------------------------
+
+    def get(self, name: str) -> Container:
+        """Raises ContainerNotFound."""
+        cid = self.store.resolve(name)
+        return self._load(cid)
+
+    def _load(self, cid: str) -> Container:
+        return Container(cid, self.store.read_record(cid), st.effective(self.store.read_state(cid)), self)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.store.resolve(name)
+        except (ContainerNotFound, InvalidArgument):  # unknown, or an ambiguous id prefix
+            return False
+        return True
+
+    def list(self, *, all: bool = True) -> list[Container]:
+        found = []
+        for cid in self.store.ids():
+            try:
+                c = self._load(cid)
+            except ContainerNotFound:
+                continue  # removed while we listed
+            if all or c.status in st.LIVE:
+                found.append(c)
+        found.sort(key=lambda c: c.record.get("Created", ""), reverse=True)
+        return found
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        from intermodal.containers.inspect import inspect_container
+
+        return inspect_container(self.get(name), self.store.dir(self.store.resolve(name)))
+
+    def using_image(self, image_id: str) -> list[str]:
+        return [c.name for c in self.list() if c.record.get("Image") == image_id]
+
+    def volume_users(self, volume: str) -> list[str]:
+        return [c.name for c in self.list() if any(m.get("Type") == "volume" and m.get("Source") == volume
+                                                   for m in c.record.get("Mounts", ()))]
+
+    # -- create and start ------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> Container:
+        """Raises ImageNotFound, AlreadyExists (name in use), InvalidArgument."""
+        from intermodal.containers.create import create_container
+
+        return self._load(create_container(self.engine, self.store, spec))
+
+    def start(self, name: str, *, attach: bool = False, stdin: int | None = None) -> Started | None:
+        """Start a created or exited container; None if it was already running.
+
+        Raises RuntimeFailure with Docker's exit code (126 not executable, 127
+        not found) when the command cannot be started.
+        """
+        from intermodal.containers.launch import spawn_monitor
+
+        cid = self.store.resolve(name)
+        with self.store.locked_existing(cid):
+            record = self.store.read_record(cid)
+            state = st.effective(self.store.read_state(cid))
+            if state.get("Removing"):
+                raise IncorrectState(f"container {record['Name']}", "being removed", "created or exited")
+            if state.get("Status") in st.LIVE:
+                if attach:
+                    raise IncorrectState(f"container {record['Name']}", state["Status"], "created or exited")
+                return None
+            self._prepare_start(cid, record)
+            started = spawn_monitor(self.store.dir(cid), attach=attach, stdin=stdin)
+            info = started.info
+            if started.ok:
+                self.store.update_state(cid, Status="running", Running=True, Paused=False, Restarting=False,
+                                        OOMKilled=False, Pid=info["pid"], PidStart=info["start"],
+                                        MonitorPid=info["monitor"], MonitorStart=info["monitor_start"],
+                                        StartedAt=st.now_rfc3339(), ExitCode=0, Error="", StopRequested=False,
+                                        RestartCount=0)
+                return started
+            self.store.update_state(cid, Status="exited", Running=False, Pid=0, ExitCode=info.get("code", 125),
+                                    Error=info.get("error", ""), FinishedAt=st.now_rfc3339())
+        err = RuntimeFailure(f"could not start container {record['Name']}: {info.get('error')}")
+        err.exit_code = int(info.get("code", 125))
+        raise err
+
+    def _prepare_start(self, cid: str, record: dict[str, Any]) -> None:
+        from intermodal.fsutil import atomic_write_json
+
+        directory = self.store.dir(cid)
+        self.engine.images.store.layers.mount(record["DiffIds"], directory)  # idempotent; after a reboot it remounts
+        runtime = self._runtime(record)
+        runtime.delete(cid, force=True)  # a leftover from a crash would block `create`
+        spec = ContainerSpec.from_json(record["Spec"])
+        atomic_write_json(directory / "monitor.json", {
+            "id": cid,
+            "runtime": runtime.base,
+            "bundle": str(directory / "bundle"),
+            "log_max_size": spec.log_max_size,
+            "log_max_file": spec.log_max_file,
+            "restart": spec.restart.to_json(),
+            "restart_count": 0,
+            "auto_remove": spec.auto_remove,
+            "root": str(self.engine.paths.root),
+            "run_root": str(self.engine.paths.run_root),
+            "core": str(Path(__file__).resolve().parents[2]),
+            "lock": str(self.store.lock_path(cid)),
+            "oom_control": _oom_file(cid),
+        }, mode=0o600)
+
+    def run(self, spec: ContainerSpec, *, attach: bool = False, stdin: int | None = None
+            ) -> tuple[Container, Started | None]:
+        """create + start; on a start failure a `--rm` container is removed again."""
+        container = self.create(spec)
+        try:
+            started = self.start(container.id, attach=attach, stdin=stdin)
+        except RuntimeFailure:
+            if spec.auto_remove:
+                self._remove_stopped(container.id, volumes=True)
+            raise
+        return container, started
+
+    # -- stop, kill, restart -------------------------------------------------------
+
+    def stop(self, name: str, *, timeout: int | None = None) -> Container:
+        """The stop signal, then SIGKILL after *timeout* seconds (-1: wait for ever)."""
+        cid = self.store.resolve(name)
+        with self.store.locked_existing(cid):
+            record = self.store.read_record(cid)
+            state = st.effective(self.store.read_state(cid))
+            if state.get("Status") not in st.LIVE:
+                return self._load(cid)
+            self.store.update_state(cid, StopRequested=True)
+        if timeout is None:
+            spec_timeout = ContainerSpec.from_json(record["Spec"]).stop_timeout
+            timeout = DEFAULT_STOP_TIMEOUT if spec_timeout is None else spec_timeout
+        self._terminate(cid, record, int(record.get("StopSignal", signal.SIGTERM)), timeout)
+        return self._load(cid)
+
+    def kill(self, name: str, sig: int = int(signal.SIGKILL)) -> Container:
+        cid = self.store.resolve(name)
+        with self.store.locked_existing(cid):
+            record = self.store.read_record(cid)
+            state = st.effective(self.store.read_state(cid))
+            if state.get("Status") not in ("running", "paused"):
+                raise IncorrectState(f"container {record['Name']}", state.get("Status", "created"), "running")
+            if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, record.get("StopSignal")):
+                self.store.update_state(cid, StopRequested=True)  # Docker: a killed container stays down
+            self._runtime(record).kill(cid, sig)
+        if sig == signal.SIGKILL:
+            self._wait_exited(cid, record, KILL_WAIT)
+        return self._load(cid)
+
+    def restart(self, name: str, *, timeout: int | None = None) -> Container:
+        self.stop(name, timeout=timeout)
+        self.start(name)
+        return self.get(name)
+
+    def _terminate(self, cid: str, record: dict[str, Any], sig: int, timeout: float) -> None:
+        runtime = self._runtime(record)
+        state = st.effective(self.store.read_state(cid))
+        if state.get("Status") in ("running", "paused"):
+            runtime.kill(cid, sig)
+            if state.get("Status") == "paused":
+                runtime.resume(cid)
+        if self._wait_exited(cid, record, None if timeout < 0 else timeout):
+            return
+        runtime.kill(cid, signal.SIGKILL)
+        if not self._wait_exited(cid, record, KILL_WAIT):
+            raise RuntimeFailure(f"container {record['Name']} did not exit {KILL_WAIT:.0f}s after SIGKILL; "
+                                 "it may be stuck in the kernel (D state); see `ps` on the host")
+
+    def _wait_exited(self, cid: str, record: dict[str, Any], timeout: float | None) -> bool:
+        """Wait until the exit is recorded (by the monitor, or by us if it is gone); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self.store.read_state(cid)
+            if not state:
+                return True  # removed meanwhile
+            if state.get("Status") not in st.LIVE:
+                return True
+            if not st.monitor_alive(state):
+                if not st.container_alive(state):
+                    self._record_orphan_exit(cid, record)
+                    return True
+            elif state.get("Status") == "restarting" and state.get("StopRequested"):
+                pass  # the monitor leaves its back-off and records the exit
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL)
+
+    def _record_orphan_exit(self, cid: str, record: dict[str, Any]) -> None:
+        """The monitor is gone and so is the container: clean up the runtime and say what we know."""
+        with self.store.lock(cid):
+            state = self.store.read_state(cid)
+            if not state or state.get("Status") not in st.LIVE or st.monitor_alive(state):
+                return
+            self._runtime(record).delete(cid, force=True)
+            state.update({"Status": "exited", "Running": False, "Paused": False, "Restarting": False, "Pid": 0,
+                          "ExitCode": st.UNKNOWN_EXIT, "FinishedAt": st.now_rfc3339(),
+                          "Error": "the container's monitor died; its exit code is unknown"})
+            self.store.write_state(cid, state)
+
+    # -- pause -----------------------------------------------------------------------
+
+    def pause(self, name: str) -> None:
+        self._set_paused(name, True)
+
+    def unpause(self, name: str) -> None:
+        self._set_paused(name, False)
+
+    def _set_paused(self, name: str, paused: bool) -> None:
+        cid = self.store.resolve(name)
+        with self.store.locked_existing(cid):
+            record = self.store.read_record(cid)
+            state = st.effective(self.store.read_state(cid))
+            wanted = "running" if paused else "paused"
+            if state.get("Status") != wanted:
+                raise IncorrectState(f"container {record['Name']}", state.get("Status", "created"), wanted)
+            runtime = self._runtime(record)
+            runtime.pause(cid) if paused else runtime.resume(cid)
+            self.store.update_state(cid, Status="paused" if paused else "running", Paused=paused)
+
+    # -- remove, rename --------------------------------------------------------------
+
+    def remove(self, name: str, *, force: bool = False, volumes: bool = False) -> str:
+        """Remove a container (stopping it first with *force*); returns its name."""
+        cid = self.store.resolve(name)
+        with self.store.locked_existing(cid):
+            record = self.store.read_record(cid)
+            state = st.effective(self.store.read_state(cid))
+            live = state.get("Status") in st.LIVE
+            if live and not force:
+                raise Conflict(f"cannot remove container {record['Name']}: it is {state['Status']}; "
+                               "stop it first (`imod stop`), or use --force")
+            self.store.update_state(cid, StopRequested=True, Removing=True)
+        if live:
+            self._terminate(cid, record, int(signal.SIGKILL), KILL_WAIT)
+        state = self.store.read_state(cid)
+        if state.get("MonitorPid") and not st.pid_gone(state["MonitorPid"], state.get("MonitorStart", 0),
+                                                       MONITOR_EXIT_WAIT):
+            raise RuntimeFailure(f"the monitor of container {record['Name']} (pid {state['MonitorPid']}) did not "
+                                 "finish; try again, or kill that process")
+        self._remove_stopped(cid, volumes=volumes)
+        return record["Name"]
+
+    def _remove_stopped(self, cid: str, *, volumes: bool) -> None:
+        from intermodal.fsutil import remove_tree
+
+        anonymous: list[str] = []
+        with self.store.locked_existing(cid):
+            record = self.store.read_record(cid)
+            directory = self.store.dir(cid)
+            self._runtime(record).delete(cid, force=True)
+            self.engine.images.store.layers.unmount(directory)
+            if volumes:
+                anonymous = [m["Source"] for m in record.get("Mounts", ())
+                             if m.get("Type") == "volume" and self._anonymous(m["Source"])]
+            (directory / "config.json").unlink()  # from here on it no longer exists for anyone
+            self.store.release_name(record["Name"], cid)
+            remove_tree(directory)
+            self.store.lock_path(cid).unlink(missing_ok=True)
+        for volume in anonymous:
+            try:
+                self.engine.volumes.remove(volume)
+            except InUse:
+                pass  # Docker keeps a volume another container still uses
+
+    def _anonymous(self, volume: str) -> bool:
+        try:
+            return bool(self.engine.volumes.get(volume).get("Anonymous"))
+        except VolumeNotFound:
+            return False
+
+    def rename(self, name: str, new_name: str) -> None:
+        from intermodal.fsutil import check_name
+
+        check_name(new_name, "container")
+        cid = self.store.resolve(name)
+        with self.store.locked_existing(cid):
+            record = self.store.read_record(cid)
+            self.store.rename(cid, record["Name"], new_name)
+            record["Name"] = new_name
+            record["Spec"]["name"] = new_name
+            self.store.write_record(cid, record)
+
+    # -- wait, logs, exec ---------------------------------------------------------------
+
+    def wait(self, name: str, *, timeout: float | None = None) -> int:
+        """Block until the container is not running; return its exit code."""
+        cid = self.store.resolve(name)
+        record = self.store.read_record(cid)
+        if not self._wait_exited(cid, record, timeout):
+            raise RuntimeFailure(f"container {record['Name']} still runs after {timeout}s")
+        state = self.store.read_state(cid)
+        return int(st.effective(state).get("ExitCode", 0)) if state else 0
+
+    def logs(self, name: str, *, follow: bool = False, tail: int | None = None, since_ns: int | None = None,
+             until_ns: int | None = None) -> Iterator[dict[str, Any]]:
+        """Log records (`log`, `stream`, `time`), oldest first; with *follow*, until the container stops."""
+        from intermodal.containers.logs import read_records, select
+
+        cid = self.store.resolve(name)
+        directory = str(self.store.dir(cid))
+        records = select(read_records(directory), tail=tail, since_ns=since_ns, until_ns=until_ns)
+        yield from records
+        if follow:
+            yield from self._follow(cid, directory, len(read_records(directory)))
+
+    def _follow(self, cid: str, directory: str, seen: int) -> Iterator[dict[str, Any]]:
+        from intermodal.containers.logs import read_records
+
+        while True:
+            state = self.store.read_state(cid)
+            done = not state or st.effective(state).get("Status") not in st.LIVE
+            records = read_records(directory)
+            if len(records) < seen:
+                seen = 0  # rotated
+            yield from records[seen:]
+            seen = len(records)
+            if done:
+                return
+            time.sleep(0.1)
+
+    def exec(self, name: str, command: list[str], *, env: tuple[tuple[str, str], ...] = (), workdir: str | None = None,
+             user: str | None = None, tty: bool = False, detach: bool = False) -> int:
+        """Run a command in a running container with our stdio; its exit code (126/127 as Docker)."""
+        import json
+
+        from intermodal.containers.config import resolve_user
+
+        cid = self.store.resolve(name)
+        record = self.store.read_record(cid)
+        state = st.effective(self.store.read_state(cid))
+        if state.get("Status") != "running":
+            raise IncorrectState(f"container {record['Name']}", state.get("Status", "created"), "running")
+        directory = self.store.dir(cid)
+        bundle = json.loads((directory / "bundle" / "config.json").read_bytes())
+        process = dict(bundle["process"])
+        process["args"] = list(command)
+        process["terminal"] = tty
+        if env:
+            keep = [e for e in process["env"] if e.partition("=")[0] not in dict(env)]
+            process["env"] = keep + [f"{k}={v}" for k, v in env]
+        if workdir:
+            process["cwd"] = workdir
+        if user:
+            u = resolve_user(bundle["root"]["path"], user)
+            process["user"] = {"uid": u.uid, "gid": u.gid, **({"additionalGids": list(u.additional_gids)}
+                                                           if u.additional_gids else {})}
+        return self._runtime(record).exec(cid, process, directory, detach=detach)
+
+    # -- after a reboot ---------------------------------------------------------------
+
+    def start_restartable(self) -> list[str]:
+        """Start the containers whose restart policy says so (`imod start --all-restartable`)."""
+        from intermodal.containers.restart import restart_at_boot
+
+        started = []
+        for c in self.list():
+            if c.status not in st.LIVE and restart_at_boot(c.spec.restart, bool(c.state.get("StopRequested"))):
+                self.start(c.id)
+                started.append(c.name)
+        return started
+
+
+def remove_after_exit(root: str, run_root: str, cid: str) -> None:
+    """Called by the monitor of a `--rm` container once it has recorded the exit."""
+    from intermodal.engine import Engine
+
+    manager = Engine(root, run_root).containers
+    if manager.store.exists(cid):
+        manager._remove_stopped(cid, volumes=True)
+
+
+def _oom_file(cid: str) -> str | None:
+    """The file whose `oom_kill N` line counts the OOM kills in the container's cgroup."""
+    if os.path.isdir("/sys/fs/cgroup/memory"):
+        return f"/sys/fs/cgroup/memory/intermodal/{cid}/memory.oom_control"  # cgroup v1 (also hybrid)
+    return f"/sys/fs/cgroup/intermodal/{cid}/memory.events"

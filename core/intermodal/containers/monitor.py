@@ -1,0 +1,448 @@
+"""The per-container monitor: the small process that outlives `imod`.
+
+Run as ``python -I -S monitor.py CONTAINER_DIR [--ready FD] [--stdin FD]
+[--stdout FD] [--stderr FD] [--status FD]`` by `imod start`/`run`. It
+
+- forks once more (the parent, started in a new session by `imod`, exits at
+  once), so it is no session leader and `imod` is not its parent;
+- becomes a child subreaper (prctl(2) PR_SET_CHILD_SUBREAPER): the runtime's
+  `create` exits after setting the container up, and the container's init
+  is then re-parented to us, so we can wait(2) for its exit status;
+- starts the container through the runtime's OCI CLI, with pipes for its
+  stdout and stderr, writes them to the json-file log and, while `imod run`
+  is attached, to the attach pipes;
+- records exit code, time and OOM kill in ``state.json`` under the
+  container's lock, and applies the restart policy with back-off;
+- for ``--rm`` containers, removes the container through the engine (only
+  then does it import the engine; until the exit it imports almost nothing,
+  because its memory is paid once per running container).
+
+``monitor.json`` beside ``state.json`` (written by `imod start`) says what
+to run. The first start is reported on the ready pipe as one JSON line;
+`imod` holds the container's lock until it has recorded that start, so our
+exit record can never be overwritten by it.
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+DRAIN_SECONDS = 2.0  # after the exit, bounded wait for output still in the pipes
+
+
+def main(argv):
+    cdir = argv[0]
+    fds = _parse_fds(argv[1:])
+    if os.fork():
+        os._exit(0)
+    _set_subreaper()
+    os.chdir("/")
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
+        signal.signal(sig, signal.SIG_IGN)
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    with open(os.path.join(cdir, "monitor.json"), "rb") as f:
+        cfg = json.load(f)
+    sys.path.insert(0, cfg["core"])
+    from intermodal.containers import restart
+    from intermodal.containers.logs import LogWriter
+
+    log = LogWriter(cdir, cfg["log_max_size"], cfg["log_max_file"])
+    Monitor(cdir, cfg, fds, log, wake_r, restart).run()
+
+
+class Monitor:
+    def __init__(self, cdir, cfg, fds, log, wake_r, restart):
+        self.cdir = cdir
+        self.cfg = cfg
+        self.fds = fds
+        self.log = log
+        self.wake_r = wake_r
+        self.restart = restart
+        self.policy = restart.RestartPolicy.from_json(cfg["restart"])
+        self.attached = {"stdout": fds.get("stdout"), "stderr": fds.get("stderr")}
+
+    def run(self):
+        first = True
+        delay = 0.0
+        count = self.cfg.get("restart_count", 0)
+        while True:
+            started = time.monotonic()
+            ok, info = self.start(first)
+            if first:
+                self.report_ready(ok, info)
+            if not ok:
+                if not first:
+                    self.record_exit(info.get("code", 125), False, count, error=info["error"])
+                break
+            first = False
+            code, oom = self.supervise(info)
+            again = self.after_exit(code, oom, count)
+            self.detach()  # `imod run` returns at the first exit, as Docker's client does
+            if not again:
+                break
+            count += 1
+            delay = self.restart.next_delay(delay, time.monotonic() - started)
+            if not self.sleep_unless_stopped(delay):
+                self.record({"Status": "exited", "Restarting": False})
+                break
+        self.finish()
+
+    # -- starting ------------------------------------------------------------
+
+    def start(self, first):
+        """`runtime create` + `runtime start`; returns (True, {pid, ...}) or (False, {error, code})."""
+        cfg = self.cfg
+        cid = cfg["id"]
+        pid_file = os.path.join(self.cdir, "container.pid")
+        log_file = os.path.join(self.cdir, "runtime.log")
+        for path in (pid_file, log_file):
+            _unlink(path)
+        self.out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        stdin = self.fds.get("stdin") if first and "stdin" in self.fds else os.open(os.devnull, os.O_RDONLY)
+        base = [*cfg["runtime"], "--log", log_file, "--log-format", "json"]
+        code = _spawn_wait([*base, "create", "--bundle", cfg["bundle"], "--pid-file", pid_file, cid],
+                           stdin, out_w, err_w)
+        os.close(out_w)
+        os.close(err_w)
+        os.close(stdin)
+        self.fds.pop("stdin", None)
+        if code != 0:
+            self.close_output()
+            error = _runtime_error(log_file) or f"the runtime's create exited with {code}"
+            _spawn_wait([*cfg["runtime"], "delete", "--force", cid], None, None, None)
+            return False, {"error": error, "code": _exit_code_for(error)}
+        with open(pid_file) as f:
+            pid = int(f.read().strip())
+        code = _spawn_wait([*base, "start", cid], None, None, None)
+        if code != 0:
+            error = _runtime_error(log_file) or f"the runtime's start exited with {code}"
+            _spawn_wait([*cfg["runtime"], "delete", "--force", cid], None, None, None)
+            self.reap(pid, block=True)
+            self.close_output()
+            return False, {"error": error, "code": _exit_code_for(error)}
+        return True, {"pid": pid, "start": _start_time(pid)}
+
+    def report_ready(self, ok, info):
+        fd = self.fds.pop("ready", None)
+        msg = {"ok": ok, "monitor": os.getpid(), "monitor_start": _start_time(os.getpid()), **info}
+        if fd is None:
+            if ok:
+                self.record({"Status": "running", "Pid": info["pid"], "PidStart": info["start"],
+                             "MonitorPid": os.getpid(), "MonitorStart": msg["monitor_start"]})
+            return
+        try:
+            os.write(fd, (json.dumps(msg) + "\n").encode())
+        except OSError:
+            pass
+        os.close(fd)
+
+    # -- while it runs ---------------------------------------------------------
+
+    def supervise(self, info):
+        """Copy output until the container's init exits; returns (exit code, OOM-killed)."""
+        import select
+
+        pid = info["pid"]
+        poller = select.poll()
+        streams = {self.out_r: "stdout", self.err_r: "stderr"}
+        for fd in (*streams, self.wake_r):
+            poller.register(fd, select.POLLIN)
+        status = self.reap(pid)
+        deadline = None
+        while streams:
+            if status is not None and deadline is None:
+                deadline = time.monotonic() + DRAIN_SECONDS
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic()) * 1000
+            if deadline is not None and timeout == 0:
+                break
+            for fd, _ in poller.poll(timeout):
+                if fd == self.wake_r:
+                    _drain(fd)
+                    if status is None:
+                        status = self.reap(pid)
+                    continue
+                data = os.read(fd, 65536)
+                if not data:
+                    poller.unregister(fd)
+                    del streams[fd]
+                    continue
+                self.output(streams[fd], data)
+            if status is None:
+                status = self.reap(pid)
+        while status is None:  # both pipes closed: the init still has to exit
+            os.read(self.wake_r, 512) if _wait_readable(self.wake_r) else None
+            status = self.reap(pid)
+        self.close_output()
+        self.log.flush()
+        code = os.waitstatus_to_exitcode(status)
+        return (128 - code if code < 0 else code), self.oom_killed()
+
+    def output(self, stream, data):
+        self.log.feed(stream, data)
+        fd = self.attached.get(stream)
+        if fd is None:
+            return
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except OSError:  # the attached `imod` went away; keep logging
+            os.close(fd)
+            self.attached[stream] = None
+
+    def reap(self, pid, block=False):
+        """Collect exited children (we are their subreaper); the container's status once it exited."""
+        found = None
+        while True:
+            try:
+                child, status = os.waitpid(-1, 0 if block and found is None else os.WNOHANG)
+            except ChildProcessError:
+                return found
+            if child == 0:
+                return found
+            if child == pid:
+                found = status
+
+    def oom_killed(self):
+        path = self.cfg.get("oom_control")
+        if not path:
+            return False
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value) > self.cfg.get("oom_kills_before", 0)
+        except (OSError, ValueError):
+            pass
+        return False
+
+    # -- after an exit -----------------------------------------------------------
+
+    def after_exit(self, code, oom, count):
+        """Delete the runtime's container, record the exit; True to restart."""
+        cid = self.cfg["id"]
+        _spawn_wait([*self.cfg["runtime"], "delete", "--force", cid], None, None, None)
+        with _Lock(self.cfg["lock"]):
+            state = self.read_state()
+            if state is None:
+                return False
+            stopped = bool(state.get("StopRequested"))
+            again = self.restart.should_restart(self.policy, code, count, stopped)
+            state.update({"Status": "restarting" if again else "exited", "Restarting": again, "Running": False,
+                          "Pid": 0, "ExitCode": code, "OOMKilled": oom, "FinishedAt": _now(),
+                          "RestartCount": count + (1 if again else 0)})
+            self.write_state(state)
+        self.exit_code = code
+        return again
+
+    def record_exit(self, code, oom, count, error=""):
+        self.record({"Status": "exited", "Running": False, "Restarting": False, "Pid": 0, "ExitCode": code,
+                     "OOMKilled": oom, "FinishedAt": _now(), "Error": error})
+        self.exit_code = code
+
+    def sleep_unless_stopped(self, delay):
+        """Back-off before a restart; False if `imod stop`/`rm` asked us to give up meanwhile."""
+        deadline = time.monotonic() + delay
+        while True:
+            state = self.read_state()
+            if state is None or state.get("StopRequested"):
+                return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(left, 0.1))
+
+    def detach(self):
+        for stream, fd in self.attached.items():
+            if fd is not None:
+                os.close(fd)
+                self.attached[stream] = None
+        fd = self.fds.get("status")
+        if fd is not None and not self.cfg.get("auto_remove"):
+            self.send_status(fd)
+
+    def send_status(self, fd):
+        try:
+            os.write(fd, (json.dumps({"exit_code": getattr(self, "exit_code", 125)}) + "\n").encode())
+        except OSError:
+            pass
+        os.close(fd)
+        self.fds.pop("status", None)
+
+    def finish(self):
+        self.log.close()
+        if self.cfg.get("auto_remove"):
+            # Only now the engine is imported: the container is gone, so the
+            # memory this costs is no longer paid per running container.
+            try:
+                from intermodal.containers.manager import remove_after_exit
+
+                remove_after_exit(self.cfg["root"], self.cfg["run_root"], self.cfg["id"])
+            except Exception as err:  # nobody is left to catch it; say why in the state
+                self.record({"Error": f"automatic removal failed: {err}"})
+        fd = self.fds.get("status")
+        if fd is not None:
+            self.send_status(fd)
+
+    def close_output(self):
+        for name in ("out_r", "err_r"):
+            fd = getattr(self, name, None)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+
+    # -- state.json -----------------------------------------------------------
+
+    def record(self, changes):
+        with _Lock(self.cfg["lock"]):
+            state = self.read_state()
+            if state is not None:
+                state.update(changes)
+                self.write_state(state)
+
+    def read_state(self):
+        try:
+            with open(os.path.join(self.cdir, "state.json"), "rb") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None  # the container was removed
+
+    def write_state(self, state):
+        path = os.path.join(self.cdir, "state.json")
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+class _Lock:
+    """flock(2) on the container's lock file, like intermodal.locking, without importing it."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def _spawn_wait(argv, stdin, stdout, stderr):
+    """posix_spawn (no `subprocess` import) with the given stdio; returns the exit code."""
+    actions = []
+    null = None
+    for target, fd in ((0, stdin), (1, stdout), (2, stderr)):
+        if fd is None:
+            null = os.open(os.devnull, os.O_RDWR) if null is None else null
+            fd = null
+        actions.append((os.POSIX_SPAWN_DUP2, fd, target))
+    try:
+        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsigdef=(signal.SIGPIPE,
+                                                                                         signal.SIGINT,
+                                                                                         signal.SIGTERM,
+                                                                                         signal.SIGHUP,
+                                                                                         signal.SIGCHLD))
+    finally:
+        if null is not None:
+            os.close(null)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status)
+        except InterruptedError:
+            continue
+
+
+def _runtime_error(log_file):
+    try:
+        with open(log_file, "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("level") in ("error", "fatal"):
+            return str(entry.get("msg", ""))
+    return None
+
+
+def _exit_code_for(error):
+    """Docker's codes: 127 command not found, 126 not executable, else 125 (the engine failed)."""
+    text = error.lower()
+    if "executable file not found" in text or "no such file or directory" in text:
+        return 127
+    if "permission denied" in text or "exec format error" in text:
+        return 126
+    return 125
+
+
+def _start_time(pid):
+    """Field 22 of /proc/PID/stat: with the pid it names one process for good (pids are reused)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+def _set_subreaper():
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def _parse_fds(args):
+    fds = {}
+    for i in range(0, len(args) - 1, 2):
+        fds[args[i].lstrip("-")] = int(args[i + 1])
+    return fds
+
+
+def _drain(fd):
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _wait_readable(fd):
+    import select
+
+    select.select([fd], [], [], 0.5)
+    return True
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _now():
+    ns = time.time_ns()
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

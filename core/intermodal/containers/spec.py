@@ -1,0 +1,374 @@
+"""`ContainerSpec`: what the user asked for, normalised once.
+
+Every value is normalised when the spec is built (sizes to bytes, signals to
+numbers, commands to argv, env to an ordered mapping), so the stored record
+compares equal to a re-declaration of the same container. Values the image
+supplies stay ``None`` here ("the image's CMD"); `config.py` fills them in.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as _signal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from intermodal.containers.restart import RestartPolicy
+from intermodal.containers.restart import parse as parse_restart_text
+from intermodal.errors import InvalidArgument
+
+NETWORK_MODES = ("none", "host")
+MOUNT_TYPES = ("bind", "volume", "tmpfs")
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One mount: a named or anonymous volume, a bind mount or a tmpfs."""
+
+    type: str
+    target: str
+    source: str = ""  # volume name ("" = anonymous), host path, or "" for tmpfs
+    readonly: bool = False
+    options: tuple[str, ...] = ()  # bind propagation, tmpfs size=/mode=, volume nocopy
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Type": self.type, "Source": self.source, "Target": self.target, "ReadOnly": self.readonly,
+                "Options": list(self.options)}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Mount:
+        return cls(value["Type"], value["Target"], value.get("Source", ""), bool(value.get("ReadOnly")),
+                   tuple(value.get("Options", ())))
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    image: str
+    name: str | None = None
+    command: tuple[str, ...] | None = None  # None: the image's CMD
+    entrypoint: tuple[str, ...] | None = None  # None: the image's; (): none at all
+    env: tuple[tuple[str, str], ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    network: str = "none"
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    stop_signal: int | None = None  # None: the image's STOPSIGNAL, else SIGTERM
+    stop_timeout: int | None = None  # seconds; None: 10
+    auto_remove: bool = False
+    interactive: bool = False
+    tty: bool = False
+    read_only: bool = False
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    memory: int | None = None  # bytes
+    cpus: float | None = None
+    pids_limit: int | None = None
+    log_max_size: int = 0  # bytes, 0: unlimited
+    log_max_file: int = 1
+
+    @classmethod
+    def build(cls, image: str, **options: Any) -> ContainerSpec:
+        """The normalising constructor: accepts what a user or a front end has (strings, lists, dicts)."""
+        unknown = set(options) - {f.name for f in fields(cls)}
+        if unknown:
+            raise InvalidArgument(f"unknown container option(s) {', '.join(sorted(unknown))}")
+        norm: dict[str, Any] = {}
+        for key, value in options.items():
+            fix = _NORMALISE.get(key)
+            norm[key] = fix(value) if fix and value is not None else value
+        spec = cls(image=image, **norm)
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        if not self.image:
+            raise InvalidArgument("no image given: name the image to run, e.g. `imod run busybox`")
+        if self.network not in NETWORK_MODES:
+            if self.network == "bridge":
+                raise InvalidArgument(
+                    "--network bridge is not available yet in this intermodal; use --network none or --network host")
+            raise InvalidArgument(f"unknown network {self.network!r}: use --network none or --network host")
+        if self.name is not None:
+            from intermodal.fsutil import check_name
+
+            check_name(self.name, "container")
+        if self.stop_timeout is not None and self.stop_timeout < -1:
+            raise InvalidArgument("--stop-timeout must be -1 (wait forever) or a number of seconds")
+        targets = [m.target for m in self.mounts]
+        dupes = sorted({t for t in targets if targets.count(t) > 1})
+        if dupes:
+            raise InvalidArgument(f"duplicate mount point {dupes[0]}: mount each container path once")
+        if self.auto_remove and self.restart.name != "no":
+            raise InvalidArgument("--rm and --restart cannot be combined: a container removed on exit cannot restart")
+
+    def with_name(self, name: str) -> ContainerSpec:
+        return replace(self, name=name)
+
+    # -- storage -----------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        value: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "restart":
+                v = v.to_json()
+            elif f.name == "mounts":
+                v = [m.to_json() for m in v]
+            elif f.name in ("env", "labels"):
+                v = dict(v)
+            elif isinstance(v, tuple):
+                v = list(v)
+            value[f.name] = v
+        return value
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> ContainerSpec:
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in value.items() if k in known}
+        data["restart"] = RestartPolicy.from_json(data.get("restart"))
+        data["mounts"] = tuple(Mount.from_json(m) for m in data.get("mounts", ()))
+        for key in ("env", "labels"):
+            data[key] = tuple((data.get(key) or {}).items())
+        for key in ("command", "entrypoint"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        for key in ("cap_add", "cap_drop"):
+            data[key] = tuple(data.get(key, ()))
+        return cls(**data)
+
+
+# -- normalisers (each takes what a user typed and returns the stored form) ------
+
+
+def parse_command(value: str | Iterable[str]) -> tuple[str, ...]:
+    """A list stays argv; a string is split like a shell would (`"sh -c 'exit 3'"`)."""
+    if isinstance(value, str):
+        import shlex
+
+        return tuple(shlex.split(value))
+    return tuple(str(v) for v in value)
+
+
+def parse_entrypoint(value: str | Iterable[str]) -> tuple[str, ...]:
+    """`--entrypoint ""` resets the image's ENTRYPOINT, as in Docker."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return tuple(str(v) for v in value if str(v) != "") if list(value) != [""] else ()
+
+
+def parse_env(value: Mapping[str, Any] | Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """`["A=1", "B"]` (B taken from our environment, dropped if unset) or a mapping."""
+    items: dict[str, str] = {}
+    pairs = value.items() if isinstance(value, Mapping) else (_env_item(v) for v in value)
+    for key, val in pairs:
+        if not key or "=" in key:
+            raise InvalidArgument(f"invalid environment variable name {key!r}: use NAME=VALUE")
+        if val is None:
+            continue
+        items[key] = str(val)
+    return tuple(items.items())
+
+
+def _env_item(text: str) -> tuple[str, str | None]:
+    key, eq, val = text.partition("=")
+    return (key, val) if eq else (key, os.environ.get(key))
+
+
+def read_env_file(path: str) -> list[str]:
+    """Docker's --env-file: NAME=VALUE lines; `#` comments and blank lines skipped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as err:
+        raise InvalidArgument(f"cannot read env file {path}: {err.strerror}; check the path") from None
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def parse_labels(value: Mapping[str, Any] | Iterable[str]) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, Mapping):
+        return tuple((str(k), str(v)) for k, v in value.items())
+    out: dict[str, str] = {}
+    for text in value:
+        key, _, val = text.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid label {text!r}: use KEY=VALUE")
+        out[key] = val
+    return tuple(out.items())
+
+
+def parse_signal(value: str | int) -> int:
+    """`SIGTERM`, `TERM`, `term` or `15` -> 15."""
+    if isinstance(value, int):
+        number = value
+    elif value.strip().isdigit():
+        number = int(value)
+    else:
+        name = value.strip().upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        number = getattr(_signal, name, None)
+        if not isinstance(number, int) or name.startswith("SIG_"):
+            raise InvalidArgument(f"invalid signal {value!r}: use a name such as SIGTERM or a number such as 15")
+    if not 0 < int(number) < 65:
+        raise InvalidArgument(f"invalid signal {value!r}: signal numbers go from 1 to 64")
+    return int(number)
+
+
+def signal_name(number: int) -> str:
+    try:
+        return _signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def parse_size(value: str | int) -> int:
+    """`10m` -> 10485760 (Docker's RAMInBytes: binary units, case-insensitive, optional `b`)."""
+    if isinstance(value, int):
+        return value
+    units = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+    text = value.strip().lower()
+    if len(text) > 1 and text.endswith("b") and text[-2] in "kmgt":
+        text = text[:-1]
+    number = text.rstrip("bkmgt")
+    unit = text[len(number):]
+    try:
+        if unit not in units or not number:
+            raise ValueError
+        result = int(float(number) * units[unit])
+    except ValueError:
+        raise InvalidArgument(f"invalid size {value!r}: use a number with an optional unit b, k, m or g, e.g. 64m"
+                              ) from None
+    if result < 0:
+        raise InvalidArgument(f"invalid size {value!r}: sizes cannot be negative")
+    return result
+
+
+def parse_restart(value: str | RestartPolicy) -> RestartPolicy:
+    if isinstance(value, RestartPolicy):
+        return value
+    try:
+        return parse_restart_text(value)
+    except ValueError as err:
+        raise InvalidArgument(str(err)) from None
+
+
+def parse_volume(text: str) -> Mount:
+    """`-v` as Docker reads it: `/ctr`, `name:/ctr[:ro]`, `/host:/ctr[:ro,rprivate]`."""
+    parts = text.split(":")
+    if len(parts) == 1:
+        return _check_mount(Mount("volume", parts[0]))
+    if len(parts) > 3:
+        raise InvalidArgument(f"invalid volume {text!r}: use [SOURCE:]TARGET[:OPTIONS]")
+    source, target = parts[0], parts[1]
+    opts = [o for o in (parts[2].split(",") if len(parts) == 3 else []) if o]
+    readonly = "ro" in opts
+    extra = tuple(o for o in opts if o not in ("ro", "rw"))
+    kind = "bind" if source.startswith(("/", ".")) else "volume"
+    if kind == "bind":
+        source = os.path.abspath(source)
+    return _check_mount(Mount(kind, target, source, readonly, extra))
+
+
+def parse_mount(text: str) -> Mount:
+    """`--mount type=volume,source=data,target=/data,readonly` (Docker's CSV form)."""
+    kv: dict[str, str] = {}
+    flags: set[str] = set()
+    for item in text.split(","):
+        key, eq, val = item.partition("=")
+        key = key.strip().lower()
+        if eq:
+            kv[key] = val
+        else:
+            flags.add(key)
+    kind = kv.pop("type", "volume")
+    source = kv.pop("source", kv.pop("src", ""))
+    target = kv.pop("target", kv.pop("destination", kv.pop("dst", "")))
+    readonly = bool(flags & {"readonly", "ro"}) or kv.pop("readonly", kv.pop("ro", "false")) in ("true", "1")
+    options = []
+    if "bind-propagation" in kv:
+        options.append(kv.pop("bind-propagation"))
+    if "tmpfs-size" in kv:
+        options.append(f"size={parse_size(kv.pop('tmpfs-size'))}")
+    if "tmpfs-mode" in kv:
+        options.append(f"mode={kv.pop('tmpfs-mode')}")
+    if kv.pop("volume-nocopy", "false") in ("true", "1") or "volume-nocopy" in flags:
+        options.append("nocopy")
+    if kv:
+        raise InvalidArgument(f"invalid --mount {text!r}: unknown key(s) {', '.join(sorted(kv))}")
+    if kind == "bind" and source:
+        source = os.path.abspath(source)
+    return _check_mount(Mount(kind, target, source, readonly, tuple(options)))
+
+
+def parse_tmpfs(text: str) -> Mount:
+    """`--tmpfs /run[:size=64m,mode=1777]`."""
+    target, _, opts = text.partition(":")
+    options = []
+    for opt in (o for o in opts.split(",") if o):
+        if opt.startswith("size="):
+            opt = f"size={parse_size(opt[5:])}"
+        options.append(opt)
+    return _check_mount(Mount("tmpfs", target, "", "ro" in options, tuple(o for o in options if o != "ro")))
+
+
+def _check_mount(m: Mount) -> Mount:
+    if m.type not in MOUNT_TYPES:
+        raise InvalidArgument(f"unknown mount type {m.type!r}: use bind, volume or tmpfs")
+    if not m.target.startswith("/"):
+        raise InvalidArgument(f"invalid mount target {m.target!r}: container paths must be absolute")
+    if m.target == "/":
+        raise InvalidArgument("cannot mount over the container's root directory: choose another target")
+    if m.type == "bind" and not m.source:
+        raise InvalidArgument(f"bind mount to {m.target} has no source: give the host path")
+    if m.type == "volume" and m.source:
+        from intermodal.fsutil import check_name
+
+        check_name(m.source, "volume")
+    return m
+
+
+def _mounts(value: Iterable[Mount | str]) -> tuple[Mount, ...]:
+    return tuple(v if isinstance(v, Mount) else parse_volume(v) for v in value)
+
+
+def _caps(value: Iterable[str]) -> tuple[str, ...]:
+    out = []
+    for cap in value:
+        name = cap.strip().upper()
+        if name != "ALL" and not name.startswith("CAP_"):
+            name = "CAP_" + name
+        out.append(name)
+    return tuple(dict.fromkeys(out))
+
+
+def _cpus(value: float | str) -> float:
+    try:
+        cpus = float(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid --cpus {value!r}: use a number such as 1.5") from None
+    if cpus <= 0:
+        raise InvalidArgument(f"invalid --cpus {value!r}: it must be more than 0")
+    return cpus
+
+
+_NORMALISE = {
+    "command": parse_command,
+    "entrypoint": parse_entrypoint,
+    "env": parse_env,
+    "labels": parse_labels,
+    "mounts": _mounts,
+    "restart": parse_restart,
+    "stop_signal": parse_signal,
+    "stop_timeout": int,
+    "cap_add": _caps,
+    "cap_drop": _caps,
+    "memory": parse_size,
+    "cpus": _cpus,
+    "pids_limit": int,
+    "log_max_size": parse_size,
+    "log_max_file": int,
+}

@@ -1,0 +1,161 @@
+"""Containers on disk: one directory per container under ``paths.containers``.
+
+``<id>/config.json`` is the record (spec, image, name, creation time),
+written last when a container is created, so a directory without it is a
+container still being made (or a crashed attempt). ``<id>/state.json`` is
+the runtime state, rewritten atomically. Both change only under the
+container's lock, ``locks/containers/<id>``. Names are unique through
+``containers/names.json``, changed only under ``locks/container-names``.
+Lock order: a container's lock before the names lock, never the reverse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from intermodal.errors import AlreadyExists, ContainerNotFound, InvalidArgument, LockTimeout
+from intermodal.fsutil import atomic_write_json, read_json
+from intermodal.locking import locked
+from intermodal.paths import EnginePaths
+
+RECORD = "config.json"
+STATE = "state.json"
+
+
+def new_id() -> str:
+    """64 hex digits from the kernel's CSPRNG: unguessable, no retry loop needed."""
+    return os.urandom(32).hex()
+
+
+class ContainerStore:
+    def __init__(self, paths: EnginePaths) -> None:
+        self.paths = paths
+        self.root = paths.containers
+        self.names_path = self.root / "names.json"
+
+    # -- paths and locks -----------------------------------------------------
+
+    def dir(self, cid: str) -> Path:
+        return self.root / cid
+
+    def lock_path(self, cid: str) -> Path:
+        return self.paths.locks / "containers" / cid
+
+    def lock(self, cid: str, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        return locked(self.lock_path(cid)) if timeout is None else locked(self.lock_path(cid), timeout=timeout)
+
+    @contextlib.contextmanager
+    def locked_existing(self, cid: str) -> Iterator[None]:
+        """The container's lock, then a check that it still exists (rm may have won the race)."""
+        with self.lock(cid):
+            if not (self.dir(cid) / RECORD).exists():
+                raise ContainerNotFound(f"no such container: {cid[:12]} (it was removed meanwhile)")
+            yield
+
+    def names_lock(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.paths.locks / "container-names")
+
+    # -- records -------------------------------------------------------------
+
+    def exists(self, cid: str) -> bool:
+        return (self.dir(cid) / RECORD).exists()
+
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return [n for n in names if len(n) == 64 and (self.root / n / RECORD).exists()]
+
+    def read_record(self, cid: str) -> dict[str, Any]:
+        record = read_json(self.dir(cid) / RECORD)
+        if record is None:
+            raise ContainerNotFound(f"no such container: {cid[:12]}")
+        return record
+
+    def write_record(self, cid: str, record: dict[str, Any]) -> None:
+        atomic_write_json(self.dir(cid) / RECORD, record, mode=0o600)
+
+    def read_state(self, cid: str) -> dict[str, Any]:
+        return read_json(self.dir(cid) / STATE, default={}) or {}
+
+    def write_state(self, cid: str, state: dict[str, Any]) -> None:
+        atomic_write_json(self.dir(cid) / STATE, state, mode=0o600)
+
+    def update_state(self, cid: str, **changes: Any) -> dict[str, Any]:
+        """Read, change and write the state; the caller holds the container's lock."""
+        state = self.read_state(cid)
+        state.update(changes)
+        self.write_state(cid, state)
+        return state
+
+    # -- names ---------------------------------------------------------------
+
+    def names(self) -> dict[str, str]:
+        return read_json(self.names_path, default={}) or {}
+
+    def reserve_name(self, name: str, cid: str) -> None:
+        """Claim *name* for *cid*; raises AlreadyExists naming the holder. Caller holds *cid*'s lock."""
+        with self.names_lock():
+            names = self.names()
+            holder = names.get(name)
+            if holder and holder != cid and not self._stale(holder):
+                raise AlreadyExists(
+                    f'the container name "/{name}" is already in use by container {holder[:12]}; '
+                    "remove or rename that container, or choose another name")
+            names[name] = cid
+            atomic_write_json(self.names_path, names)
+
+    def release_name(self, name: str, cid: str) -> None:
+        with self.names_lock():
+            names = self.names()
+            if names.get(name) == cid:
+                del names[name]
+                atomic_write_json(self.names_path, names)
+
+    def rename(self, cid: str, old: str, new: str) -> None:
+        with self.names_lock():
+            names = self.names()
+            holder = names.get(new)
+            if holder and holder != cid and not self._stale(holder):
+                raise AlreadyExists(f'the container name "/{new}" is already in use by container {holder[:12]}; '
+                                    "choose another name")
+            if names.get(old) == cid:
+                del names[old]
+            names[new] = cid
+            atomic_write_json(self.names_path, names)
+
+    def _stale(self, cid: str) -> bool:
+        """A name whose container has no record and whose creator is gone (crashed mid-create)."""
+        if self.exists(cid):
+            return False
+        try:
+            with self.lock(cid, timeout=0):
+                return not self.exists(cid)
+        except LockTimeout:
+            return False  # its creator is still at work
+
+    # -- lookup --------------------------------------------------------------
+
+    def resolve(self, name_or_id: str) -> str:
+        """A full id, a name (with or without Docker's leading '/'), or a unique id prefix."""
+        key = name_or_id.lstrip("/")
+        if not key:
+            raise InvalidArgument("empty container name or id: name a container")
+        if len(key) == 64 and self.exists(key):
+            return key
+        cid = self.names().get(key)
+        if cid and self.exists(cid):
+            return cid
+        if all(c in "0123456789abcdef" for c in key):
+            matches = [i for i in self.ids() if i.startswith(key)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise InvalidArgument(f"container id prefix {key!r} matches {len(matches)} containers; "
+                                      "give more characters of the id")
+        raise ContainerNotFound(f"no such container: {name_or_id}; see `imod ps -a` for the containers that exist")

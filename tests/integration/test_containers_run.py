@@ -1,0 +1,123 @@
+"""`imod run` on the real kernel: output, exit codes, image defaults and overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.containers import clean_containers  # noqa: F401 - the fixture below
+
+pytestmark = [pytest.mark.requires("root", "overlay", "runc", "busybox"), pytest.mark.usefixtures("clean_containers")]
+
+
+def test_run_rm_prints_output_and_leaves_nothing(imod, busybox_image):
+    proc = imod("run", "--rm", busybox_image, "echo", "hi")
+    assert proc.stdout == b"hi\n"
+    assert imod("ps", "-a", "-q").stdout == b""
+
+
+@pytest.mark.parametrize(("command", "code"), [
+    (["sh", "-c", "exit 3"], 3),
+    (["true"], 0),
+    (["no-such-command"], 127),
+    (["/etc/passwd"], 126),
+])
+def test_exit_codes_as_docker(imod, busybox_image, command, code):
+    proc = imod("run", "--rm", busybox_image, *command, check=False)
+    assert proc.returncode == code, proc.stderr.decode()
+    if code in (126, 127):
+        assert b"Error:" in proc.stderr
+    assert imod("ps", "-a", "-q").stdout == b""
+
+
+def test_stdout_and_stderr_are_separate(imod, busybox_image):
+    proc = imod("run", "--rm", busybox_image, "sh", "-c", "echo out; echo err >&2")
+    assert proc.stdout == b"out\n"
+    assert proc.stderr == b"err\n"
+
+
+def test_interactive_stdin(imod, busybox_image):
+    proc = imod("run", "--rm", "-i", busybox_image, "cat", input=b"from stdin\n")
+    assert proc.stdout == b"from stdin\n"
+
+
+def test_env_workdir_user_entrypoint_labels(imod, busybox_image):
+    out = imod("run", "--name", "opts", "-e", "GREETING=hello", "-w", "/tmp", "-u", "nobody", "-l", "tier=web",
+               "--entrypoint", "/bin/sh", busybox_image, "-c", 'echo "$GREETING"; pwd; id -u; id -g; echo $HOME')
+    assert out.stdout.decode().split() == ["hello", "/tmp", "65534", "65534", "/home"]
+    info = json.loads(imod("container", "inspect", "opts").stdout)[0]
+    assert info["Config"]["Labels"] == {"tier": "web"}
+    assert info["Config"]["Entrypoint"] == ["/bin/sh"]
+    assert info["Config"]["User"] == "nobody"
+    assert info["Path"] == "/bin/sh"
+    assert "GREETING=hello" in info["Config"]["Env"]
+    assert info["State"]["Status"] == "exited"
+
+
+def test_image_cmd_is_the_default_and_entrypoint_override_drops_it(imod, busybox_image):
+    # The fixture's image has CMD ["sh"]: with no input, sh exits 0 at once.
+    assert imod("run", "--rm", busybox_image).returncode == 0
+    proc = imod("run", "--rm", "--entrypoint", "echo", busybox_image)
+    assert proc.stdout == b"\n"  # echo with no arguments: the image's CMD is not passed on
+
+
+def test_numeric_user_and_group(imod, busybox_image):
+    out = imod("run", "--rm", "-u", "1234:5678", busybox_image, "sh", "-c", "id -u; id -g").stdout
+    assert out.split() == [b"1234", b"5678"]
+
+
+def test_unknown_user_is_a_clear_error(imod, busybox_image):
+    proc = imod("run", "--rm", "-u", "nosuchuser", busybox_image, "true", check=False)
+    assert proc.returncode == 125
+    assert b"nosuchuser" in proc.stderr
+    assert imod("ps", "-a", "-q").stdout == b""
+
+
+def test_container_is_isolated(imod, busybox_image):
+    out = imod("run", "--rm", "-h", "boxed", busybox_image, "sh", "-c",
+               "hostname; echo $$; cat /etc/hostname; ip -o link | wc -l; cat /proc/self/status | grep CapEff")
+    lines = out.stdout.decode().splitlines()
+    assert lines[0] == "boxed"
+    assert lines[1] == "1"  # its own pid namespace
+    assert lines[2] == "boxed"
+    assert lines[3].strip() == "1"  # --network none: only loopback
+    assert lines[4].split()[1] == "00000000a80425fb"  # Docker's default capabilities
+
+
+def test_host_network_and_bridge_refused(imod, busybox_image):
+    host_links = len(Path("/proc/net/dev").read_text().splitlines()) - 2
+    out = imod("run", "--rm", "--network", "host", busybox_image, "sh", "-c", "ip -o link | wc -l")
+    assert int(out.stdout) == host_links
+    proc = imod("run", "--rm", "--network", "bridge", busybox_image, "true", check=False)
+    assert proc.returncode == 125
+    assert b"not available yet" in proc.stderr
+
+
+def test_read_only_and_tmpfs(imod, busybox_image):
+    proc = imod("run", "--rm", "--read-only", "--tmpfs", "/scratch", busybox_image, "sh", "-c",
+                "touch /scratch/ok && echo tmpfs-ok; touch /nope", check=False)
+    assert proc.stdout == b"tmpfs-ok\n"
+    assert proc.returncode == 1
+    assert b"Read-only file system" in proc.stderr
+
+
+def test_limits_reach_the_cgroup(imod, busybox_image):
+    out = imod("run", "--rm", "--memory", "64m", "--pids-limit", "50", busybox_image, "sh", "-c",
+               "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max")
+    assert out.stdout.split() == [str(64 * 1024 * 1024).encode(), b"50"]
+
+
+def test_name_in_use_is_refused(imod, busybox_image):
+    imod("create", "--name", "taken", busybox_image, "true")
+    proc = imod("create", "--name", "taken", busybox_image, "true", check=False)
+    assert proc.returncode == 125
+    assert b"already in use" in proc.stderr
+    assert len(imod("ps", "-a", "-q").stdout.split()) == 1
+
+
+def test_unknown_image_is_a_clear_error(imod, busybox_image):
+    proc = imod("run", "--rm", "nosuchimage", "true", check=False)
+    assert proc.returncode == 125
+    assert b"nosuchimage" in proc.stderr
