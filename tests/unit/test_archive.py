@@ -14,7 +14,7 @@ from intermodal.engine import Engine
 from intermodal.errors import DigestMismatch, ImageNotFound, InvalidArchive, UnsafePath
 from intermodal.images import archive, docker_archive, oci_layout
 from intermodal.images import mediatypes as mt
-from intermodal.images.archive_source import TarSource, compression_of, link_target, member_name
+from intermodal.images.archive_source import TarSource, link_target, member_name
 from intermodal.images.archive_staging import BlobStager
 from intermodal.images.digest import sha256_digest
 from intermodal.images.manifest import canonical_json
@@ -57,17 +57,6 @@ def test_link_target(member: str, target: str, symbolic: bool, resolved: str) ->
 def test_link_target_refuses_escapes(member: str, target: str) -> None:
     with pytest.raises(UnsafePath):
         link_target(member, target, symbolic=True)
-
-
-@pytest.mark.parametrize(("head", "kind"), [
-    (b"\x1f\x8b\x08\x00", "gzip"),
-    (b"BZh91AY", "bzip2"),
-    (b"\xfd7zXZ\x00\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd\x00", "zstd"),
-    (b"manifest.json\x00", "none"),
-])
-def test_compression_of(head: bytes, kind: str) -> None:
-    assert compression_of(head) == kind
 
 
 @pytest.mark.parametrize(("annotations", "names"), [

@@ -8,29 +8,19 @@ archive can never make us read (or later write) outside of it.
 
 from __future__ import annotations
 
-import io
 import os
 import posixpath
 import stat
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from intermodal.errors import InvalidArchive, UnsafePath
 
 CHUNK = 1 << 20
 MAX_JSON = 32 << 20  # manifests, configs and indexes are small; refuse to buffer more
 MAX_LINK_HOPS = 16
-
-# Magic numbers of the compressions `docker load` accepts (plus zstd).
-_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-)
-
 
 class Source(Protocol):
     """The members of an archive, by normalised name."""
@@ -178,37 +168,6 @@ class DirSource:
         return None
 
 
-def compression_of(head: bytes) -> str:
-    """``gzip``, ``bzip2``, ``xz``, ``zstd`` or ``none`` from the first bytes of a stream."""
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return "none"
-
-
-def decompressor(stream: BinaryIO, compression: str) -> BinaryIO:
-    """A reader of the decompressed bytes of *stream*."""
-    if compression == "none":
-        return stream
-    if compression == "gzip":
-        import gzip
-
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
-    if compression == "bzip2":
-        import bz2
-
-        return bz2.BZ2File(stream, "rb")  # type: ignore[return-value]
-    if compression == "xz":
-        import lzma
-
-        return lzma.LZMAFile(stream, "rb")  # type: ignore[return-value]
-    if compression == "zstd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)  # type: ignore[return-value]
-    raise InvalidArchive(f"unsupported compression {compression!r}: use gzip, bzip2, xz, zstd or a plain tar")
-
-
 def decompression_errors() -> tuple[type[BaseException], ...]:
     """The error classes of the decompressors already in use (each library has its own)."""
     import sys
@@ -224,27 +183,6 @@ def decompression_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-class _Prefixed(io.RawIOBase):
-    """The bytes already peeked from a pipe, then the rest of the pipe."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
 def open_stream(stream: BinaryIO, description: str, tmp: Path) -> TarSource:
     """A tar source over *stream*: used in place when seekable and plain, else spooled.
 
@@ -252,37 +190,39 @@ def open_stream(stream: BinaryIO, description: str, tmp: Path) -> TarSource:
     temporary file under the engine's tmp directory (same filesystem as the
     store, removed by the kernel even if we are killed).
     """
-    seekable = _seekable(stream)
-    if seekable:
+    from intermodal.storage.streams import decompressed, detect, sniffed
+
+    if _seekable(stream):
         start = stream.tell()
-        head = stream.read(512)
+        head = stream.read(8)
         stream.seek(start)
+        if not head:
+            raise _empty(description)
+        compression = detect(head)
+        if compression == "none":
+            return TarSource(stream, description)
     else:
-        head = _read_exactly(stream, 512)
-        stream = io.BufferedReader(_Prefixed(head, stream), CHUNK)  # type: ignore[assignment]
-    if not head:
-        raise InvalidArchive(f"{description} is empty; give an image archive (imod save writes one)")
-    compression = compression_of(head)
-    if seekable and compression == "none":
-        return TarSource(stream, description)
+        compression, stream = sniffed(stream)  # type: ignore[assignment]
     tmp.mkdir(parents=True, exist_ok=True)
     spool = tempfile.TemporaryFile(dir=tmp, prefix="load-")  # noqa: SIM115 - returned to the caller
     try:
-        reader = decompressor(stream, compression)
+        reader = decompressed(stream, compression)
         while chunk := _read_chunk(reader, description, compression):
             spool.write(chunk)
+        if spool.tell() == 0:
+            raise _empty(description)
         spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    try:
         return TarSource(spool, description, owned=True)
     except BaseException:
         spool.close()
         raise
 
 
-def _read_chunk(reader: BinaryIO, description: str, compression: str) -> bytes:
+def _empty(description: str) -> InvalidArchive:
+    return InvalidArchive(f"{description} is empty; give an image archive (imod save writes one)")
+
+
+def _read_chunk(reader: Any, description: str, compression: str) -> bytes:
     try:
         return reader.read(CHUNK)
     except (OSError, EOFError, *decompression_errors()) as exc:
@@ -296,12 +236,3 @@ def _seekable(stream: BinaryIO) -> bool:
     except (AttributeError, OSError, ValueError):
         return False
 
-
-def _read_exactly(stream: BinaryIO, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = stream.read(n - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data

@@ -57,49 +57,69 @@ class _Hashing:
 
 
 class TarWriter:
-    """A deterministic tar stream; *fileobj* may be a pipe (written strictly in order)."""
+    """A deterministic PAX tar stream; *fileobj* may be a pipe (written strictly in order).
+
+    Headers come from tarfile, data is copied straight to the output in
+    large chunks: tarfile's own stream mode re-slices every write into
+    10 kB records, which costs more than the copy itself.
+    """
 
     def __init__(self, fileobj: BinaryIO) -> None:
-        self._tar = tarfile.open(  # noqa: SIM115 - closed by close()
-            fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=CHUNK
-        )
+        self._out = fileobj
+        self._offset = 0
 
-    @staticmethod
-    def _info(name: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
+    def _write(self, data: bytes) -> None:
+        self._out.write(data)
+        self._offset += len(data)
+
+    def _header(self, name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") -> None:
         info = tarfile.TarInfo(name)
         info.type = kind
         info.mode = mode
         info.size = size
+        info.linkname = linkname
         info.mtime = 0
         info.uid = info.gid = 0
         info.uname = info.gname = ""
-        return info
+        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+
+    def _pad(self) -> None:
+        remainder = self._offset % tarfile.BLOCKSIZE
+        if remainder:
+            self._write(tarfile.NUL * (tarfile.BLOCKSIZE - remainder))
 
     def add_dir(self, name: str) -> None:
-        self._tar.addfile(self._info(name.rstrip("/") + "/", tarfile.DIRTYPE, 0o755))
+        self._header(name.rstrip("/") + "/", tarfile.DIRTYPE, 0o755)
 
     def add_bytes(self, name: str, data: bytes) -> None:
-        import io
-
-        self._tar.addfile(self._info(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
+        self._header(name, tarfile.REGTYPE, 0o644, len(data))
+        self._write(data)
+        self._pad()
 
     def add_stream(self, name: str, size: int, stream: BinaryIO, expected: str | None = None) -> None:
+        self._header(name, tarfile.REGTYPE, 0o644, size)
         reader = _Hashing(stream, expected)
-        try:
-            self._tar.addfile(self._info(name, tarfile.REGTYPE, 0o644, size), reader)  # type: ignore[arg-type]
-        except OSError as exc:
-            if reader.count < size:
-                raise InvalidArchive(f"{name}: the source ended after {reader.count} of {size} bytes ({exc})") from None
-            raise
+        left = size
+        while left:
+            chunk = reader.read(min(CHUNK, left))
+            if not chunk:
+                raise InvalidArchive(f"{name}: the source ended after {size - left} of {size} bytes")
+            self._write(chunk)
+            left -= len(chunk)
+        if reader.read(1):
+            raise InvalidArchive(f"{name}: the source holds more than the {size} bytes announced")
         reader.check(name)
+        self._pad()
 
     def add_symlink(self, name: str, target: str) -> None:
-        info = self._info(name, tarfile.SYMTYPE, 0o777)
-        info.linkname = target
-        self._tar.addfile(info)
+        self._header(name, tarfile.SYMTYPE, 0o777, linkname=target)
 
     def close(self) -> None:
-        self._tar.close()
+        # Two zero blocks end the archive; GNU tar and tarfile pad it to a whole 10 kB record.
+        self._write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+        remainder = self._offset % tarfile.RECORDSIZE
+        if remainder:
+            self._write(tarfile.NUL * (tarfile.RECORDSIZE - remainder))
 
 
 class DirWriter:
@@ -143,12 +163,12 @@ def spool_uncompressed(stream: BinaryIO, compression: str, diff_id: str, tmp: Pa
     not say how large its tar is; one pass to a temporary file gives both
     the size and the verified content. The file is rewound for reading.
     """
-    from intermodal.images.archive_source import decompressor
+    from intermodal.storage.streams import decompressed
 
     tmp.mkdir(parents=True, exist_ok=True)
     spool = tempfile.TemporaryFile(dir=tmp, prefix="save-")  # noqa: SIM115 - returned to the caller
     try:
-        reader = _Hashing(decompressor(stream, compression), diff_id)
+        reader = _Hashing(decompressed(stream, compression), diff_id)  # type: ignore[arg-type]
         while chunk := reader.read(CHUNK):
             spool.write(chunk)
         reader.check(what)

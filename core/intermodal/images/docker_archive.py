@@ -18,7 +18,7 @@ from typing import Any
 from intermodal.errors import DigestMismatch, InvalidArchive, InvalidReference
 from intermodal.images import mediatypes as mt
 from intermodal.images import reference as refs
-from intermodal.images.archive_source import Source, compression_of, decompressor, read_limited
+from intermodal.images.archive_source import Source, read_limited
 from intermodal.images.archive_staging import BlobStager, PendingImage, diff_ids_of
 from intermodal.images.archive_writer import ArchiveWriter, spool_uncompressed
 from intermodal.images.digest import is_digest, sha256_digest
@@ -204,11 +204,13 @@ def _stage_layer(source: Source, stager: BlobStager, path: str, diff_id: str, wh
     """Stage a layer tar under its diff_id, decompressing it when the archive holds it compressed."""
     if stager.has(diff_id):
         return stager.size(diff_id)
+    from intermodal.storage.streams import decompressed, detect
+
     size = source.size(path)
     with source.open(path) as raw:
         head = raw.read(8)
         raw.seek(0)
-        compression = compression_of(head)
+        compression = detect(head)
         if compression == "none":
             return stager.stage(diff_id, size, raw, what)
-        return stager.stage(diff_id, None, decompressor(raw, compression), what)
+        return stager.stage(diff_id, None, decompressed(raw, compression), what)  # type: ignore[arg-type]
