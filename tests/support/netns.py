@@ -92,6 +92,11 @@ class Namespaces:
         ns.etc.mkdir(parents=True, exist_ok=True)
         return ns
 
+    def remove(self, ns: Netns) -> None:
+        run("ip", "netns", "del", ns.name)
+        shutil.rmtree(ns.etc, ignore_errors=True)
+        self.made.remove(ns)
+
     def spawn(self, ns: Netns, *args: str) -> subprocess.Popen:
         """A long-running busybox applet in *ns*, stopped by `close` (by its PID)."""
         proc = subprocess.Popen(["ip", "netns", "exec", ns.name, BUSYBOX, *args],

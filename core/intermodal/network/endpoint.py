@@ -45,11 +45,11 @@ def plug(netns: str | os.PathLike, link: Link) -> str:
 
     On any failure the pair is removed again: nothing half-made stays behind.
     """
-    with netlink.iproute() as host:
+    with netlink.iproute() as host, netlink.iproute(netns) as inside:
         bridge_index = netlink.link_index(host, link.bridge)
         if bridge_index is None:
             raise NetworkError(f"bridge {link.bridge} is missing; run `imod network inspect` to recreate it")
-        inner = _next_ifname(netns)
+        inner = _next_ifname(inside, netns)
         fd = _open_netns(netns)
         try:
             peer = {"ifname": inner, "net_ns_fd": fd, "mtu": link.mtu, "address": link.mac or mac_for(link.address)}
@@ -61,7 +61,7 @@ def plug(netns: str | os.PathLike, link: Link) -> str:
             index = netlink.link_index(host, link.host_ifname)
             netlink.call(lambda: host.link("set", index=index, master=bridge_index, state="up"),
                          what=f"attach to bridge {link.bridge}", device=link.host_ifname)
-            _configure_inside(netns, inner, link)
+            _configure_inside(inside, netns, inner, link)
         except BaseException:
             netlink.delete(lambda: host.link("del", ifname=link.host_ifname), what="delete veth",
                            device=link.host_ifname)
@@ -75,18 +75,17 @@ def unplug(host_name: str) -> bool:
         return netlink.delete(lambda: host.link("del", ifname=host_name), what="delete veth", device=host_name)
 
 
-def _configure_inside(netns, inner: str, link: Link) -> None:
-    with netlink.iproute(netns) as ipr:
-        index = netlink.link_index(ipr, inner, netns=netns)
-        lo = netlink.link_index(ipr, "lo", netns=netns)
-        netlink.call(lambda: ipr.addr("add", index=index, address=link.address, prefixlen=link.prefixlen),
-                     what=f"add address {link.address}/{link.prefixlen} to", device=inner, netns=netns)
-        netlink.call(lambda: ipr.link("set", index=index, state="up"), what="bring up", device=inner, netns=netns)
-        if lo is not None:
-            netlink.call(lambda: ipr.link("set", index=lo, state="up"), what="bring up", device="lo", netns=netns)
-        if link.gateway and not _has_default_route(ipr, netns):
-            netlink.call(lambda: ipr.route("add", dst="default", gateway=link.gateway, oif=index),
-                         what=f"add default route via {link.gateway} on", device=inner, netns=netns)
+def _configure_inside(ipr, netns, inner: str, link: Link) -> None:
+    index = netlink.link_index(ipr, inner, netns=netns)
+    lo = netlink.link_index(ipr, "lo", netns=netns)
+    netlink.call(lambda: ipr.addr("add", index=index, address=link.address, prefixlen=link.prefixlen),
+                 what=f"add address {link.address}/{link.prefixlen} to", device=inner, netns=netns)
+    netlink.call(lambda: ipr.link("set", index=index, state="up"), what="bring up", device=inner, netns=netns)
+    if lo is not None:
+        netlink.call(lambda: ipr.link("set", index=lo, state="up"), what="bring up", device="lo", netns=netns)
+    if link.gateway and not _has_default_route(ipr, netns):
+        netlink.call(lambda: ipr.route("add", dst="default", gateway=link.gateway, oif=index),
+                     what=f"add default route via {link.gateway} on", device=inner, netns=netns)
 
 
 def _has_default_route(ipr, netns) -> bool:
@@ -94,9 +93,8 @@ def _has_default_route(ipr, netns) -> bool:
     return any(not r.get("dst") and r.get("dst_len", 0) == 0 for r in routes)
 
 
-def _next_ifname(netns) -> str:
-    with netlink.iproute(netns) as ipr:
-        names = set(netlink.link_names(ipr, netns=netns))
+def _next_ifname(ipr, netns) -> str:
+    names = set(netlink.link_names(ipr, netns=netns))
     for n in range(64):
         if f"eth{n}" not in names:
             return f"eth{n}"

@@ -1,0 +1,161 @@
+"""Network lifecycle on the real kernel: create/inspect/remove/prune, connect/disconnect, a leak test."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+
+from intermodal.errors import AlreadyExists, Conflict, InUse, InvalidArgument, NetworkNotFound
+from intermodal.network.manager import EndpointRequest
+from tests.support.netns import (  # noqa: F401
+    free_subnets,
+    leak_check_fixture,
+    leaks,
+    net_engine_fixture,
+    run,
+    snapshot,
+    spaces_fixture,
+)
+
+pytestmark = pytest.mark.requires("root", "nft", "busybox")
+
+
+def _table(engine) -> str:
+    return engine.networks.store.config.table
+
+
+def test_create_inspect_list_remove(net_engine):
+    (subnet,) = free_subnets(1)
+    rng = subnet.replace(".0/24", ".128/25")
+    net = net_engine.networks.create("app", subnet=subnet, ip_range=rng, labels={"tier": "web"})
+    bridge = net.bridge
+    assert run("ip", "-o", "link", "show", bridge).returncode == 0
+    assert Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").read_text().strip() == "1"
+
+    doc = net_engine.networks.inspect("app")
+    assert doc["Name"] == "app" and doc["Id"] == net.id and doc["Driver"] == "bridge"
+    assert doc["IPAM"]["Config"] == [{"Subnet": subnet, "Gateway": subnet.replace(".0/24", ".1"), "IPRange": rng}]
+    assert doc["Labels"] == {"tier": "web"} and doc["Internal"] is False
+    assert net_engine.networks.get(net.id[:12]).name == "app"
+    assert [n.name for n in net_engine.networks.list()] == ["app"]
+    comments = {r.get("comment") for r in net_engine.networks.firewall.rules()}
+    assert f"imod network {net.id}" in comments
+
+    with pytest.raises(AlreadyExists):
+        net_engine.networks.create("app", subnet=free_subnets(2)[1])
+    with pytest.raises(Conflict, match="overlaps"):
+        net_engine.networks.create("other", subnet=subnet)
+
+    assert net_engine.networks.remove("app") == "app"
+    assert run("ip", "link", "show", bridge, check=False).returncode != 0
+    assert not any(r.get("comment") for r in net_engine.networks.firewall.rules())
+    with pytest.raises(NetworkNotFound):
+        net_engine.networks.get("app")
+
+
+def test_create_refuses_bad_input(net_engine):
+    for name in ("bridge", "host", "none"):
+        with pytest.raises(InvalidArgument, match="predefined"):
+            net_engine.networks.create(name)
+    with pytest.raises(InvalidArgument, match="need --subnet"):
+        net_engine.networks.create("x", gateway="10.0.0.1")
+    with pytest.raises(InvalidArgument):
+        net_engine.networks.create("../evil")
+    assert net_engine.networks.list() == []
+
+
+def test_subnet_is_picked_when_not_given(net_engine):
+    net = net_engine.networks.create("auto")
+    routes = run("ip", "-4", "route").stdout
+    assert f"{net.subnet} dev {net.bridge}" in routes
+
+
+def test_remove_in_use_refused_prune_keeps_used(net_engine, spaces):
+    s1, s2 = free_subnets(2)
+    net_engine.networks.create("used", subnet=s1)
+    net_engine.networks.create("idle", subnet=s2)
+    ns = spaces.new()
+    container = secrets.token_hex(32)
+    net_engine.networks.attach(container, ns.path, [EndpointRequest("used")], name="box")
+    with pytest.raises(InUse, match="box"):
+        net_engine.networks.remove("used")
+    assert net_engine.networks.prune() == ["idle"]
+    assert [n.name for n in net_engine.networks.list()] == ["used"]
+    net_engine.networks.detach(container)
+    assert net_engine.networks.prune() == ["used"]
+
+
+def test_connect_disconnect_and_static_ip(net_engine, spaces):
+    s1, s2 = free_subnets(2)
+    net_engine.networks.create("a", subnet=s1)
+    net_engine.networks.create("b", subnet=s2)
+    ns, peer = spaces.new(), spaces.new()
+    container = secrets.token_hex(32)
+    want = s2.replace(".0/24", ".77")
+    net_engine.networks.attach(container, ns.path, [EndpointRequest("a")], name="multi",
+                               hosts_path=ns.etc / "hosts")
+    net_engine.networks.attach(secrets.token_hex(32), peer.path, [EndpointRequest("b")], name="peer",
+                               hosts_path=peer.etc / "hosts")
+
+    ep = net_engine.networks.connect("b", container, ns.path, ip=want, aliases=["m2"])
+    assert ep.address == want and ep.ifname == "eth1"
+    assert f"inet {want}/24" in ns.exec("ip", "-o", "addr", "show", "eth1").stdout
+    assert ns.busybox("ping", "-c", "1", "-W", "1", "peer", check=False).returncode == 0
+    assert "m2" in (peer.etc / "hosts").read_text()
+    with pytest.raises(AlreadyExists):
+        net_engine.networks.connect("b", container, ns.path)
+    with pytest.raises(Conflict, match="already in use"):
+        net_engine.networks.connect("b", secrets.token_hex(32), spaces.new().path, ip=want)
+
+    settings = net_engine.networks.container_settings(container)
+    assert set(settings["Networks"]) == {"a", "b"} and settings["Networks"]["b"]["IPAddress"] == want
+
+    net_engine.networks.disconnect("b", container)
+    assert "eth1" not in ns.exec("ip", "-o", "link").stdout
+    assert "m2" not in (peer.etc / "hosts").read_text()
+    assert want not in net_engine.networks._ipam(net_engine.networks.get("b")).allocated()
+    with pytest.raises(NetworkNotFound, match="not connected"):
+        net_engine.networks.disconnect("b", container)
+
+
+def test_failed_attach_leaves_nothing(net_engine, spaces):
+    (subnet,) = free_subnets(1)
+    net_engine.networks.create("half", subnet=subnet)
+    container = secrets.token_hex(32)
+    gone = spaces.new()
+    path = gone.path
+    run("ip", "netns", "del", gone.name)  # the namespace vanished (container died) before we plugged
+    with pytest.raises(Exception, match=r"does not exist|No such file"):
+        net_engine.networks.attach(container, path, [EndpointRequest("half")], ports=["80"])
+    assert net_engine.networks.endpoints(container) == []
+    assert net_engine.networks.store.container(container) is None
+    assert net_engine.networks._ipam(net_engine.networks.get("half")).allocated() == {}
+    assert not [r for r in net_engine.networks.firewall.rules() if "container" in r.get("comment", "")]
+
+
+def test_hundred_endpoints_created_and_removed_leave_nothing(net_engine, spaces):
+    (subnet,) = free_subnets(1)
+    net_engine.networks.create("churn", subnet=subnet)
+    before = snapshot()
+    table = _table(net_engine)
+    for _round in range(10):
+        batch = []
+        for _ in range(10):
+            ns = spaces.new()
+            container = secrets.token_hex(32)
+            net_engine.networks.attach(container, ns.path, [EndpointRequest("churn")], ports=["80"],
+                                       name=f"c{container[:6]}", hosts_path=ns.etc / "hosts")
+            batch.append((container, ns))
+        assert len(net_engine.networks.store.endpoints(net_engine.networks.get("churn").id)) == 10
+        for container, ns in batch:
+            net_engine.networks.detach(container)
+            spaces.remove(ns)
+    left = [x for x in leaks(before, table) if "imod network" not in x]
+    assert left == []
+    listing = json.loads(run("nft", "-j", "list", "table", "inet", table).stdout)["nftables"]
+    assert not [i for i in listing if "rule" in i and "container" in i["rule"].get("comment", "")]
+    assert net_engine.networks._ipam(net_engine.networks.get("churn")).allocated() == {}
+    assert net_engine.networks.store.containers() == []
