@@ -172,7 +172,14 @@ def _fetch_all(client: RegistryClient, store: Any, repository: str, manifest: An
             progress.update(desc.digest, "Pull complete" if fetched else "Already exists")
 
         futures = [config_future] + [pool.submit(layer_task, i, d) for i, d in enumerate(manifest.layers)]
-        _wait(futures, abort)
+        try:
+            _wait(futures, abort)
+        except BaseException:
+            # Ctrl-C or a failed part: workers stop at their next chunk, so leaving the pool is quick.
+            abort.set()
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _wait(futures: list[cf.Future], abort: threading.Event) -> None:

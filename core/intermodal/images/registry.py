@@ -541,7 +541,10 @@ class RegistryClient:
 
     def open_blob(self, repository: str, digest: str, *, start: int = 0) -> Any:
         """A streaming response for a blob (follow its redirect to storage)."""
-        headers = {"Range": f"bytes={start}-"} if start else {}
+        # identity: the blob's bytes are what its digest covers; no transport compression.
+        headers = {"Accept-Encoding": "identity"}
+        if start:
+            headers["Range"] = f"bytes={start}-"
         resp = self._call("GET", f"/v2/{repository}/blobs/{digest}", scopes=(repository_scope(repository, "pull"),),
                           headers=headers, stream=True, what=f"blob {digest}")
         from intermodal.errors import BlobNotFound
@@ -669,5 +672,5 @@ def _reason(exc: Exception | None) -> str:
 
 
 def stream_chunks(resp: Any, size: int = 1 << 20) -> Iterable[bytes]:
-    """The raw bytes of a streaming response, as the registry sent them (no decoding)."""
-    return resp.raw.stream(size, decode_content=False)
+    """The body of a streaming response in large chunks (a Content-Encoding, if any, undone)."""
+    return resp.raw.stream(size, decode_content=True)
