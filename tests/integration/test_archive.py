@@ -115,7 +115,7 @@ def test_oci_layout_written_by_skopeo_loads(engine: Engine, image, imod, other: 
 
 
 @pytest.mark.requires("podman")
-def test_podman_loads_our_docker_archive(image, imod, tmp_path: Path) -> None:
+def test_podman_and_we_read_each_other(image, imod, other: Engine, tmp_path: Path) -> None:
     out = tmp_path / "busybox.tar"
     imod("save", "-o", str(out), "busybox:latest")
     with podman_store(tmp_path) as podman:
@@ -126,9 +126,15 @@ def test_podman_loads_our_docker_archive(image, imod, tmp_path: Path) -> None:
         imod("save", "--format", "oci-archive", "-o", str(tmp_path / "oci.tar"), "busybox:latest")
         podman("load", "-i", str(tmp_path / "oci.tar"))
         again = json.loads(podman("image", "inspect", "docker.io/library/busybox:latest").stdout)
+        podman("tag", "docker.io/library/busybox:latest", "example.test/podman:1")
+        podman("save", "-o", str(tmp_path / "podman-docker.tar"), "example.test/podman:1")
+        podman("save", "--format", "oci-archive", "-o", str(tmp_path / "podman-oci.tar"), "example.test/podman:1")
     assert "sha256:" + inspect[0]["Id"] == image.id
     assert inspect[0]["RootFS"]["Layers"] == list(image.diff_ids)
     assert again[0]["Id"] == inspect[0]["Id"]
+    for name in ("podman-docker.tar", "podman-oci.tar"):
+        [loaded] = other.images.load(tmp_path / name)
+        assert (loaded.id, loaded.tags) == (image.id, ("example.test/podman:1",)), name
 
 
 @pytest.fixture

@@ -308,3 +308,34 @@ def test_save_of_a_missing_image_writes_nothing(engine: Engine, tmp_path: Path) 
     with pytest.raises(ImageNotFound):
         archive.save(engine.images, ["a:1", "missing:1"], out)
     assert list(tmp_path.glob("*.tar*")) == [] and not list(tmp_path.glob(".out.tar*"))
+
+
+def test_oci_layout_loads_this_platform_only(engine: Engine, tmp_path: Path) -> None:
+    record = add_image(engine, b"amd64 image", "a:1")
+    files = tar_members(save_bytes(engine, ["a:1"], "oci-archive"))
+    index = json.loads(files["index.json"])
+    missing = {"mediaType": mt.OCI_MANIFEST, "digest": sha256_digest(b"not in the archive"), "size": 10}
+    index["manifests"] += [{**missing, "platform": {"os": "linux", "architecture": "arm64"}},
+                           {**missing, "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}]
+    files["index.json"] = json.dumps(index).encode()
+    stager = BlobStager(Engine(root=tmp_path / "other").images.store.blobs)
+    pending = oci_layout.read(TarSource(io.BytesIO(tar_bytes(list(files.items()))), "multi"), stager,
+                              {"os": "linux", "architecture": "amd64"})
+    assert [p.image_id for p in pending] == [record.id]
+
+
+def test_one_image_listed_twice_is_loaded_once(engine: Engine, tmp_path: Path) -> None:
+    record = add_image(engine, b"twice", "a:1", "b:2")
+    files = tar_members(save_bytes(engine, ["a:1", "b:2"], "docker-archive"))
+    [entry] = json.loads(files["manifest.json"])
+    split = [{**entry, "RepoTags": [tag]} for tag in entry["RepoTags"]]
+    files["manifest.json"] = json.dumps(split).encode()
+    stager = BlobStager(Engine(root=tmp_path / "other").images.store.blobs)
+    [pending] = archive.read(TarSource(io.BytesIO(tar_bytes(list(files.items()))), "twice"), stager)
+    assert pending.image_id == record.id
+    assert [str(t) for t in pending.tags] == ["docker.io/library/a:1", "docker.io/library/b:2"]
+
+
+def tar_members(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar if m.isreg()}

@@ -217,19 +217,28 @@ def _record(store: Any, pending: Any) -> ImageRecord:
 
 
 def read(source: Source, stager: Any) -> list:
-    """Stage the images of *source*, whatever its format."""
+    """Stage the images of *source*, whatever its format; one entry per image, tags merged."""
     if source.exists("manifest.json"):
         from intermodal.images import docker_archive
 
-        return docker_archive.read(source, stager)
+        return _merged(docker_archive.read(source, stager))
     if source.exists("index.json"):
         from intermodal.images import oci_layout
 
-        return oci_layout.read(source, stager)
+        return _merged(oci_layout.read(source, stager))
     raise InvalidArchive(
         f"{source.description} is not an image archive: it has neither manifest.json (docker-archive) "
         "nor index.json (OCI layout); create one with `imod save` or `skopeo copy`"
     )
+
+
+def _merged(pending: list) -> list:
+    by_id: dict[str, Any] = {}
+    for p in pending:
+        first = by_id.setdefault(p.image_id, p)
+        if first is not p:
+            first.tags.extend(t for t in p.tags if t not in first.tags)
+    return list(by_id.values())
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from intermodal.images.manifest import (
     Descriptor,
     canonical_json,
     choose_platform,
+    host_platform,
     media_type_of,
     parse_index,
     parse_manifest,
@@ -99,8 +100,14 @@ def read(source: Source, stager: BlobStager, platform: dict[str, str] | None = N
         _check_layout(read_limited(source, LAYOUT_FILE), source.description)
     index_bytes = read_limited(source, "index.json")
     index = parse_index(index_bytes, mt.OCI_INDEX)
+    wanted = platform or host_platform()
+    entries = list(enumerate(index.manifests))
+    # A layout may list one manifest per platform at the top (buildx, containerd
+    # exports): load this host's, as Docker does; entries without a platform always count.
+    if any(_fits(desc, wanted) for _, desc in entries):
+        entries = [(i, desc) for i, desc in entries if _fits(desc, wanted)]
     found: dict[str, PendingImage] = {}
-    for i, desc in enumerate(index.manifests):
+    for i, desc in entries:
         where = f"{source.description}: index.json manifests[{i}]"
         tags = names_from_annotations(desc.annotations or {}, where)
         manifest_desc, manifest_bytes = _resolve_manifest(source, desc, platform, where)
@@ -112,6 +119,15 @@ def read(source: Source, stager: BlobStager, platform: dict[str, str] | None = N
     if not found:
         raise InvalidArchive(f"{source.description}: index.json lists no images; the layout is empty")
     return list(found.values())
+
+
+def _fits(desc: Descriptor, wanted: dict[str, str]) -> bool:
+    if (desc.annotations or {}).get("vnd.docker.reference.type") == "attestation-manifest":
+        return False
+    plat = desc.platform or {}
+    if not plat:
+        return True
+    return plat.get("os") == wanted["os"] and plat.get("architecture") == wanted["architecture"]
 
 
 def names_from_annotations(annotations: dict[str, str], where: str) -> list[refs.Reference]:
