@@ -38,6 +38,16 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "logout": "registry:logout",
     "save": "archive:save",
     "load": "archive:load",
+    "network": {
+        "create": "networks:create",
+        "ls": "networks:list_networks",
+        "list": "networks:list_networks",
+        "inspect": "networks:inspect",
+        "rm": "networks:remove",
+        "prune": "networks:prune",
+        "connect": "networks:connect",
+        "disconnect": "networks:disconnect",
+    },
     "version": "info:version",
     "info": "info:info",
     "run": "containers:run",
@@ -84,6 +94,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
 }
 
 GROUP_HELP = {"image": "Manage images", "container": "Manage containers", "volume": "Manage volumes"}
+GROUP_HELP["network"] = "Manage networks"
 GLOBAL_WITH_VALUE = {"--root", "--run-root", "--log-level"}
 
 

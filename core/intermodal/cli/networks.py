@@ -1,0 +1,224 @@
+"""`imod network create/ls/inspect/rm/prune/connect/disconnect`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from intermodal.cli.base import Command, Context, print_json, print_table
+from intermodal.errors import IncorrectState, IntermodalError, InvalidArgument
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"{what} {item!r} is not KEY=VALUE")
+        out[key] = value if eq else ""
+    return out
+
+
+# -- create ------------------------------------------------------------------------------------------
+
+def _configure_create(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", metavar="NETWORK")
+    p.add_argument("-d", "--driver", default="bridge", help="only 'bridge'")
+    p.add_argument("--subnet", help="CIDR, e.g. 172.20.0.0/16 (default: a free one)")
+    p.add_argument("--gateway", help="gateway address (default: the subnet's first)")
+    p.add_argument("--ip-range", help="allocate container addresses from this sub-range")
+    p.add_argument("--internal", action="store_true", help="no route out of the network")
+    p.add_argument("-l", "--label", action="append", default=[], help="KEY=VALUE")
+    p.add_argument("-o", "--opt", action="append", default=[],
+                   help="driver options: com.docker.network.bridge.name=NAME, com.docker.network.driver.mtu=N")
+
+
+def _run_create(ctx: Context, args: argparse.Namespace) -> int:
+    net = ctx.engine.networks.create(args.name, subnet=args.subnet, gateway=args.gateway, ip_range=args.ip_range,
+                                     internal=args.internal, labels=_pairs(args.label, "label"),
+                                     options=_pairs(args.opt, "option"), driver=args.driver)
+    print(net.id)
+    return 0
+
+
+create = Command("network create", "Create a network", _configure_create, _run_create)
+
+
+# -- ls ----------------------------------------------------------------------------------------------
+
+def _configure_list(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="only show network ids")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate ids")
+    p.add_argument("-f", "--filter", action="append", default=[], help="name=, id=, label=KEY[=VALUE], driver=")
+    p.add_argument("--format", help="'table', 'json' or a Go-style template such as '{{.Name}}'")
+
+
+def _row(net, no_trunc: bool) -> dict[str, Any]:
+    labels = ",".join(f"{k}={v}" for k, v in sorted(net.labels.items()))
+    return {"ID": net.id if no_trunc else net.id[:12], "Name": net.name, "Driver": net.driver, "Scope": "local",
+            "Internal": str(net.internal).lower(), "IPv6": "false", "Labels": labels, "CreatedAt": net.created}
+
+
+def _matches(net, filters: dict[str, list[str]]) -> bool:
+    for key, wanted in filters.items():
+        if key == "name" and not any(w in net.name for w in wanted):
+            return False
+        if key == "id" and not any(net.id.startswith(w) for w in wanted):
+            return False
+        if key == "driver" and net.driver not in wanted:
+            return False
+        if key == "label":
+            for w in wanted:
+                k, eq, v = w.partition("=")
+                if k not in net.labels or (eq and net.labels[k] != v):
+                    return False
+        if key not in ("name", "id", "driver", "label"):
+            raise InvalidArgument(f"unknown filter {key!r}; use name, id, label or driver")
+    return True
+
+
+def _run_list(ctx: Context, args: argparse.Namespace) -> int:
+    filters: dict[str, list[str]] = {}
+    for item in args.filter:
+        key, _, value = item.partition("=")
+        filters.setdefault(key, []).append(value)
+    nets = [n for n in ctx.engine.networks.list() if _matches(n, filters)]
+    rows = [_row(n, args.no_trunc) for n in nets]
+    if args.quiet:
+        if rows:
+            print("\n".join(r["ID"] for r in rows))
+        return 0
+    if args.format and args.format != "table":
+        from intermodal.cli.format import render
+
+        render(args.format, rows)
+        return 0
+    print_table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], ([r["ID"], r["Name"], r["Driver"], r["Scope"]]
+                                                           for r in rows))
+    return 0
+
+
+list_networks = Command("network ls", "List networks", _configure_list, _run_list)
+
+
+# -- inspect, rm, prune --------------------------------------------------------------------------------
+
+def _configure_inspect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("networks", nargs="+", metavar="NETWORK")
+    p.add_argument("-f", "--format", help="a Go-style template, e.g. '{{.Id}}' or '{{json .IPAM}}'")
+
+
+def _run_inspect(ctx: Context, args: argparse.Namespace) -> int:
+    found, code = [], 0
+    for name in args.networks:
+        try:
+            found.append(ctx.engine.networks.inspect(name))
+        except IntermodalError as err:
+            print(f"Error: {err}", file=sys.stderr)
+            code = 1
+    if args.format:
+        from intermodal.cli.format import render
+
+        render(args.format, found)
+    else:
+        print_json(found)
+    return code
+
+
+inspect = Command("network inspect", "Show the details of networks", _configure_inspect, _run_inspect)
+
+
+def _configure_remove(p: argparse.ArgumentParser) -> None:
+    p.add_argument("networks", nargs="+", metavar="NETWORK")
+    p.add_argument("-f", "--force", action="store_true", help="no error if the network does not exist")
+
+
+def _run_remove(ctx: Context, args: argparse.Namespace) -> int:
+    from intermodal.errors import NetworkNotFound
+
+    code = 0
+    for name in args.networks:
+        try:
+            print(ctx.engine.networks.remove(name))
+        except NetworkNotFound as err:
+            if not args.force:
+                print(f"Error: {err}", file=sys.stderr)
+                code = 1
+        except IntermodalError as err:
+            print(f"Error: {err}", file=sys.stderr)
+            code = 1
+    return code
+
+
+remove = Command("network rm", "Remove networks", _configure_remove, _run_remove)
+
+
+def _configure_prune(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="do not ask (there is no prompt anyway)")
+
+
+def _run_prune(ctx: Context, args: argparse.Namespace) -> int:
+    removed = ctx.engine.networks.prune()
+    if removed:
+        print("Deleted Networks:\n" + "\n".join(removed))
+    return 0
+
+
+prune = Command("network prune", "Remove all unused networks", _configure_prune, _run_prune)
+
+
+# -- connect, disconnect -------------------------------------------------------------------------------
+
+def _container(ctx: Context, ref: str) -> tuple[str, str, str]:
+    """(id, name, netns path) of a running container, from the container engine."""
+    containers = getattr(ctx.engine, "containers", None)
+    if containers is None:
+        raise IncorrectState("container management", "not available in this build", "installed")
+    c = containers.get(ref)
+    netns = getattr(c, "netns_path", None)
+    pid = getattr(c, "pid", 0)
+    if not netns and pid:
+        netns = f"/proc/{pid}/ns/net"
+    if not netns:
+        raise IncorrectState(f"container {ref}", "not running", "running (connect it after `imod start`)")
+    return c.id, getattr(c, "name", ""), netns
+
+
+def _configure_connect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("network", metavar="NETWORK")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("--ip", help="an IPv4 address on the network's subnet")
+    p.add_argument("--alias", action="append", default=[], help="another name for the container on this network")
+
+
+def _run_connect(ctx: Context, args: argparse.Namespace) -> int:
+    cid, name, netns = _container(ctx, args.container)
+    ctx.engine.networks.connect(args.network, cid, netns, ip=args.ip, aliases=args.alias, name=name)
+    return 0
+
+
+connect = Command("network connect", "Connect a container to a network", _configure_connect, _run_connect)
+
+
+def _configure_disconnect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("network", metavar="NETWORK")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("-f", "--force", action="store_true", help="no error if it is not connected")
+
+
+def _run_disconnect(ctx: Context, args: argparse.Namespace) -> int:
+    from intermodal.errors import NotFound
+
+    containers = getattr(ctx.engine, "containers", None)
+    cid = containers.get(args.container).id if containers is not None else args.container
+    try:
+        ctx.engine.networks.disconnect(args.network, cid)
+    except NotFound:
+        if not args.force:
+            raise
+    return 0
+
+
+disconnect = Command("network disconnect", "Disconnect a container from a network", _configure_disconnect,
+                     _run_disconnect)
