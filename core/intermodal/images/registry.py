@@ -526,7 +526,12 @@ class RegistryClient:
         if self._challenge.scheme == "bearer":
             self._token((), refresh=True)
             return
-        resp = self.request("GET", "/v2/")
+        resp = self._call("GET", "/v2/", what=f"login to {self.domain}")
+        if resp.status_code == 401:
+            user = self.credentials[0] if self.credentials else ""
+            raise AuthenticationError(
+                f"login to {self.domain} refused: wrong user name or password for {user!r} "
+                f"(401 from {_redact(resp.url)}); check them and retry", 401, _redact(resp.url))
         self.check(resp, not_found=None, what=f"login to {self.domain}")
 
     def get_manifest(self, repository: str, reference: str, *,
