@@ -1,0 +1,121 @@
+"""The real `imod-runtime` command: create/start/state/kill/delete, run, exec, ps, list, spec, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from intermodal.runtime.state import proc_stat
+from tests.support import bundle as _bundle
+
+pytestmark = pytest.mark.requires("root", "busybox")
+busybox_rootfs, busybox_bundle = _bundle.busybox_rootfs, _bundle.busybox_bundle
+EXE = str(Path(sys.executable).parent / "imod-runtime")
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Run imod-runtime against a private root; afterwards force-delete whatever is left and check."""
+    root = tmp_path / "root"
+
+    def run(*args: str, out=None, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+        # Output goes to files: a container keeps its stdout/stderr open, a pipe would never reach EOF.
+        with tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
+            proc = subprocess.run([EXE, "--root", str(root), *args], stdin=subprocess.DEVNULL,
+                                  stdout=out or fout, stderr=ferr, timeout=timeout)
+            fout.seek(0)
+            ferr.seek(0)
+            proc.stdout, proc.stderr = fout.read(), ferr.read()
+        if check and proc.returncode != 0:
+            raise AssertionError(f"imod-runtime {' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()}")
+        return proc
+
+    run.root = root
+    yield run
+    for name in os.listdir(root) if root.exists() else []:
+        subprocess.run([EXE, "--root", str(root), "delete", "--force", name], capture_output=True, timeout=30)
+    assert not root.exists() or os.listdir(root) == []
+
+
+def _wait_stopped(cli, cid: str) -> dict:
+    for _ in range(500):
+        state = json.loads(cli("state", cid).stdout)
+        if state["status"] == "stopped":
+            return state
+        time.sleep(0.01)
+    raise AssertionError(f"{cid} did not stop")
+
+
+def test_create_start_state_kill_delete(cli, busybox_bundle, tmp_path):
+    busybox_bundle.args("sleep", "60")
+    pid_file = tmp_path / "pid"
+    cli("create", "--bundle", str(busybox_bundle.path), "--pid-file", str(pid_file), "c1")
+    state = json.loads(cli("state", "c1").stdout)
+    assert state["status"] == "created" and state["id"] == "c1" and state["ociVersion"].startswith("1.")
+    assert state["pid"] == int(pid_file.read_text()) and proc_stat(state["pid"]) is not None
+    assert state["bundle"] == str(busybox_bundle.path)
+    cli("start", "c1")
+    assert json.loads(cli("state", "c1").stdout)["status"] == "running"
+    assert cli("start", "c1", check=False).returncode == 1
+    assert cli("delete", "c1", check=False).returncode == 1  # running: needs --force
+    cli("kill", "c1", "KILL")
+    assert _wait_stopped(cli, "c1")["pid"] == 0
+    cli("delete", "c1")
+    assert cli("state", "c1", check=False).returncode == 1
+    assert proc_stat(state["pid"]) is None or proc_stat(state["pid"])[0] == "Z"
+
+
+def test_run_exits_with_the_container_code(cli, busybox_bundle, tmp_path):
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        proc = cli("run", "--bundle", str(busybox_bundle.sh("echo via-cli; exit 42").path), "r1", out=f, check=False)
+    assert proc.returncode == 42 and out.read_text() == "via-cli\n"
+    assert cli("list", "-q").stdout == b""
+
+
+def test_exec_ps_and_list(cli, busybox_bundle, tmp_path):
+    cli("run", "--detach", "--bundle", str(busybox_bundle.args("sleep", "60").path), "e1")
+    proc = cli("exec", "e1", "sh", "-c", "echo in-exec $$; exit 5", check=False)
+    assert proc.returncode == 5 and proc.stdout.startswith(b"in-exec ")
+    process = tmp_path / "process.json"
+    process.write_text(json.dumps({"args": ["sleep", "60"], "cwd": "/", "env": ["PATH=/bin"]}))
+    pid_file = tmp_path / "exec.pid"
+    cli("exec", "--detach", "--pid-file", str(pid_file), "--process", str(process), "e1")
+    pids = json.loads(cli("ps", "--format", "json", "e1").stdout)
+    assert int(pid_file.read_text()) in pids and len(pids) == 2
+    listed = json.loads(cli("list", "--format", "json").stdout)
+    assert [(c["id"], c["status"]) for c in listed] == [("e1", "running")]
+    cli("delete", "--force", "e1")
+
+
+def test_errors_are_logged_as_json_like_runc(cli, tmp_path):
+    log = tmp_path / "log.json"
+    proc = cli("--log", str(log), "--log-format", "json", "state", "nope", check=False)
+    assert proc.returncode == 1 and b"does not exist" in proc.stderr
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "nope does not exist" in entry["msg"] and entry["time"]
+
+
+def test_create_with_bad_config_fails_and_leaves_nothing(cli, busybox_bundle):
+    busybox_bundle.mutate(lambda c: c.__setitem__("ociVersion", "2.0.0"))
+    proc = cli("create", "--bundle", str(busybox_bundle.path), "bad", check=False)
+    assert proc.returncode == 1 and b"ociVersion" in proc.stderr
+    assert cli("list", "-q").stdout == b""
+
+
+def test_spec_writes_a_default_config(cli, tmp_path):
+    cli("spec", "--bundle", str(tmp_path))
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["ociVersion"].startswith("1.") and config["root"]["path"] == "rootfs"
+    assert cli("spec", "--bundle", str(tmp_path), check=False).returncode == 1  # never overwrites
+
+
+def test_version(cli):
+    assert b"imod-runtime version" in cli("--version").stdout
