@@ -27,10 +27,14 @@ from intermodal.images.store import ImageRecord
 
 if TYPE_CHECKING:
     from intermodal.images.archive_source import Source
+    from intermodal.images.archive_staging import BlobStager, PendingImage
     from intermodal.images.archive_writer import ArchiveWriter
     from intermodal.images.manager import ImageManager
+    from intermodal.images.store import ImageStore
 
 FORMATS = ("docker-archive", "oci-archive", "oci-dir")
+# The images to write, each with the tags to record for it.
+Selection = list[tuple[ImageRecord, list[refs.Reference]]]
 
 
 # -- save ----------------------------------------------------------------------
@@ -58,7 +62,7 @@ def save(manager: ImageManager, names: list[str], output: Any, *, format: str = 
             _write_archive(store, images, format, stream, tmp)
 
 
-def select(manager: ImageManager, names: list[str]) -> list[tuple[ImageRecord, list[refs.Reference]]]:
+def select(manager: ImageManager, names: list[str]) -> Selection:
     """The images *names* denote, each once (first mention first), with the tags to record.
 
     As `docker save`: `repo:tag` records that tag; `repo` alone records
@@ -72,7 +76,7 @@ def select(manager: ImageManager, names: list[str]) -> list[tuple[ImageRecord, l
     return list(chosen.values())
 
 
-def _expand(manager: ImageManager, name: str) -> list[tuple[ImageRecord, list[refs.Reference]]]:
+def _expand(manager: ImageManager, name: str) -> Selection:
     ref = _as_reference(name)
     if ref is not None and ref.tag is None and ref.digest is None:
         found = []
@@ -98,7 +102,7 @@ def _as_reference(name: str) -> refs.Reference | None:
         return None  # an id prefix; the store resolves it
 
 
-def _write_archive(store: Any, images: list, format: str, stream: BinaryIO, tmp: Path) -> None:
+def _write_archive(store: ImageStore, images: Selection, format: str, stream: BinaryIO, tmp: Path) -> None:
     from intermodal.images.archive_writer import TarWriter
 
     writer = TarWriter(stream)
@@ -106,7 +110,7 @@ def _write_archive(store: Any, images: list, format: str, stream: BinaryIO, tmp:
     writer.close()
 
 
-def _write(writer: ArchiveWriter, store: Any, images: list, format: str, tmp: Path) -> None:
+def _write(writer: ArchiveWriter, store: ImageStore, images: Selection, format: str, tmp: Path) -> None:
     if format == "docker-archive":
         from intermodal.images import docker_archive
 
@@ -117,7 +121,7 @@ def _write(writer: ArchiveWriter, store: Any, images: list, format: str, tmp: Pa
         oci_layout.write(writer, store, images)
 
 
-def _save_dir(store: Any, images: list, output: Any) -> None:
+def _save_dir(store: ImageStore, images: Selection, output: Any) -> None:
     from intermodal.images.archive_writer import DirWriter
 
     if output is None or output == "-" or not isinstance(output, str | os.PathLike):
@@ -203,7 +207,7 @@ def load(manager: ImageManager, source: Any) -> list[ImageRecord]:
     return records
 
 
-def _record(store: Any, pending: Any) -> ImageRecord:
+def _record(store: ImageStore, pending: PendingImage) -> ImageRecord:
     """Add (or, for an image the store holds, only tag) one loaded image; report the archive's tags."""
     if pending.known:
         record = store.get(pending.image_id)
@@ -216,7 +220,7 @@ def _record(store: Any, pending: Any) -> ImageRecord:
     return dataclasses.replace(record, tags=tuple(t for t in record.tags if t in loaded))
 
 
-def read(source: Source, stager: Any) -> list:
+def read(source: Source, stager: BlobStager) -> list[PendingImage]:
     """Stage the images of *source*, whatever its format; one entry per image, tags merged."""
     if source.exists("manifest.json"):
         from intermodal.images import docker_archive
@@ -232,8 +236,8 @@ def read(source: Source, stager: Any) -> list:
     )
 
 
-def _merged(pending: list) -> list:
-    by_id: dict[str, Any] = {}
+def _merged(pending: list[PendingImage]) -> list[PendingImage]:
+    by_id: dict[str, PendingImage] = {}
     for p in pending:
         first = by_id.setdefault(p.image_id, p)
         if first is not p:

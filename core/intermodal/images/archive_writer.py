@@ -33,7 +33,7 @@ class ArchiveWriter(Protocol):
 
 
 class _Hashing:
-    """Reads through *stream*, hashing what passes, never more than *size* bytes."""
+    """Reads through *stream*, counting and (when a digest is expected) hashing what passes."""
 
     def __init__(self, stream: BinaryIO, expected: str | None) -> None:
         self._stream = stream

@@ -18,11 +18,11 @@ from typing import Any
 from intermodal.errors import DigestMismatch, InvalidArchive, InvalidReference
 from intermodal.images import mediatypes as mt
 from intermodal.images import reference as refs
-from intermodal.images.archive_source import Source, read_limited
+from intermodal.images.archive_source import Source, member_name, read_limited
 from intermodal.images.archive_staging import BlobStager, PendingImage, diff_ids_of
 from intermodal.images.archive_writer import ArchiveWriter, spool_uncompressed
-from intermodal.images.digest import is_digest, sha256_digest
-from intermodal.images.manifest import canonical_json
+from intermodal.images.digest import hasher, is_digest, sha256_digest
+from intermodal.images.manifest import Descriptor, canonical_json
 from intermodal.images.store import ImageRecord, ImageStore
 
 MANIFEST_FILE = "manifest.json"
@@ -87,7 +87,7 @@ def _write_layer(
     layer_id: str,
     parent: str,
     top: dict[str, Any] | None,
-    desc: Any,
+    desc: Descriptor,
     diff_id: str,
     layer_of_diff: dict[str, str],
 ) -> None:
@@ -134,8 +134,8 @@ def read(source: Source, stager: BlobStager) -> list[PendingImage]:
         config_bytes = read_limited(source, config_path)
         config_digest = sha256_digest(config_bytes)
         named = _digest_in_name(config_path)
-        if named is not None and named != config_digest:
-            raise DigestMismatch(f"{where}: config {config_path}", named, config_digest)
+        if named is not None and (actual := _digest_as(named, config_bytes)) != named:
+            raise DigestMismatch(f"{where}: config {config_path}", named, actual)
         if config_digest in stager.known_images:
             images.append(PendingImage(config_digest, b"", "", tags))
             continue
@@ -193,11 +193,21 @@ def _entry_fields(entry: Any, where: str) -> tuple[str, list[str], list[refs.Ref
 
 
 def _digest_in_name(path: str) -> str | None:
-    """The digest a path states: `<hex>.json` (Docker, skopeo) or `blobs/sha256/<hex>` (Docker 25)."""
-    name = path.rsplit("/", 1)[-1].removesuffix(".json")
-    algorithm = path.split("/")[-2] if path.count("/") >= 2 and path.startswith("blobs/") else "sha256"
-    candidate = f"{algorithm}:{name}"
-    return candidate if is_digest(candidate) and algorithm == "sha256" else None
+    """The digest a path states: `<hex>.json` (Docker, skopeo) or `blobs/<alg>/<hex>` (Docker 25)."""
+    parts = member_name(path).split("/")
+    if len(parts) == 3 and parts[0] == "blobs":
+        candidate = f"{parts[1]}:{parts[2]}"
+    elif len(parts) == 1 and parts[0].endswith(".json"):
+        candidate = "sha256:" + parts[0].removesuffix(".json")
+    else:
+        return None
+    return candidate if is_digest(candidate) else None
+
+
+def _digest_as(digest: str, data: bytes) -> str:
+    h = hasher(digest)
+    h.update(data)
+    return f"{digest.split(':', 1)[0]}:{h.hexdigest()}"
 
 
 def _stage_layer(source: Source, stager: BlobStager, path: str, diff_id: str, what: str) -> int:
