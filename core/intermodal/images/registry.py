@@ -228,14 +228,16 @@ class RegistryClient:
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
         self._token_locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._sessions: list[Any] = []
         self._bundle: str | None = None
         self._verify: bool | str = self._tls_setting()
 
     # -- plumbing ----------------------------------------------------------------
 
     def close(self) -> None:
-        session = getattr(self._local, "session", None)
-        if session is not None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
             session.close()
         if self._bundle:
             try:
@@ -267,6 +269,8 @@ class RegistryClient:
             if client_cert:
                 session.cert = client_cert
             self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
         return session
 
     def _tls_setting(self) -> bool | str:
@@ -327,7 +331,8 @@ class RegistryClient:
         for scheme in schemes:
             base = f"{scheme}://{self.host}"
             try:
-                resp = self._send("GET", f"{base}/v2/", headers={})
+                # One retry only: a registry that refuses connections is most likely not running.
+                resp = self._send("GET", f"{base}/v2/", headers={}, retries=1)
             except requests.exceptions.SSLError as exc:
                 last = exc
                 if self.tls_verify:
@@ -467,9 +472,11 @@ class RegistryClient:
                               headers={**extra, **self.auth_headers(scopes, refresh=True)})
         return resp
 
-    def _send(self, method: str, url: str, *, data: Body = None, headers: dict[str, str], **kwargs: Any) -> Any:
+    def _send(self, method: str, url: str, *, data: Body = None, headers: dict[str, str], retries: int | None = None,
+              **kwargs: Any) -> Any:
         import requests
 
+        retries = self.retries if retries is None else min(retries, self.retries)
         attempt = 0
         while True:
             body = data() if callable(data) else data
@@ -479,11 +486,11 @@ class RegistryClient:
                                             verify=self._verify, **kwargs)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
-                if isinstance(exc, requests.exceptions.SSLError) or attempt >= self.retries:
+                if isinstance(exc, requests.exceptions.SSLError) or attempt >= retries:
                     raise
                 self._pause(attempt, None)
             else:
-                if resp.status_code not in RETRY_STATUS or attempt >= self.retries:
+                if resp.status_code not in RETRY_STATUS or attempt >= retries:
                     return resp
                 self._pause(attempt, resp.headers.get("Retry-After"))
                 resp.close()
