@@ -131,10 +131,14 @@ class Monitor:
     def report_ready(self, ok, info):
         fd = self.fds.pop("ready", None)
         msg = {"ok": ok, "monitor": os.getpid(), "monitor_start": _start_time(os.getpid()), **info}
-        if fd is None:
+        if fd is None:  # a restart: we record it ourselves
             if ok:
-                self.record({"Status": "running", "Pid": info["pid"], "PidStart": info["start"],
-                             "MonitorPid": os.getpid(), "MonitorStart": msg["monitor_start"]})
+                state = self.record({"Status": "running", "Running": True, "Restarting": False, "Pid": info["pid"],
+                                     "PidStart": info["start"], "MonitorPid": os.getpid(),
+                                     "MonitorStart": msg["monitor_start"], "StartedAt": _now()})
+                if state is None or state.get("StopRequested"):
+                    # `imod stop` came while we were starting it again: it waits for this exit.
+                    _spawn_wait([*self.cfg["runtime"], "kill", self.cfg["id"], "KILL"], None, None, None)
             return
         try:
             os.write(fd, (json.dumps(msg) + "\n").encode())
@@ -300,11 +304,13 @@ class Monitor:
     # -- state.json -----------------------------------------------------------
 
     def record(self, changes):
+        """Apply *changes* to state.json under the lock; the new state, or None if the container is gone."""
         with _Lock(self.cfg["lock"]):
             state = self.read_state()
             if state is not None:
                 state.update(changes)
                 self.write_state(state)
+            return state
 
     def read_state(self):
         try:

@@ -1,0 +1,183 @@
+"""The container lifecycle without a daemon: detach, stop, start, restart policies, monitor faults, races."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.support.containers import clean_containers, start_time  # noqa: F401 - the fixture below
+
+pytestmark = [pytest.mark.requires("root", "overlay", "runc", "busybox"), pytest.mark.usefixtures("clean_containers")]
+
+LOOP = 'trap "echo bye; exit 0" TERM; echo up; while true; do sleep 0.05; done'
+
+
+def inspect(imod, name: str) -> dict:
+    return json.loads(imod("container", "inspect", name).stdout)[0]
+
+
+def state(imod, name: str) -> dict:
+    return inspect(imod, name)["State"]
+
+
+def wait_for(predicate, what: str, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_detach_ps_logs_stop_start_rm(imod, busybox_image):
+    cid = imod("run", "-d", "--name", "svc", busybox_image, "sh", "-c", LOOP).stdout.decode().strip()
+    assert len(cid) == 64
+    assert imod("ps", "-q").stdout.decode().split() == [cid[:12]]
+    wait_for(lambda: imod("logs", "svc").stdout == b"up\n", "the first log line")
+    imod("stop", "svc")
+    st = state(imod, "svc")
+    assert (st["Status"], st["ExitCode"]) == ("exited", 0)  # the trap ran: the stop signal came first
+    assert imod("logs", "svc").stdout == b"up\nbye\n"
+    assert imod("ps", "-q").stdout == b""
+    imod("start", "svc")
+    assert state(imod, cid[:8])["Status"] == "running"  # an id prefix works like the name
+    proc = imod("rm", "svc", check=False)
+    assert proc.returncode == 1 and b"--force" in proc.stderr
+    imod("rm", "-f", "svc")
+    assert imod("ps", "-a", "-q").stdout == b""
+
+
+def test_stop_kills_after_the_timeout(imod, busybox_image):
+    imod("run", "-d", "--name", "stubborn", busybox_image, "sh", "-c", "trap '' TERM; while true; do sleep 0.05; done")
+    imod("stop", "-t", "1", "stubborn")
+    st = state(imod, "stubborn")
+    assert (st["Status"], st["ExitCode"]) == ("exited", 137)
+
+
+def test_stop_signal_from_the_spec(imod, busybox_image):
+    imod("run", "-d", "--name", "usr1", "--stop-signal", "USR1", busybox_image, "sh", "-c",
+         "trap 'exit 42' USR1; while true; do sleep 0.05; done")
+    imod("stop", "usr1")
+    assert state(imod, "usr1")["ExitCode"] == 42
+
+
+def test_kill_with_a_signal_records_128_plus_n(imod, busybox_image):
+    imod("run", "-d", "--name", "victim", busybox_image, "sleep", "1000")
+    imod("kill", "victim")
+    st = state(imod, "victim")
+    assert (st["Status"], st["ExitCode"]) == ("exited", 137)
+
+
+def test_monitor_outlives_imod_and_records_the_exit(imod, busybox_image, engine_root: Path):
+    imod("run", "-d", "--name", "short", busybox_image, "sh", "-c", "sleep 0.5; exit 7")
+    monitor = json.loads((_dir(engine_root, "short") / "state.json").read_text())["MonitorPid"]
+    # `imod` has exited; the monitor is not its child any more and is in its own session.
+    assert os.getsid(monitor) != os.getsid(0)
+    assert imod("wait", "short").stdout == b"7\n"
+    st = state(imod, "short")
+    assert st["Status"] == "exited" and st["FinishedAt"] > st["StartedAt"]
+    wait_for(lambda: start_time(monitor) == 0, "the monitor to exit")
+
+
+def test_restart_on_failure_twice(imod, busybox_image):
+    imod("run", "-d", "--name", "flaky", "--restart", "on-failure:2", busybox_image, "sh", "-c", "echo run; exit 1")
+    wait_for(lambda: (c := inspect(imod, "flaky"))["State"]["Status"] == "exited" and c["RestartCount"] == 2,
+             "two restarts and a final exit")
+    assert imod("logs", "flaky").stdout == b"run\nrun\nrun\n"
+    assert state(imod, "flaky")["ExitCode"] == 1
+
+
+def test_restart_always_stops_on_stop(imod, busybox_image):
+    imod("run", "-d", "--name", "always", "--restart", "always", busybox_image, "sh", "-c", "sleep 0.1")
+    wait_for(lambda: inspect(imod, "always")["RestartCount"] >= 2, "restarts")
+    imod("stop", "-t", "1", "always")
+    stopped = inspect(imod, "always")
+    assert stopped["State"]["Status"] == "exited"
+    time.sleep(0.5)  # long enough for the back-off of a restart that should not happen
+    assert inspect(imod, "always") == stopped
+
+
+def test_sigkilled_monitor_still_lets_inspect_stop_and_rm_work(imod, busybox_image, engine_root: Path):
+    imod("run", "-d", "--name", "orphan", busybox_image, "sleep", "1000")
+    recorded = json.loads((_dir(engine_root, "orphan") / "state.json").read_text())
+    os.kill(recorded["MonitorPid"], signal.SIGKILL)
+    wait_for(lambda: start_time(recorded["MonitorPid"]) == 0, "the monitor to die")
+    st = state(imod, "orphan")
+    assert st["Status"] == "running" and st.get("MonitorMissing")
+    imod("stop", "-t", "1", "orphan")
+    st = state(imod, "orphan")
+    assert st["Status"] == "exited"
+    assert start_time(recorded["Pid"]) == 0
+    imod("rm", "orphan")
+
+
+def test_sigkilled_monitor_and_exited_container_reported_as_exited(imod, busybox_image, engine_root: Path):
+    imod("run", "-d", "--name", "gone", busybox_image, "sleep", "1000")
+    recorded = json.loads((_dir(engine_root, "gone") / "state.json").read_text())
+    os.kill(recorded["MonitorPid"], signal.SIGKILL)
+    os.kill(recorded["Pid"], signal.SIGKILL)
+    wait_for(lambda: start_time(recorded["Pid"]) == 0, "the container to die")
+    st = state(imod, "gone")
+    assert (st["Status"], st["ExitCode"]) == ("exited", 255)
+    assert "monitor" in st["Error"]
+    imod("rm", "-f", "gone")
+
+
+def test_twenty_parallel_runs_of_one_name_make_one_container(imod, busybox_image, engine_root: Path):
+    exe = Path(sys.executable).parent / "imod"
+
+    def run(_):
+        return subprocess.run([str(exe), "--root", str(engine_root), "run", "-d", "--name", "same", busybox_image,
+                               "sleep", "1000"], capture_output=True, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(run, range(20)))
+    ok = [r for r in results if r.returncode == 0]
+    failed = [r for r in results if r.returncode != 0]
+    assert len(ok) == 1
+    assert all(r.returncode == 125 and b"already in use" in r.stderr for r in failed), \
+        [r.stderr for r in failed if b"already in use" not in r.stderr]
+    assert imod("ps", "-a", "-q").stdout.decode().split() == [ok[0].stdout.decode().strip()[:12]]
+    assert len([p for p in (engine_root / "containers").iterdir() if p.is_dir()]) == 1
+
+
+def test_exec_pause_unpause_rename(imod, busybox_image):
+    imod("run", "-d", "--name", "box", busybox_image, "sleep", "1000")
+    out = imod("exec", "-e", "X=1", "-w", "/etc", "box", "sh", "-c", "echo $X; pwd; exit 5", check=False)
+    assert (out.returncode, out.stdout) == (5, b"1\n/etc\n")
+    assert imod("exec", "box", "no-such-command", check=False).returncode == 127
+    imod("pause", "box")
+    assert state(imod, "box")["Status"] == "paused"
+    assert imod("exec", "box", "true", check=False).returncode == 125
+    imod("unpause", "box")
+    assert state(imod, "box")["Status"] == "running"
+    imod("rename", "box", "crate")
+    assert imod("ps", "--format", "{{.Names}}").stdout == b"crate\n"
+    assert imod("container", "inspect", "box", check=False).returncode == 1
+    imod("create", "--name", "box", busybox_image, "true")  # the old name is free again
+
+
+def test_logs_rotate_by_size(imod, busybox_image, engine_root: Path):
+    imod("run", "--name", "chatty", "--log-opt", "max-size=2k", "--log-opt", "max-file=3", busybox_image, "sh", "-c",
+         "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done")
+    directory = _dir(engine_root, "chatty")
+    files = sorted(p.name for p in directory.glob("container.log*"))
+    assert files == ["container.log", "container.log.1", "container.log.2"]
+    assert all(p.stat().st_size <= 2048 for p in directory.glob("container.log*"))
+    lines = imod("logs", "chatty").stdout.decode().split()
+    assert lines[-1] == "line-199" and lines == [f"line-{i}" for i in range(200 - len(lines), 200)]
+    assert imod("logs", "--tail", "2", "chatty").stdout == b"line-198\nline-199\n"
+
+
+def _dir(root: Path, name: str) -> Path:
+    names = json.loads((root / "containers" / "names.json").read_text())
+    return root / "containers" / names[name]
