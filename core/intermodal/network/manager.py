@@ -234,7 +234,8 @@ class NetworkManager:
 
     def detach(self, container_id: str) -> None:
         """Remove all of the container's endpoints, addresses, rules and records; absent parts are fine."""
-        self.firewall.remove_ports(container_id)
+        if self.published_ports(container_id):  # rules exist only for recorded ports: skip nft otherwise
+            self.firewall.remove_ports(container_id)
         for net, ep in self.endpoints(container_id):
             self._leave(net, ep)
             self._refresh_network(net, skip=container_id)
@@ -443,8 +444,10 @@ class NetworkManager:
         from intermodal.network.nftables import PortRule
 
         bindings = self.published_ports(container_id)
+        if not bindings:
+            return
         target = next((ep for net, ep in self.endpoints(container_id) if not net.internal), None)
-        if not bindings or target is None:
+        if target is None:
             self.firewall.remove_ports(container_id)
             return
         self.firewall.add_ports(container_id, [PortRule(b.host_ip, b.host_port, b.proto, target.address,
