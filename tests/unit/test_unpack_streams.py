@@ -97,3 +97,32 @@ def test_compressing_tee_writes_a_gzip_of_the_stream() -> None:
     streams.CompressingTee(io.BytesIO(DATA), sink2).finish()
     assert sink.getvalue() == sink2.getvalue()
     assert zlib.decompress(sink.getvalue(), 31) == DATA
+
+
+class _Trickle:
+    """A source that returns at most *step* bytes per read, like a pipe."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data, self._pos, self._step = data, 0, step
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._step if n < 0 else min(n, self._step)
+        out = self._data[self._pos:self._pos + n]
+        self._pos += len(out)
+        return out
+
+
+@pytest.mark.parametrize("step", [7, 512, 1 << 20])
+def test_forward_reader_reads_seeks_and_peeks(step: int) -> None:
+    data = bytes(range(256)) * 40
+    reader = streams.ForwardReader(_Trickle(data, step))
+    assert reader.peek(600) == data[:600] and reader.tell() == 0
+    assert reader.read(512) == data[:512]
+    reader.seek(100)  # a step back inside what is buffered
+    assert reader.read(12) == data[100:112]
+    assert reader.seek(1000) == 1000 and reader.read(24) == data[1000:1024]
+    assert reader.read(5000) == data[1024:6024]
+    assert reader.seek(20000) == len(data)  # seeking past the end stops at the end
+    assert reader.read(10) == b""
+    with pytest.raises(OSError, match="seek back"):
+        reader.seek(0)

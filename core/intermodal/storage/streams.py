@@ -87,6 +87,84 @@ class Prefixed:
         return head
 
 
+class ForwardReader:
+    """A stream that tarfile may "seek" forward in, so it can use its random-access reader.
+
+    tarfile's stream mode (``r|``) re-slices its whole read buffer on every
+    512-byte header, which makes layers of many small files crawl; here a
+    header read is one small slice, and file data passes through uncopied.
+    """
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self._buf = b""
+        self._at = 0  # read position in _buf
+        self._offset = 0  # stream offset of _buf[0]
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._offset + self._at
+
+    def peek(self, n: int) -> bytes:
+        """The next *n* bytes (fewer at the end), without consuming them."""
+        while len(self._buf) - self._at < n:
+            chunk = self._source.read(CHUNK)
+            if not chunk:
+                break
+            self._offset += self._at
+            self._buf = self._buf[self._at:] + chunk
+            self._at = 0
+        return self._buf[self._at:self._at + n]
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise OSError("a layer stream only seeks to absolute positions")
+        skip = position - self.tell()
+        if skip < 0:
+            if -skip > self._at:
+                raise OSError(f"cannot seek back {-skip} bytes in a layer stream")
+            self._at += skip
+            return position
+        while skip > 0:
+            avail = len(self._buf) - self._at
+            if avail >= skip:
+                self._at += skip
+                break
+            skip -= avail
+            self._offset += len(self._buf)
+            self._buf, self._at = self._source.read(max(skip, CHUNK)), 0
+            if not self._buf:
+                break
+        return self.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = 1 << 62
+        avail = len(self._buf) - self._at
+        if avail >= n:
+            self._at += n
+            return self._buf[self._at - n:self._at]
+        parts = [self._buf[self._at:]] if avail else []
+        need = n - avail
+        self._offset += len(self._buf)
+        self._buf, self._at = b"", 0
+        while need > 0:
+            chunk = self._source.read(max(need, CHUNK) if need < (1 << 62) else CHUNK)
+            if not chunk:
+                break
+            if len(chunk) <= need:
+                parts.append(chunk)
+                self._offset += len(chunk)
+                need -= len(chunk)
+            else:
+                parts.append(chunk[:need])
+                self._buf, self._at = chunk, need
+                need = 0
+        return b"".join(parts)
+
+
 class GzipReader:
     """gzip decompression with zlib directly: one C call per megabyte, multi-member streams."""
 

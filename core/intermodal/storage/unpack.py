@@ -26,7 +26,7 @@ import tarfile
 from dataclasses import dataclass
 
 from intermodal.errors import InvalidArchive, KernelError, UnsafePath
-from intermodal.storage.streams import CHUNK, Prefixed, Readable
+from intermodal.storage.streams import CHUNK, ForwardReader, Readable
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -52,31 +52,22 @@ def extract(stream: Readable, dest: str | os.PathLike, *, whiteouts: str) -> Ext
     """
     if whiteouts not in ("overlay", "apply"):
         raise ValueError(f"whiteouts must be 'overlay' or 'apply', not {whiteouts!r}")
-    head = _read_block(stream)
-    if not head.strip(b"\0"):
+    reader = ForwardReader(stream)
+    if not reader.peek(tarfile.BLOCKSIZE).strip(b"\0"):
         return Extracted(0, 0)  # an empty layer: nothing but end-of-archive zeros
     try:
         # open() already reads the first header, so it gets its own error message
-        tar = tarfile.open(fileobj=Prefixed(head, stream), mode="r|", bufsize=CHUNK)  # type: ignore[arg-type]  # noqa: SIM115
+        tar = tarfile.open(fileobj=reader, mode="r:")  # type: ignore[arg-type]  # noqa: SIM115
     except tarfile.TarError as exc:
         raise InvalidArchive(f"layer is not a tar archive ({exc}); check the file or media type") from None
     with tar:
-        return _Extractor(os.fspath(dest), whiteouts == "overlay").run(tar)
-
-
-def _read_block(stream: Readable) -> bytes:
-    block = b""
-    while len(block) < tarfile.BLOCKSIZE:
-        more = stream.read(tarfile.BLOCKSIZE - len(block))
-        if not more:
-            break
-        block += more
-    return block
+        return _Extractor(os.fspath(dest), whiteouts == "overlay", reader).run(tar)
 
 
 class _Extractor:
-    def __init__(self, root: str, overlay: bool) -> None:
+    def __init__(self, root: str, overlay: bool, reader: ForwardReader) -> None:
         self.root = root.rstrip("/")
+        self.reader = reader
         self.overlay = overlay
         self.is_root = os.geteuid() == 0
         self.dirs: set[str] = {""}  # relative paths known to be real directories
@@ -155,8 +146,12 @@ class _Extractor:
         fd = os.open(path, _OPEN_FLAGS, 0o600)
         try:
             if info.size:
-                src = tar.extractfile(info)
-                assert src is not None  # a regular file always has data
+                # plain files are read straight from the stream; sparse ones need tarfile's map
+                src = tar.extractfile(info) if info.sparse is not None else self.reader
+                if src is None:
+                    raise InvalidArchive(f"layer entry {info.name!r} has no data")
+                if src is self.reader:
+                    self.reader.seek(info.offset_data)
                 remaining = info.size
                 while remaining > 0:
                     chunk = src.read(min(CHUNK, remaining))
