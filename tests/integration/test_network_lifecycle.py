@@ -159,3 +159,27 @@ def test_hundred_endpoints_created_and_removed_leave_nothing(net_engine, spaces)
     assert not [i for i in listing if "rule" in i and "container" in i["rule"].get("comment", "")]
     assert net_engine.networks._ipam(net_engine.networks.get("churn")).allocated() == {}
     assert net_engine.networks.store.containers() == []
+
+
+def _attach_in_child(args: tuple[str, str, str]) -> str:
+    from intermodal.engine import Engine
+
+    root, container, netns = args
+    (ep,) = Engine(root).networks.attach(container, netns, [EndpointRequest("crowd")], name=f"c{container[:6]}")
+    return ep.address
+
+
+def test_twenty_parallel_attaches_get_distinct_addresses(net_engine, spaces):
+    import multiprocessing
+
+    (subnet,) = free_subnets(1)
+    net_engine.networks.create("crowd", subnet=subnet)
+    jobs = [(str(net_engine.paths.root), secrets.token_hex(32), spaces.new().path) for _ in range(20)]
+    with multiprocessing.get_context("fork").Pool(20) as workers:
+        addresses = workers.map(_attach_in_child, jobs, chunksize=1)
+    assert len(set(addresses)) == 20
+    eps = net_engine.networks.store.endpoints(net_engine.networks.get("crowd").id)
+    assert sorted(ep.address for ep in eps) == sorted(addresses)
+    assert all(ep.ifname == "eth0" for ep in eps)
+    for _, container, _netns in jobs:
+        net_engine.networks.detach(container)

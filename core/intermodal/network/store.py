@@ -118,6 +118,11 @@ class ContainerNet:
         return asdict(self)
 
 
+def _records(folder: Path) -> list[str]:
+    """The JSON records of a folder, without atomic_write's temporary files (".name.XXXX.tmp")."""
+    return sorted(e for e in os.listdir(folder) if e.endswith(".json") and not e.startswith("."))
+
+
 class NetworkStore:
     def __init__(self, paths: EnginePaths) -> None:
         self.paths = paths
@@ -175,7 +180,7 @@ class NetworkStore:
         folder = self.network_dir(network_id) / "endpoints"
         out = []
         with contextlib.suppress(FileNotFoundError):
-            for entry in sorted(os.listdir(folder)):
+            for entry in _records(folder):
                 data = read_json(folder / entry)
                 if data:
                     out.append(EndpointRecord.from_json(data))
@@ -202,7 +207,7 @@ class NetworkStore:
         folder = self.root / "containers"
         out = []
         with contextlib.suppress(FileNotFoundError):
-            for entry in sorted(os.listdir(folder)):
+            for entry in _records(folder):
                 data = read_json(folder / entry)
                 if data:
                     out.append(ContainerNet.from_json(data))
