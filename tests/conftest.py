@@ -40,7 +40,7 @@ def engine(engine_root: Path):
 @pytest.fixture(scope="session")
 def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A rootfs tar of Debian's busybox-static (built once per session)."""
-    from tests.support.busybox import build_rootfs_tar
+    from intermodal.tools.busybox import build_rootfs_tar
     from tests.support.capabilities import has
 
     if not has("busybox"):

@@ -1,7 +1,10 @@
-"""A busybox root filesystem built from Debian's busybox-static, as a tar.
+"""A busybox root filesystem built from the host's static busybox, as a tar.
 
-No image is ever downloaded: the binary on this machine and its applet
-links make a complete small rootfs.
+No image is ever downloaded: the binary on this machine (Debian's
+busybox-static) and its applet links make a complete small rootfs. The
+tests, the main job and the benchmarks use it as their base image:
+
+    python -m intermodal.tools.busybox OUT.tar
 """
 
 from __future__ import annotations
@@ -69,3 +72,18 @@ _ETC = {
     "etc/hostname": "busybox\n",
     "var/www/index.html": "hello from intermodal\n",
 }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m intermodal.tools.busybox OUT.tar", file=sys.stderr)
+        return 2
+    build_rootfs_tar(Path(args[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
