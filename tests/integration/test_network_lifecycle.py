@@ -183,3 +183,48 @@ def test_twenty_parallel_attaches_get_distinct_addresses(net_engine, spaces):
     assert all(ep.ifname == "eth0" for ep in eps)
     for _, container, _netns in jobs:
         net_engine.networks.detach(container)
+
+
+def test_detach_after_the_namespace_is_gone(net_engine, spaces):
+    (subnet,) = free_subnets(1)
+    net_engine.networks.create("exit", subnet=subnet)
+    ns = spaces.new()
+    container = secrets.token_hex(32)
+    (ep,) = net_engine.networks.attach(container, ns.path, [EndpointRequest("exit")], ports=["80"])
+    spaces.remove(ns)  # the container's process exited: its namespace and veth pair go with it
+    net_engine.networks.detach(container)
+    net_engine.networks.detach(container)  # twice is fine
+    assert net_engine.networks._ipam(net_engine.networks.get("exit")).allocated() == {}
+    assert run("ip", "link", "show", ep.host_ifname, check=False).returncode != 0
+    assert not [r for r in net_engine.networks.firewall.rules() if "container" in r.get("comment", "")]
+
+
+def test_ports_follow_the_container_when_it_leaves_its_first_network(net_engine, spaces):
+    s1, s2 = free_subnets(2)
+    net_engine.networks.create("first", subnet=s1)
+    net_engine.networks.create("second", subnet=s2)
+    ns = spaces.new()
+    container = secrets.token_hex(32)
+    eps = net_engine.networks.attach(container, ns.path, [EndpointRequest("first"), EndpointRequest("second")],
+                                     ports=["80"])
+
+    def dnat_targets() -> set[str]:
+        return {e["dnat"]["addr"] for r in net_engine.networks.firewall.rules()
+                for e in r["expr"] if "dnat" in e}
+
+    assert len(dnat_targets()) == 1 and dnat_targets() <= {ep.address for ep in eps}
+    current = dnat_targets().pop()
+    leaving = next(ep for ep in eps if ep.address == current)
+    staying = next(ep for ep in eps if ep.address != current)
+    leaving_net = net_engine.networks.store.networks()
+    name = next(n.name for n in leaving_net if n.id == leaving.network_id)
+    net_engine.networks.disconnect(name, container)
+    assert dnat_targets() == {staying.address}
+
+
+def test_none_mode_has_loopback_only(net_engine, spaces):
+    ns = spaces.new()
+    net_engine.networks.setup_loopback(ns.path)
+    links = ns.exec("ip", "-o", "link").stdout
+    assert "lo:" in links and "UP" in links.split("lo:")[1].splitlines()[0]
+    assert "eth" not in links

@@ -172,17 +172,13 @@ prune = Command("network prune", "Remove all unused networks", _configure_prune,
 
 def _container(ctx: Context, ref: str) -> tuple[str, str, str]:
     """(id, name, netns path) of a running container, from the container engine."""
-    containers = getattr(ctx.engine, "containers", None)
-    if containers is None:
-        raise IncorrectState("container management", "not available in this build", "installed")
-    c = containers.get(ref)
-    netns = getattr(c, "netns_path", None)
-    pid = getattr(c, "pid", 0)
-    if not netns and pid:
-        netns = f"/proc/{pid}/ns/net"
-    if not netns:
-        raise IncorrectState(f"container {ref}", "not running", "running (connect it after `imod start`)")
-    return c.id, getattr(c, "name", ""), netns
+    c = ctx.engine.containers.get(ref)
+    state = getattr(c, "state", None) or {}
+    pid = int(state.get("Pid") or 0)
+    if getattr(c, "status", "running") != "running" or not pid:
+        raise IncorrectState(f"container {ref}", getattr(c, "status", "not running"),
+                             "running (connect it after `imod start`)")
+    return c.id, getattr(c, "name", ""), f"/proc/{pid}/ns/net"
 
 
 def _configure_connect(p: argparse.ArgumentParser) -> None:
@@ -210,8 +206,7 @@ def _configure_disconnect(p: argparse.ArgumentParser) -> None:
 def _run_disconnect(ctx: Context, args: argparse.Namespace) -> int:
     from intermodal.errors import NotFound
 
-    containers = getattr(ctx.engine, "containers", None)
-    cid = containers.get(args.container).id if containers is not None else args.container
+    cid = ctx.engine.containers.get(args.container).id
     try:
         ctx.engine.networks.disconnect(args.network, cid)
     except NotFound:
