@@ -56,8 +56,9 @@ class ImageManager:
     # -- changing ------------------------------------------------------------
 
     def tag(self, name: str, target: str) -> ImageRecord:
+        ref = refs.parse(target)  # a bad target is reported before a missing source
         record = self.get(name)
-        self.store.tag(record, refs.parse(target))
+        self.store.tag(record, ref)
         return self.store.get(record.id)
 
     def remove(self, name: str, *, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
