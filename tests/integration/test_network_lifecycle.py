@@ -228,3 +228,17 @@ def test_none_mode_has_loopback_only(net_engine, spaces):
     links = ns.exec("ip", "-o", "link").stdout
     assert "lo:" in links and "UP" in links.split("lo:")[1].splitlines()[0]
     assert "eth" not in links
+
+
+def test_attach_twice_is_refused_and_keeps_the_first(net_engine, spaces):
+    (subnet,) = free_subnets(1)
+    net_engine.networks.create("once", subnet=subnet)
+    ns = spaces.new()
+    container = secrets.token_hex(32)
+    (ep,) = net_engine.networks.attach(container, ns.path, [EndpointRequest("once")])
+    with pytest.raises(AlreadyExists, match="already attached"):
+        net_engine.networks.attach(container, ns.path, [EndpointRequest("once")])
+    with pytest.raises(InvalidArgument, match="listed twice"):
+        net_engine.networks.attach(secrets.token_hex(32), ns.path, [EndpointRequest("once"), EndpointRequest("once")])
+    assert [e.address for _, e in net_engine.networks.endpoints(container)] == [ep.address]
+    assert f"inet {ep.address}/" in ns.exec("ip", "-o", "addr").stdout

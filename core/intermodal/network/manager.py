@@ -210,6 +210,11 @@ class NetworkManager:
 
         requests = list(networks) if networks else [EndpointRequest(self.store.config.default_name)]
         nets = [self.get(r.network) for r in requests]
+        if len({n.id for n in nets}) != len(nets):
+            raise InvalidArgument("a network is listed twice; give each network once")
+        if self.store.container(container_id) is not None or self.endpoints(container_id):
+            raise AlreadyExists(f"container {name or container_id[:12]} is already attached to networks; "
+                                "use connect to add one, or detach first")
         extra = [list(hostlib.parse_add_host(h)) for h in extra_hosts]
         port_requests = self._requests(ports)
         if port_requests and all(n.internal for n in nets):
@@ -405,7 +410,11 @@ class NetworkManager:
         self.store.save_endpoint(ep)  # recorded before the veth exists, so detach finds it on failure
         link = endpoint.Link(ep.host_ifname, net.bridge, address, net.prefixlen,
                              None if net.internal else net.gateway, net.mtu, ep.mac)
-        ep.ifname = endpoint.plug(netns, link)
+        try:
+            ep.ifname = endpoint.plug(netns, link)
+        except BaseException:
+            self._leave(net, ep)  # plug removed its half-made veth; return the address and the record
+            raise
         self.store.save_endpoint(ep)
         return ep
 

@@ -83,24 +83,13 @@ def expose_all(exposed: Iterable[str]) -> list[PortRequest]:
 
 
 def _split(text: str, spec: str) -> tuple[str, str, str]:
-    host_ip = ""
     if text.startswith("["):  # [::1]:8080:80
-        end = text.find("]")
-        if end < 0:
-            raise InvalidArgument(f"port {spec!r}: missing ']' after the IPv6 address")
-        host_ip, text = text[1:end], text[end + 2:]
-        _check_ip(host_ip, spec)
-        parts = ["", *text.split(":")] if text else [""]
-        parts = parts[1:]
-        if len(parts) == 1:
-            parts = ["", parts[0]]
-    else:
-        parts = text.split(":")
-        if len(parts) == 3:
-            host_ip = parts.pop(0)
-            _check_ip(host_ip, spec)
-        elif len(parts) == 1:
-            parts = ["", parts[0]]
+        raise InvalidArgument(f"port {spec!r}: IPv6 host addresses are not supported yet; use an IPv4 address")
+    parts = text.split(":")
+    host_ip = parts.pop(0) if len(parts) == 3 else ""
+    _check_ip(host_ip, spec)
+    if len(parts) == 1:
+        parts = ["", parts[0]]
     if len(parts) != 2 or not parts[1]:
         raise InvalidArgument(f"port {spec!r} is not [ip:][hostPort:]containerPort[/tcp|udp]")
     return host_ip, parts[0], parts[1]
