@@ -7,6 +7,12 @@ bounded transfer (SIZE_MB of zeros served by `busybox httpd`, fetched with
 `busybox wget -O /dev/null`), once through the published port on 127.0.0.1
 (OUTPUT DNAT + masquerade + bridge), once straight to the container's address
 (bridge only), and once over plain loopback with httpd in the host namespace.
+
+Beside them, podman's cost of networking: `podman run --rm busybox true` with
+its default bridge network (netavark) minus the same with `--network none`
+(own --root, runc and cgroupfs, since crun refuses this host's hybrid cgroups).
+`imod run` gains its bridge once the container engine calls `attach`; until
+then our figure is the attach+detach time above.
 """
 
 from __future__ import annotations
@@ -53,6 +59,27 @@ def _throughput(name: str, url: str, repeat: int) -> Result:
     r = measure(name, lambda: _fetch(url), repeat=repeat, warmup=1)
     r.note = f"{SIZE_MB / r.median:.0f} MB/s"
     return r
+
+
+def _podman(work: Path) -> str:
+    from intermodal.tools.busybox import build_rootfs_tar
+
+    tar = build_rootfs_tar(work / "busybox.tar")
+    base = ["podman", "--root", str(work / "podman"), "--runroot", str(work / "podman-run"), "--storage-driver",
+            "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
+    run = [*base, "run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+    try:
+        _run(*base, "import", "-q", str(tar), "localhost/bench-busybox:latest")
+        results = [measure("podman run --network none", lambda: _run(*run, "--network", "none",
+                                                                     "localhost/bench-busybox", "true"), repeat=7),
+                   measure("podman run (bridge)", lambda: _run(*run, "localhost/bench-busybox", "true"), repeat=7)]
+    except subprocess.CalledProcessError as err:
+        return f"## podman: skipped ({err.stderr.decode(errors='replace').strip()[:200]})\n"
+    finally:
+        subprocess.run([*base, "rmi", "-a", "-f"], capture_output=True)
+    added = results[1].median - results[0].median
+    return table("podman: what its bridge networking adds to `run --rm busybox true`", results,
+                 "podman run --network none", {"podman's networking cost": f"{added * 1000:.1f} ms"})
 
 
 def main() -> str:
@@ -113,9 +140,10 @@ def main() -> str:
             _throughput("published port on 127.0.0.1", f"http://127.0.0.1:{binding.host_port}/blob", 5),
         ]
         engine.networks.detach(cid)
+        podman = _podman(work) if shutil.which("podman") else ""
         speed = table(f"network: {SIZE_MB} MB over HTTP (busybox httpd -> busybox wget)", transfer,
                       "loopback, host httpd")
-        return lifecycle + "\n" + speed
+        return lifecycle + "\n" + speed + ("\n" + podman if podman else "")
     finally:
         for p in procs:
             p.kill()
