@@ -181,3 +181,37 @@ def test_logs_rotate_by_size(imod, busybox_image, engine_root: Path):
 def _dir(root: Path, name: str) -> Path:
     names = json.loads((root / "containers" / "names.json").read_text())
     return root / "containers" / names[name]
+
+
+def test_detached_rm_container_is_removed_by_its_monitor(imod, busybox_image):
+    imod("run", "-d", "--rm", "--name", "tmp", busybox_image, "sleep", "0.3")
+    wait_for(lambda: imod("ps", "-a", "-q").stdout == b"", "the monitor to remove the container")
+
+
+def test_rm_container_is_removed_even_if_imod_run_is_killed(imod, busybox_image, engine_root: Path):
+    exe = Path(sys.executable).parent / "imod"
+    proc = subprocess.Popen([str(exe), "--root", str(engine_root), "run", "--rm", "--name", "lost", busybox_image,
+                             "sh", "-c", "echo started; sleep 0.5"], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"started\n"
+        proc.kill()  # SIGKILL: no chance to remove it or to pass the signal on
+    finally:
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    wait_for(lambda: imod("ps", "-a", "-q").stdout == b"", "the monitor to remove the container")
+
+
+def test_signals_to_imod_run_reach_the_container(imod, busybox_image, engine_root: Path):
+    exe = Path(sys.executable).parent / "imod"
+    proc = subprocess.Popen([str(exe), "--root", str(engine_root), "run", "--rm", busybox_image, "sh", "-c",
+                             "trap 'echo got-term; exit 9' TERM; echo ready; while true; do sleep 0.05; done"],
+                            stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert (proc.returncode, out) == (9, b"got-term\n")

@@ -95,8 +95,14 @@ def _run_run(ctx: Context, args: argparse.Namespace) -> int:
     from intermodal.containers.launch import copy_output
 
     container, started = manager.run(spec, attach=True, stdin=0 if args.interactive else None)
-    with _proxy_signals(manager, container.id):
-        return copy_output(started.attach)
+    try:
+        with _proxy_signals(manager, container.id):
+            code = copy_output(started.attach)
+        if spec.auto_remove:
+            manager.remove_exited(container.id)
+    finally:
+        started.attach.close()  # tells the monitor we are done (it removes the container if we did not)
+    return code
 
 
 class _proxy_signals:
@@ -167,7 +173,12 @@ def _run_start(ctx: Context, args: argparse.Namespace) -> int:
         from intermodal.containers.launch import copy_output
 
         started = manager.start(args.containers[0], attach=True)
-        return copy_output(started.attach) if started else 0
+        if not started:
+            return 0
+        try:
+            return copy_output(started.attach)
+        finally:
+            started.attach.close()
     return _each(args, manager.start)
 
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from intermodal.containers import config as oci
 from intermodal.containers.spec import ContainerSpec, Mount
-from intermodal.containers.store import ContainerStore, new_id
+from intermodal.containers.store import ContainerStore, new_id, replace_file
 from intermodal.errors import InvalidArgument
-from intermodal.fsutil import atomic_write, atomic_write_json, remove_tree
+from intermodal.fsutil import atomic_write_json, remove_tree
 
 if TYPE_CHECKING:
     from intermodal.engine import Engine
@@ -43,7 +43,7 @@ def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec)
             spec = spec.with_name(name)
             mounts = _volumes(engine, spec, image_config, Path(rootfs), undo)
             hostname = spec.hostname or (os.uname().nodename if spec.network == "host" else cid[:12])
-            etc = _etc_files(directory, hostname, spec.network)
+            etc = etc_files(directory, hostname, spec.network)
             runtime = _runtime_binary()
             inputs = oci.BundleInputs(cid, str(rootfs), hostname, etc, tuple(mounts), f"/intermodal/{cid}")
             bundle = oci.build_config(spec, image_config, inputs)
@@ -125,14 +125,14 @@ def _inside(rootfs: Path, target: str) -> Path:
     return path
 
 
-def _etc_files(directory: Path, hostname: str, network: str) -> dict[str, str]:
+def etc_files(directory: Path, hostname: str, network: str) -> dict[str, str]:
     files = {
         "/etc/hostname": (directory / "hostname", hostname + "\n"),
         "/etc/hosts": (directory / "hosts", oci.hosts_file(hostname, network)),
         "/etc/resolv.conf": (directory / "resolv.conf", oci.resolv_conf(network)),
     }
     for path, text in files.values():
-        atomic_write(path, text.encode())
+        replace_file(path, text.encode(), 0o644)  # `start` rebuilds them if a crash lost them
     return {dest: str(path) for dest, (path, _) in files.items()}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ class Attach:
     stderr: int
     status: int
 
+    def close(self) -> None:
+        if self.status >= 0:
+            os.close(self.status)
+            self.status = -1
+
 
 @dataclass
 class Started:
@@ -45,10 +51,15 @@ def spawn_monitor(directory: Path, *, attach: bool = False, stdin: int | None = 
     mine: list[int] = [ready_r]
     theirs: dict[str, int] = {"ready": ready_w}
     if attach:
-        for stream in ("stdout", "stderr", "status"):
+        for stream in ("stdout", "stderr"):
             r, w = os.pipe2(os.O_CLOEXEC)
             mine.append(r)
             theirs[stream] = w
+        # Both ways: the monitor sends the exit code; our closing it says a
+        # `--rm` container has been removed (see monitor.finish).
+        ours, monitors = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        mine.append(ours.detach())
+        theirs["status"] = monitors.detach()
     if stdin is not None:
         theirs["stdin"] = os.dup(stdin)
     argv = [_python(), "-I", "-S", str(MONITOR), str(directory)]
@@ -104,7 +115,11 @@ def _monitor_stderr(directory: Path) -> int:
 
 
 def copy_output(handles: Attach) -> int:
-    """Copy the container's output to ours until the monitor is done; return the exit code it sends."""
+    """Copy the container's output to ours until it exits; return the exit code the monitor sends.
+
+    The status socket stays open: the caller closes it (``handles.close()``)
+    once it has removed a `--rm` container, or at once.
+    """
     import select
 
     outs = {handles.stdout: sys.stdout.buffer, handles.stderr: sys.stderr.buffer}
@@ -121,11 +136,21 @@ def copy_output(handles: Attach) -> int:
                 os.close(fd)
                 continue
             _write_all(targets[fd], data)
-    status = _read_ready(handles.status)
-    os.close(handles.status)
+    status = _read_line(handles.status)
     if status is None:
-        return -1
+        return 125
     return int(status.get("exit_code", 125))
+
+
+def _read_line(fd: int) -> dict[str, Any] | None:
+    """One JSON line from the status socket, leaving it open."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return json.loads(data) if data.strip() else None
 
 
 def _write_all(fd: int, data: bytes) -> None:

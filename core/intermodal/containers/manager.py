@@ -167,14 +167,19 @@ class ContainerManager:
         raise err
 
     def _prepare_start(self, cid: str, record: dict[str, Any]) -> None:
-        from intermodal.fsutil import atomic_write_json
+        from intermodal.containers.store import write_json
 
         directory = self.store.dir(cid)
         self.engine.images.store.layers.mount(record["DiffIds"], directory)  # idempotent; after a reboot it remounts
         runtime = self._runtime(record)
         runtime.delete(cid, force=True)  # a leftover from a crash would block `create`
         spec = ContainerSpec.from_json(record["Spec"])
-        atomic_write_json(directory / "monitor.json", {
+        if not all((directory / f).stat().st_size if (directory / f).exists() else 0
+                   for f in ("hosts", "hostname", "resolv.conf")):
+            from intermodal.containers.create import etc_files
+
+            etc_files(directory, record["Hostname"], spec.network)
+        write_json(directory / "monitor.json", {
             "id": cid,
             "runtime": runtime.base,
             "bundle": str(directory / "bundle"),
@@ -188,7 +193,7 @@ class ContainerManager:
             "core": str(Path(__file__).resolve().parents[2]),
             "lock": str(self.store.lock_path(cid)),
             "oom_control": _oom_file(cid),
-        }, mode=0o600)
+        })
 
     def run(self, spec: ContainerSpec, *, attach: bool = False, stdin: int | None = None
             ) -> tuple[Container, Started | None]:
@@ -325,6 +330,13 @@ class ContainerManager:
                                  "finish; try again, or kill that process")
         self._remove_stopped(cid, volumes=volumes)
         return record["Name"]
+
+    def remove_exited(self, name: str) -> None:
+        """Remove a `--rm` container its monitor reported as exited (the monitor itself may still run)."""
+        try:
+            self._remove_stopped(self.store.resolve(name), volumes=True)
+        except ContainerNotFound:
+            pass  # the monitor was faster
 
     def _remove_stopped(self, cid: str, *, volumes: bool) -> None:
         from intermodal.fsutil import remove_tree

@@ -270,18 +270,27 @@ class Monitor:
         fd = self.fds.get("status")
         if fd is not None and not self.cfg.get("auto_remove"):
             self.send_status(fd)
+            os.close(self.fds.pop("status"))
 
     def send_status(self, fd):
+        """Tell the attached `imod` the exit code; False if it is gone."""
         try:
             os.write(fd, (json.dumps({"exit_code": getattr(self, "exit_code", 125)}) + "\n").encode())
+            return True
         except OSError:
-            pass
-        os.close(fd)
-        self.fds.pop("status", None)
+            return False
 
     def finish(self):
         self.log.close()
-        if self.cfg.get("auto_remove"):
+        fd = self.fds.pop("status", None)
+        if fd is not None:
+            # An attached `imod run --rm` removes the container itself (it has
+            # the engine loaded already) and then closes its end; we wait for
+            # that, and remove it ourselves only if `imod` went away first.
+            if self.send_status(fd) and self.cfg.get("auto_remove"):
+                _wait_closed(fd)
+            os.close(fd)
+        if self.cfg.get("auto_remove") and os.path.exists(os.path.join(self.cdir, "config.json")):
             # Only now the engine is imported: the container is gone, so the
             # memory this costs is no longer paid per running container.
             try:
@@ -290,9 +299,6 @@ class Monitor:
                 remove_after_exit(self.cfg["root"], self.cfg["run_root"], self.cfg["id"])
             except Exception as err:  # nobody is left to catch it; say why in the state
                 self.record({"Error": f"automatic removal failed: {err}"})
-        fd = self.fds.get("status")
-        if fd is not None:
-            self.send_status(fd)
 
     def close_output(self):
         for name in ("out_r", "err_r"):
@@ -322,10 +328,8 @@ class Monitor:
     def write_state(self, state):
         path = os.path.join(self.cdir, "state.json")
         tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
+        with open(tmp, "w") as f:  # no fsync: after a crash the state is recomputed (store.replace_file)
             json.dump(state, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
 
 
@@ -435,6 +439,15 @@ def _wait_readable(fd):
 
     select.select([fd], [], [], 0.5)
     return True
+
+
+def _wait_closed(fd):
+    """Block until the other end of the status socket is closed (its reads return EOF)."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except OSError:
+        pass
 
 
 def _unlink(path):

@@ -92,11 +92,11 @@ class OciRuntime:
         The runtime's own errors go to a log file, so that a process that
         could not be started gives Docker's 126/127 and not the runtime's 1.
         """
-        from intermodal.fsutil import atomic_write_json
+        from intermodal.containers.store import write_json
 
         token = os.urandom(4).hex()
         process_file, log_file = workdir / f"exec-{token}.json", workdir / f"exec-{token}.log"
-        atomic_write_json(process_file, process, mode=0o600)
+        write_json(process_file, process)
         try:
             args = [self.binary, "--root", str(self.state_root), "--log", str(log_file), "--log-format", "json",
                     "exec", "--process", str(process_file), *(["--detach"] if detach else []), cid]
