@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,8 @@ _SAFE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace *path* with *data* so readers see the old or the new file, never half of one."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -56,6 +56,8 @@ def check_name(name: str, what: str) -> str:
 
 def remove_tree(path: Path) -> None:
     """Remove a directory tree; a missing one is already removed."""
+    import shutil
+
     shutil.rmtree(path, ignore_errors=False, onerror=_ignore_enoent)
 
 

@@ -81,7 +81,7 @@ def _configure_history(p: argparse.ArgumentParser) -> None:
 
 
 def _run_history(ctx: Context, args: argparse.Namespace) -> int:
-    from intermodal.images.inspect import parse_time
+    from intermodal.timefmt import parse_rfc3339 as parse_time
 
     now = time.time()
     rows = []

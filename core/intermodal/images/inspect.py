@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intermodal.images import reference as refs
-from intermodal.images.manifest import Manifest
-from intermodal.images.store import ImageRecord
+from intermodal.timefmt import format_rfc3339
+
+if TYPE_CHECKING:
+    from intermodal.images.manifest import Manifest
+    from intermodal.images.store import ImageRecord
 
 EMPTY_LAYER_MARK = "empty_layer"
 
@@ -37,7 +39,7 @@ def inspect_image(record: ImageRecord, config: dict[str, Any], manifest: Manifes
         "Os": config.get("os", ""),
         "Size": record.size,
         "RootFS": {"Type": "layers", "Layers": list(record.diff_ids)},
-        "Metadata": {"LastTagTime": _iso(record.added)},
+        "Metadata": {"LastTagTime": format_rfc3339(record.added)},
         "Descriptor": {
             "mediaType": record.media_type,
             "digest": record.manifest,
@@ -73,28 +75,6 @@ def image_history(record: ImageRecord, config: dict[str, Any], manifest: Manifes
         rows[0]["Id"] = record.id
         rows[0]["Tags"] = [familiar(t) for t in record.tags]
     return rows
-
-
-def parse_time(text: str) -> float | None:
-    """RFC 3339 (with nanoseconds, as Go writes it) to a Unix time."""
-    if not text:
-        return None
-    text = text.replace("Z", "+00:00")
-    if "." in text:
-        head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        tz = rest[len(digits):]
-        text = f"{head}.{digits[:6]}{tz}"
-    try:
-        return dt.datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
-def _iso(timestamp: float) -> str:
-    if not timestamp:
-        return ""
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _last_comment(config: dict[str, Any]) -> str:

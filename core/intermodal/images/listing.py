@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intermodal.errors import InvalidArgument
 from intermodal.images import reference as refs
-from intermodal.images.inspect import parse_time
-from intermodal.images.store import ImageRecord
+from intermodal.timefmt import parse_rfc3339 as parse_time
+
+if TYPE_CHECKING:
+    from intermodal.images.store import ImageRecord
 
 
 def image_rows(records: Iterable[ImageRecord], *, reference: str | None = None, filters: Iterable[str] = (),

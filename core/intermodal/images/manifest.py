@@ -7,7 +7,6 @@ original bytes are kept wherever a digest depends on them.
 from __future__ import annotations
 
 import json
-import platform as _platform
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +101,9 @@ def parse_index(data: bytes, media_type: str | None = None) -> Index:
 
 
 def host_platform() -> dict[str, str]:
-    machine = _platform.machine().lower()
+    import platform
+
+    machine = platform.machine().lower()
     arch, variant = {
         "x86_64": ("amd64", ""),
         "amd64": ("amd64", ""),

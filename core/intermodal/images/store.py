@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intermodal.errors import Conflict, ImageNotFound, InvalidArchive, InvalidReference
 from intermodal.fsutil import atomic_write_json, read_json
@@ -22,9 +22,11 @@ from intermodal.images import mediatypes as mt
 from intermodal.images import reference as refs
 from intermodal.images.blobs import BlobStore
 from intermodal.images.digest import check_digest
-from intermodal.images.manifest import Manifest, parse_manifest
 from intermodal.locking import locked
 from intermodal.paths import EnginePaths
+
+if TYPE_CHECKING:
+    from intermodal.images.manifest import Manifest
 
 INDEX_VERSION = 1
 
@@ -145,6 +147,8 @@ class ImageStore:
         return True
 
     def manifest(self, record: ImageRecord) -> Manifest:
+        from intermodal.images.manifest import parse_manifest
+
         return parse_manifest(self.blobs.read(record.manifest), record.media_type)
 
     def manifest_bytes(self, record: ImageRecord) -> bytes:
@@ -172,6 +176,8 @@ class ImageStore:
 
         Raises InvalidArchive when a blob is missing or config and manifest disagree.
         """
+        from intermodal.images.manifest import parse_manifest
+
         manifest = parse_manifest(manifest_bytes, media_type)
         manifest_digest = self.blobs.put(manifest_bytes)
         config = self._checked_config(manifest)
