@@ -52,7 +52,19 @@ def interleaved(cases: list[tuple[str, Callable[[Path], object], str]], fresh: C
 
 
 def _remove(path: Path) -> None:
+    # podman's overlay driver bind-mounts its home onto itself and may leave it behind on failure.
+    prefix = str(path) + "/"
+    with open("/proc/self/mounts") as f:
+        mounts = [line.split()[1] for line in f if line.split()[1].startswith(prefix)]
+    for mount in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", mount], check=False)
     subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
+
+
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr[-2000:]}")
 
 
 def main(repeat: int = REPEAT) -> str:
@@ -73,8 +85,10 @@ def main(repeat: int = REPEAT) -> str:
             d.size for d in source.images.store.manifest(record).layers)
         mb = total / 1e6
 
+        counter = iter(range(1 << 30))
+
         def fresh() -> Path:
-            path = work / f"run-{time.monotonic_ns()}"
+            path = work / f"r{next(counter)}"  # short: podman refuses a run root longer than 50 characters
             path.mkdir()
             return path
 
@@ -83,18 +97,18 @@ def main(repeat: int = REPEAT) -> str:
              "download + verify + unpack"),
             ("intermodal API, no unpack", lambda d: Engine(root=d).images.pull(ref, tls_verify=False, unpack=False),
              "download + verify"),
-            ("imod pull", lambda d: subprocess.run([IMOD, "--root", str(d), "pull", "-q", "--tls-verify=false", ref],
-                                                   check=True, stdout=subprocess.DEVNULL), "CLI, unpacks"),
+            ("imod pull", lambda d: _run([IMOD, "--root", str(d), "pull", "-q", "--tls-verify=false", ref]),
+             "CLI, unpacks"),
         ]
         if shutil.which("skopeo"):
-            cases.append(("skopeo copy", lambda d: subprocess.run(
-                ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{d}/layout:x"],
-                check=True, stdout=subprocess.DEVNULL), "OCI layout, no unpack"))
+            cases.append(("skopeo copy", lambda d: _run(
+                ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{d}/layout:x"]),
+                "OCI layout, no unpack"))
         if shutil.which("podman"):
-            cases.append(("podman pull", lambda d: subprocess.run(
-                ["podman", "--root", str(d / "root"), "--runroot", str(d / "run"), "--storage-driver", "overlay",
-                 "--events-backend", "none", "pull", "-q", "--tls-verify=false", ref],
-                check=True, stdout=subprocess.DEVNULL), "overlay, unpacks"))
+            cases.append(("podman pull", lambda d: _run(
+                ["podman", "--root", str(d / "root"), "--runroot", str(d / "run"), "--tmpdir", str(d / "tmp"),
+                 "--storage-driver", "overlay",
+                 "--events-backend", "none", "pull", "-q", "--tls-verify=false", ref]), "overlay, unpacks"))
         results = interleaved(cases, fresh, repeat)
         for r in results:
             r.note = f"{mb / r.median:.0f} MB/s; {r.note}"
