@@ -340,3 +340,22 @@ def test_kill_9_while_unpacking_leaves_a_store_the_next_ensure_completes(store: 
     layer = store.ensure_layer(descriptor, diff_id(data), None)
     assert layer is not None and (layer.path / "second").stat().st_size == 4 << 20
     assert _leftovers(store) == []  # the killed child's work dir is gone
+
+
+@pytest.mark.requires("overlay")
+def test_remove_unused_cleans_a_probe_left_mounted_by_a_killed_command(store: LayerStore) -> None:
+    from intermodal.storage.overlay import mount_overlay, unmount
+
+    child = multiprocessing.get_context("fork").Process(target=os._exit, args=(0,))
+    child.start()
+    child.join()  # its pid is now free: a command that died while probing
+    probe = store.paths.layers / f"probe-{child.pid}-0000"
+    for d in ("l1", "upper", "work", "merged"):
+        (probe / d).mkdir(parents=True)
+    mount_overlay([probe / "l1"], probe / "upper", probe / "work", probe / "merged")
+    try:
+        store.remove_unused(set())
+        assert not os.path.ismount(probe / "merged")
+        assert not probe.exists()
+    finally:
+        unmount(probe / "merged")

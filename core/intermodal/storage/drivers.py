@@ -10,6 +10,8 @@ overlay without the features an upper directory needs).
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +20,9 @@ from intermodal.fsutil import remove_tree
 from intermodal.paths import EnginePaths
 
 DRIVERS = ("overlay", "vfs")
+PROBE_PREFIX = "probe-"
 _chosen: dict[Path, str] = {}  # engine root -> driver name, probed once per process
+_probe_lock = threading.Lock()  # pull workers ask at once; one probe is enough
 
 
 class Driver(Protocol):
@@ -35,8 +39,10 @@ class Driver(Protocol):
 def choose(paths: EnginePaths) -> Driver:
     name = os.environ.get("IMOD_STORAGE_DRIVER") or _chosen.get(paths.root)
     if name is None:
-        name = "overlay" if overlay_works(paths) else "vfs"
-        _chosen[paths.root] = name
+        with _probe_lock:
+            name = _chosen.get(paths.root)
+            if name is None:
+                name = _chosen[paths.root] = "overlay" if overlay_works(paths) else "vfs"
     return by_name(name)
 
 
@@ -63,7 +69,7 @@ def overlay_works(paths: EnginePaths) -> bool:
     from intermodal.storage.overlay import mount_overlay, unmount
 
     # Not in tmp/: prune empties tmp/ and must never meet a mounted probe.
-    probe = paths.layers / f"probe-{os.getpid()}-{os.urandom(4).hex()}"
+    probe = paths.layers / f"{PROBE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     try:
         for d in ("l1", "l2", "upper", "work", "merged"):
             (probe / d).mkdir(parents=True)
@@ -77,3 +83,14 @@ def overlay_works(paths: EnginePaths) -> bool:
             unmount(probe / "merged")
         finally:
             remove_tree(probe)
+
+
+def remove_dead_probes(paths: EnginePaths, alive: Callable[[int], bool]) -> None:
+    """Remove probe directories of commands killed while probing (unmounting first)."""
+    from intermodal.storage.overlay import unmount
+
+    for entry in os.scandir(paths.layers) if paths.layers.is_dir() else ():
+        parts = entry.name.split("-")
+        if entry.name.startswith(PROBE_PREFIX) and len(parts) == 3 and parts[1].isdigit() and not alive(int(parts[1])):
+            unmount(Path(entry.path) / "merged")
+            remove_tree(Path(entry.path))

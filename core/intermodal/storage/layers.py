@@ -276,6 +276,7 @@ class LayerStore:
                     self._remove_layer(driver_dir / _hex(chain), chain)
                     removed.append(chain)
         self._remove_stale(None)
+        drivers.remove_dead_probes(self.paths, _alive)
         return removed
 
     def _keep(self, chain: str, metas: dict, keep_ids: set[str], keep_chains: set[str] | None,
