@@ -160,3 +160,17 @@ def test_default_bridge_network_is_made_on_first_use(net_engine, spaces):
     assert pings(ns, net.gateway)
     inspect = net_engine.networks.inspect("bridge")
     assert container in inspect["Containers"]
+
+
+def test_neighbour_reaches_a_published_port_through_the_host(net_engine, spaces, tmp_path):
+    (subnet,) = free_subnets(1)
+    net = net_engine.networks.create("hairpin", subnet=subnet)
+    box, neighbour = spaces.new(), spaces.new()
+    container, _ = attach(net_engine, box, "hairpin", "web", ports=["80"])
+    attach(net_engine, neighbour, "hairpin", "client")
+    serve(spaces, box, tmp_path / "www", body="via the host\n")
+    (binding,) = net_engine.networks.published_ports(container)
+    # To the host's address on the bridge: DNAT back into the same bridge. The hairpin masquerade makes the
+    # reply return through the host; where br_netfilter is loaded, bridged conntrack would also manage.
+    got = neighbour.busybox("wget", "-q", "-O", "-", f"http://{net.gateway}:{binding.host_port}/")
+    assert got.stdout == "via the host\n"
