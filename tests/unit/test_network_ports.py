@@ -93,3 +93,18 @@ def test_binding_json_round_trip():
     b = Binding("127.0.0.1", 8080, 80, "udp")
     assert Binding.from_json(b.to_json()) == b
     assert b.key() == "80/udp"
+
+
+def test_hold_keeps_others_off_the_port():
+    from intermodal.network.ports import bind_problem, hold
+
+    (b,) = resolve(parse("127.0.0.1::80"), [])
+    sockets = hold([b])
+    try:
+        assert bind_problem("127.0.0.1", b.host_port, "tcp") is not None
+        with pytest.raises(Conflict, match="cannot hold"):
+            hold([b])
+    finally:
+        for s in sockets:
+            s.close()
+    assert bind_problem("127.0.0.1", b.host_port, "tcp") is None

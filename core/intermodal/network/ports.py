@@ -195,3 +195,31 @@ def _free_port(host_ip: str, proto: str) -> int:
             raise Conflict(f"cannot get an ephemeral port on {host_ip or '0.0.0.0'}: {err.strerror}; "
                            "check the host address") from None
         return sock.getsockname()[1]
+
+
+def hold(bindings: Iterable[Binding]) -> list[socket.socket]:
+    """Bind every host port and keep the sockets, so no host program takes them while the container runs.
+
+    Our DNAT rules hold no socket, and a program binding the port later would
+    silently lose its local traffic to the container; podman's conmon holds
+    the ports for the same reason. The container's monitor inherits these
+    (``os.set_inheritable``) and keeps them open until the container stops.
+    No SO_REUSEADDR here: without it nobody else can bind the port at all.
+    Raises Conflict if one cannot be bound; the ones already bound are closed.
+    """
+    held: list[socket.socket] = []
+    try:
+        for b in bindings:
+            kind = socket.SOCK_STREAM if b.proto == "tcp" else socket.SOCK_DGRAM
+            sock = socket.socket(socket.AF_INET, kind)
+            held.append(sock)
+            try:
+                sock.bind((b.host_ip or "0.0.0.0", b.host_port))
+            except OSError as err:
+                raise Conflict(f"cannot hold {b.host_ip or '0.0.0.0'}:{b.host_port}/{b.proto}: {err.strerror}; "
+                               "another program took it, choose another host port") from None
+    except BaseException:
+        for sock in held:
+            sock.close()
+        raise
+    return held
