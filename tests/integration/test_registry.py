@@ -49,14 +49,16 @@ def small_image(engine: Engine, ref: str = "x:1", *, arch: str = "amd64"):
 # -- round trips ---------------------------------------------------------------------
 
 
-def test_push_then_pull_round_trip(engine: Engine, other: Engine, registry) -> None:
-    record = small_image(engine)
+@pytest.mark.parametrize("media", ["oci", "docker"])
+def test_push_then_pull_round_trip(engine: Engine, other: Engine, registry, media: str) -> None:
+    record = craft_image(engine, "x:1", [{"etc/a": b"first layer\n"}, {"etc/b": os.urandom(3000)}], media=media)
     digest = engine.images.push("x:1", f"{registry.host}/team/x:1", **PLAIN)
 
     pulled = other.images.pull(f"{registry.host}/team/x:1", unpack=False, **PLAIN)
 
     assert pulled.id == record.id
     assert pulled.manifest == digest == record.manifest
+    assert pulled.media_type == record.media_type == (mt.OCI_MANIFEST if media == "oci" else mt.DOCKER_MANIFEST)
     assert f"{registry.host}/team/x@{digest}" in pulled.digests
     assert f"{registry.host}/team/x:1" in pulled.tags
     assert f"{registry.host}/team/x@{digest}" in engine.images.get("x:1").digests
@@ -381,14 +383,16 @@ def test_unreachable_registry_is_a_clear_error(other: Engine) -> None:
 def test_transient_failures_are_retried(engine: Engine, other: Engine, registry) -> None:
     from tests.support.registry import FlakyProxy
 
-    record = small_image(engine)
+    record = craft_image(engine, "x:1", [{"big": os.urandom(3 << 20)}], level=0)
     engine.images.push("x:1", f"{registry.host}/x:1", **PLAIN)
-    proxy = FlakyProxy(registry.host, ["cut", 503, 429, "cut"])
+    # One worker: the config comes first (cut before any data, 503, 429, passed), then the layer (cut half-way).
+    proxy = FlakyProxy(registry.host, ["cut", 503, 429, None, "cut"])
     try:
         pulled = other.images.pull(f"{proxy.host}/x:1", unpack=False, workers=1, **PLAIN)
         assert pulled.id == record.id
         assert proxy.faults == []
-        assert sum("/blobs/" in path for path in proxy.seen) == 3 + 4  # three blobs, four failed tries
+        assert sum("/blobs/" in path for path in proxy.seen) == 2 + 4  # two blobs, four failed tries
+        assert [r for r in proxy.ranges if r] == ["bytes=1048576-"]  # the layer resumed after its first MiB
 
         other.images.store.delete(record.id)
         for digest in (record.id, *(d.digest for d in engine.images.store.manifest(record).layers)):

@@ -310,17 +310,18 @@ class FlakyProxy:
     """An HTTP proxy on 127.0.0.1 in front of a registry that breaks blob downloads on purpose.
 
     ``faults`` is consumed one per blob GET: ``"cut"`` sends half the body then
-    closes the connection, a number answers with that status; when it is
-    empty, requests pass through.
+    closes the connection, a number answers with that status, None passes the
+    request through, as every request does once the list is empty.
     """
 
-    def __init__(self, upstream: str, faults: list[str | int]) -> None:
+    def __init__(self, upstream: str, faults: list[str | int | None]) -> None:
         import http.client
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.faults = list(faults)
         self.seen: list[str] = []
+        self.ranges: list[str | None] = []  # the Range header of each request
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -328,6 +329,7 @@ class FlakyProxy:
 
             def do_GET(self) -> None:
                 proxy.seen.append(self.path)
+                proxy.ranges.append(self.headers.get("Range"))
                 fault = proxy.faults.pop(0) if "/blobs/" in self.path and proxy.faults else None
                 if isinstance(fault, int):
                     self.send_response(fault)

@@ -216,34 +216,55 @@ def _diff_ids(store: Any, manifest: Any, config_future: cf.Future) -> list[str]:
 
 def _fetch_blob(client: RegistryClient, blobs: Any, repository: str, desc: Descriptor, progress: Progress | None,
                 abort: threading.Event, retries: int) -> bool:
-    """Stream one blob into the store; False when it was already there."""
+    """Stream one blob into the store; False when it was already there.
+
+    A connection cut in the middle resumes where it stopped (HTTP Range) when
+    the registry supports it, else starts the blob again; the hash runs on.
+    """
     import requests
     import urllib3
 
     if blobs.has(desc.digest):
         return False
     attempt = 0
-    while True:
-        if abort.is_set():
-            raise _Aborted
-        try:
-            resp = client.open_blob(repository, desc.digest)
-            with resp, blobs.writer(desc.digest, desc.size) as writer:
-                for chunk in stream_chunks(resp):
-                    if abort.is_set():
-                        raise _Aborted
-                    writer.write(chunk)
-                    if progress is not None:
-                        progress.update(desc.digest, "Downloading", writer.size, desc.size)
-            if progress is not None:
-                progress.update(desc.digest, "Download complete")
-            return True
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
-            # A connection cut in the middle of the body: start the blob again.
-            if attempt >= retries:
-                raise client.connection_error(exc, f"downloading blob {short(desc.digest)}") from None
-        except RegistryError as exc:
-            if exc.status is None or exc.status < 500 or attempt >= retries:
-                raise
-        time.sleep(min(0.25 * 2**attempt, 8.0) * (0.75 + random.random() / 2))
-        attempt += 1
+    writer = None
+    try:
+        while True:
+            if abort.is_set():
+                raise _Aborted
+            try:
+                offset = writer.size if writer is not None else 0
+                resp = client.open_blob(repository, desc.digest, start=offset)
+                with resp:
+                    if writer is not None and (resp.status_code != 206 or not _resumes_at(resp, offset)):
+                        writer.abort()  # the registry sends the whole blob again
+                        writer = None
+                    if writer is None:
+                        writer = blobs.writer(desc.digest, desc.size)
+                    for chunk in stream_chunks(resp):
+                        if abort.is_set():
+                            raise _Aborted
+                        writer.write(chunk)
+                        if progress is not None:
+                            progress.update(desc.digest, "Downloading", writer.size, desc.size)
+                writer.commit()
+                if progress is not None:
+                    progress.update(desc.digest, "Download complete")
+                return True
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+                if attempt >= retries:
+                    raise client.connection_error(exc, f"downloading blob {short(desc.digest)}") from None
+            except RegistryError as exc:
+                if exc.status is None or exc.status < 500 or attempt >= retries:
+                    raise
+            time.sleep(min(0.25 * 2**attempt, 8.0) * (0.75 + random.random() / 2))
+            attempt += 1
+    finally:
+        if writer is not None and writer.digest is None:
+            writer.abort()
+
+
+def _resumes_at(resp: Any, offset: int) -> bool:
+    """Does a 206 answer start at *offset* (``Content-Range: bytes OFFSET-END/SIZE``)?"""
+    content_range = resp.headers.get("Content-Range", "")
+    return content_range.startswith(f"bytes {offset}-")
