@@ -5,14 +5,15 @@ One JSON object per line, ``{"log": "hi\\n", "stream": "stdout", "time":
 grow past ``max-size`` it becomes ``container.log.1`` (older ones shift up,
 the one past ``max-file`` is dropped). The monitor writes, `imod logs` reads.
 The writer half is imported by the monitor, so the module imports only
-``os``, ``json`` and ``time`` at the top.
+``os``, ``time`` and ``_json`` at the top: the ``json`` package pulls in
+``re`` and ``enum``, 1.4 MB of resident memory per monitor.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
+from _json import encode_basestring
 
 LOG_NAME = "container.log"
 # Docker splits lines longer than 16 KiB into several records.
@@ -66,8 +67,8 @@ class LogWriter:
 
     def _records(self, stream: str, line: bytes) -> None:
         for i in range(0, len(line), MAX_RECORD):
-            record = {"log": line[i:i + MAX_RECORD].decode("utf-8", "replace"), "stream": stream, "time": timestamp()}
-            self._write((json.dumps(record) + "\n").encode())
+            text = encode_basestring(line[i:i + MAX_RECORD].decode("utf-8", "replace"))
+            self._write(f'{{"log":{text},"stream":"{stream}","time":"{timestamp()}"}}\n'.encode())
 
     def _write(self, data: bytes) -> None:
         if self.max_size and self.size and self.size + len(data) > self.max_size:
@@ -104,6 +105,8 @@ def log_files(directory: str) -> list[str]:
 
 
 def read_records(directory: str) -> list[dict]:
+    import json
+
     records = []
     for path in log_files(directory):
         with open(path, "rb") as f:

@@ -1,0 +1,117 @@
+"""`imod run --rm busybox true` beside podman and the bare interpreter; monitor memory beside conmon; `ps -a`.
+
+Both engines run the same busybox rootfs (built from the host's
+busybox-static, imported into each), both with runc and no network:
+podman 4.3 with `--network none`, its crun refuses this hybrid cgroup
+machine, and its default RLIMIT_NOFILE/NPROC exceed what this machine
+grants, hence `--ulimit`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import command, measure, table
+
+IMOD = str(Path(sys.executable).parent / "imod")
+PS_COUNT = 200
+
+
+def main() -> str:
+    from intermodal.tools.busybox import build_rootfs_tar
+
+    work = Path(tempfile.mkdtemp(prefix="imod-bench-containers-"))
+    imod = [IMOD, "--root", str(work / "imod")]
+    podman = _podman_argv(work)
+    try:
+        tar = build_rootfs_tar(work / "busybox.tar")
+        subprocess.run([*imod, "import", str(tar), "busybox:latest"], check=True, capture_output=True)
+        results = [measure("python3 -c pass", command([sys.executable, "-c", "pass"]), repeat=15)]
+        results.append(measure("imod run --rm busybox true", command([*imod, "run", "--rm", "busybox", "true"]),
+                               repeat=15, warmup=2))
+        if podman:
+            subprocess.run([*podman, "import", "-q", str(tar), "busybox:latest"], check=True, capture_output=True)
+            results.append(measure("podman run --rm --network none busybox true",
+                                   command([*podman, "run", "--rm", *_PODMAN_RUN, "busybox", "true"]),
+                                   repeat=15, warmup=2, note="runc, overlay"))
+        base = "podman run --rm --network none busybox true" if podman else "python3 -c pass"
+        extra = {"imod beyond the interpreter (median difference)":
+                 f"{(results[1].median - results[0].median) * 1000:.0f} ms"}
+        out = table("`run --rm busybox true`", results, baseline=base, extra=extra)
+        out += "\n" + _memory(imod, podman) + "\n" + _ps(work, imod)
+        return out
+    finally:
+        subprocess.run([*imod, "rm", "-f", *_ids(imod)], capture_output=True)
+        if podman:
+            subprocess.run([*podman, "rm", "-f", "-a"], capture_output=True)
+            subprocess.run([*podman, "system", "reset", "-f"], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+_PODMAN_RUN = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+
+
+def _podman_argv(work: Path) -> list[str] | None:
+    if not shutil.which("podman") or not shutil.which("runc"):
+        return None
+    return ["podman", "--root", str(work / "podman"), "--runroot", str(work / "podman-run"), "--storage-driver",
+            "overlay", "--events-backend", "none", "--cgroup-manager", "cgroupfs", "--runtime", "runc"]
+
+
+def _ids(imod: list[str]) -> list[str]:
+    out = subprocess.run([*imod, "ps", "-a", "-q", "--no-trunc"], capture_output=True).stdout.decode().split()
+    return out or ["--"]
+
+
+def _memory(imod: list[str], podman: list[str] | None) -> str:
+    """Resident memory of the per-container supervisor of one idle container."""
+    lines = ["## memory per idle running container (`sleep 1000`)", "",
+             "| supervisor | RSS | PSS | private (USS) |", "|---|---|---|---|"]
+    cid = subprocess.run([*imod, "run", "-d", "busybox", "sleep", "1000"], check=True,
+                         capture_output=True).stdout.decode().strip()
+    info = json.loads(subprocess.run([*imod, "container", "inspect", cid], check=True, capture_output=True).stdout)
+    state = json.loads((Path(info[0]["LogPath"]).parent / "state.json").read_text())
+    lines.append(_mem_row("intermodal monitor (python -I -S)", state["MonitorPid"]))
+    subprocess.run([*imod, "rm", "-f", cid], capture_output=True)
+    if podman:
+        pid = subprocess.run([*podman, "run", "-d", *_PODMAN_RUN, "busybox", "sleep", "1000"], check=True,
+                             capture_output=True).stdout.decode().strip()
+        conmon = subprocess.run([*podman, "inspect", "--format", "{{.State.ConmonPid}}", pid], check=True,
+                                capture_output=True).stdout.decode().strip()
+        lines.append(_mem_row("podman's conmon", int(conmon)))
+        subprocess.run([*podman, "rm", "-f", pid], capture_output=True)
+    return "\n".join(lines) + "\n"
+
+
+def _mem_row(name: str, pid: int) -> str:
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    rollup = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, value = line.partition(":")
+        rollup[key] = int(value.split()[0])
+    private = rollup.get("Private_Clean", 0) + rollup.get("Private_Dirty", 0)
+    return f"| {name} | {status['VmRSS'].strip()} | {rollup.get('Pss', 0)} kB | {private} kB |"
+
+
+def _ps(work: Path, imod: list[str]) -> str:
+    from intermodal.containers.spec import ContainerSpec
+    from intermodal.engine import Engine
+
+    engine = Engine(root=work / "imod")
+    spec = ContainerSpec.build("busybox", command=["true"])
+    ids = [engine.containers.create(spec).id for _ in range(PS_COUNT)]
+    try:
+        results = [measure("python3 -c pass", command([sys.executable, "-c", "pass"]), repeat=10),
+                   measure(f"imod ps -a ({PS_COUNT} containers)", command([*imod, "ps", "-a"]), repeat=10)]
+        return table(f"`ps -a` with {PS_COUNT} containers", results, baseline="python3 -c pass")
+    finally:
+        for cid in ids:
+            engine.containers.remove(cid, force=True)
+
+
+__all__ = ["main"]
