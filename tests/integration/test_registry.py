@@ -167,6 +167,7 @@ def test_push_skips_blobs_the_registry_has(engine: Engine, registry) -> None:
     engine.images.push("x:1", f"{registry.host}/x:2", **PLAIN)
     assert registry.requests("HEAD", "/v2/x/blobs/", since=mark) == 3
     assert registry.requests("POST", "/blobs/uploads/", since=mark) == 0
+    assert registry.requests("GET", "/v2/ ", since=mark) == 1  # one ping, though three workers start at once
 
 
 # -- peers -------------------------------------------------------------------------------

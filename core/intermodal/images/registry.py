@@ -224,6 +224,7 @@ class RegistryClient:
         self._credentials_loaded = credentials is not None
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._ping_lock = threading.Lock()
         self._base: str | None = None
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
@@ -316,7 +317,9 @@ class RegistryClient:
     @property
     def base(self) -> str:
         if self._base is None:
-            self.ping()
+            with self._ping_lock:  # parallel workers ping once
+                if self._base is None:
+                    self.ping()
         assert self._base is not None
         return self._base
 
