@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import os
 
 from intermodal.errors import InvalidSpec, KernelError
 
@@ -98,7 +99,7 @@ def rule_conditions(args: list[dict] | None, where: str) -> list[list[tuple[int,
 
     Conditions in one group are ANDed. libseccomp cannot AND two conditions on
     the same argument, so when an index repeats, each condition becomes a rule
-    of its own (ORed) — runc's behaviour (libcontainer/seccomp/patchbpf aside).
+    of its own (ORed), as runc does.
     """
     conds: list[tuple[int, int, int, int]] = []
     for i, a in enumerate(args or []):
@@ -131,6 +132,33 @@ def load(seccomp: dict | None) -> None:
     if seccomp is None:
         return
     lib = _lib()
+    ctx = _compile(lib, seccomp)
+    try:
+        _check(lib.seccomp_load(ctx), "seccomp_load",
+               "without process.noNewPrivileges the filter must be loaded while the process has CAP_SYS_ADMIN")
+    finally:
+        lib.seccomp_release(ctx)
+
+
+def export_bpf(seccomp: dict) -> bytes:
+    """The compiled BPF program (struct sock_filter array), without loading it."""
+    lib = _lib()
+    ctx = _compile(lib, seccomp)
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    try:
+        _check(lib.seccomp_export_bpf(ctx, fd), "seccomp_export_bpf")
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+        lib.seccomp_release(ctx)
+
+
+def _compile(lib: ctypes.CDLL, seccomp: dict) -> int:
+    """A libseccomp filter context for ``seccomp``; the caller releases it."""
     default = action(seccomp.get("defaultAction", ""), seccomp.get("defaultErrnoRet"), "linux.seccomp.defaultAction")
     ctx = lib.seccomp_init(default)
     if not ctx:
@@ -152,10 +180,10 @@ def load(seccomp: dict | None) -> None:
                 _check(rc, f"seccomp_arch_add({oci})")
         for i, rule in enumerate(seccomp.get("syscalls") or []):
             _add_rule(lib, ctx, default, rule, f"linux.seccomp.syscalls[{i}]")
-        _check(lib.seccomp_load(ctx), "seccomp_load",
-               "without process.noNewPrivileges the filter must be loaded while the process has CAP_SYS_ADMIN")
-    finally:
+    except BaseException:
         lib.seccomp_release(ctx)
+        raise
+    return ctx
 
 
 def _add_rule(lib: ctypes.CDLL, ctx: int, default: int, rule: dict, where: str) -> None:

@@ -123,7 +123,7 @@ def write(directory: str, name: str, value: str | int) -> None:
     path = os.path.join(directory, name)
     data = str(value).encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except OSError as exc:
         raise KernelError("open", path, exc.errno or errno.EIO,
                           "the cgroup controller file is missing; is the controller enabled here?") from None
@@ -205,6 +205,14 @@ def remove_tree(path: str) -> None:
         _rmdir_retry(d)
 
 
+def _has_tasks(path: str) -> bool:
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
+
+
 def _rmdir_retry(path: str) -> None:
     delay = RMDIR_FIRST_DELAY
     for attempt in range(RMDIR_TRIES):
@@ -214,7 +222,8 @@ def _rmdir_retry(path: str) -> None:
         except FileNotFoundError:
             return
         except OSError as exc:
-            if exc.errno != errno.EBUSY or attempt == RMDIR_TRIES - 1:
+            # EBUSY with tasks inside will not pass by waiting: fail at once.
+            if exc.errno != errno.EBUSY or attempt == RMDIR_TRIES - 1 or _has_tasks(path):
                 raise KernelError("rmdir", path, exc.errno or errno.EIO,
                                   "processes are still in the cgroup; kill them and retry") from None
             time.sleep(delay)

@@ -1,0 +1,130 @@
+"""Capability sets on the real kernel, each changed in a forked child."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import subprocess
+
+import pytest
+
+from intermodal.runtime import capabilities as caps
+from tests.support.child import run_in_child
+
+pytestmark = pytest.mark.requires("root")
+
+# What this process holds (a sandbox may already lack some, e.g. CAP_SYS_RESOURCE).
+ALL = caps.mask_names(caps.read_status()["CapBnd"])
+SYS_ADMIN = caps.number("CAP_SYS_ADMIN")
+BUSYBOX = "/bin/busybox" if os.path.exists("/bin/busybox") else "busybox"
+
+
+def _mount_tmpfs(target: str) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"none", target.encode(), b"tmpfs", 0, None) == 0:
+        libc.umount2(target.encode(), 0)
+        return 0
+    return ctypes.get_errno()
+
+
+def test_dropping_sys_admin_makes_mount_fail_and_kept_cap_works(tmp_path):
+    target = tmp_path / "m"
+    target.mkdir()
+    owned = tmp_path / "owned"
+    owned.write_text("x")
+    without = [n for n in ALL if n != "CAP_SYS_ADMIN"]
+    spec = {"bounding": without, "effective": without, "permitted": without, "inheritable": [], "ambient": []}
+
+    def child():
+        caps.apply_bounding(spec)
+        caps.apply(spec)
+        os.chown(owned, 4321, 4321)  # CAP_CHOWN was kept
+        return {"mount": _mount_tmpfs(str(target)), "status": caps.read_status()}
+
+    got = run_in_child(child)
+    assert got["mount"] == errno.EPERM
+    assert os.stat(owned).st_uid == 4321
+    for key in ("CapBnd", "CapEff", "CapPrm"):
+        assert not got["status"][key] & (1 << SYS_ADMIN), key
+        assert got["status"][key] & (1 << caps.number("CAP_CHOWN")), key
+    assert not os.path.ismount(target)
+
+
+def test_control_mount_works_with_sys_admin(tmp_path):
+    """The same mount with the capability kept succeeds (so the test above can fail)."""
+    (tmp_path / "m").mkdir()
+    spec = {k: ALL for k in ("bounding", "effective", "permitted")}
+
+    def child():
+        caps.apply_bounding(spec)
+        caps.apply(spec)
+        return _mount_tmpfs(str(tmp_path / "m"))
+
+    assert run_in_child(child) == 0
+
+
+def test_bounding_set_read_back_from_proc():
+    keep = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+    def child():
+        caps.apply_bounding({"bounding": keep})
+        return caps.read_status()["CapBnd"]
+
+    assert caps.mask_names(run_in_child(child)) == ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+
+def test_non_root_user_keeps_ambient_cap_across_exec():
+    """keepcaps + setuid + ambient: an unprivileged exec'd busybox still has CAP_NET_BIND_SERVICE."""
+    spec = {k: ["CAP_NET_BIND_SERVICE"] for k in caps.SETS}
+
+    def preexec():
+        caps.apply_bounding(spec)
+        caps.keep_caps_for_uid_change()
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+        caps.apply(spec)
+
+    proc = subprocess.run([BUSYBOX, "sh", "-c", "id -u; grep ^Cap /proc/self/status"], capture_output=True,
+                          timeout=30, preexec_fn=preexec)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().split("\n")
+    assert lines[0] == "65534"
+    status = {k.strip(): int(v, 16) for k, v in (x.split(":") for x in lines[1:] if x)}
+    bit = 1 << caps.number("CAP_NET_BIND_SERVICE")
+    assert status["CapAmb"] == bit and status["CapEff"] == bit and status["CapPrm"] == bit
+    assert status["CapBnd"] == bit
+
+
+def test_bind_low_port_as_non_root_with_cap():
+    spec = {k: ["CAP_NET_BIND_SERVICE"] for k in ("bounding", "effective", "permitted")}
+
+    def child():
+        caps.apply_bounding(spec)
+        caps.keep_caps_for_uid_change()
+        os.setgid(65534)
+        os.setuid(65534)
+        caps.apply(spec)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 1023))  # bind only, no traffic
+        caps.apply({"effective": [], "permitted": []})
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", 1022))
+            except PermissionError as exc:
+                return exc.errno
+        return "bound without the capability"
+
+    assert run_in_child(child) == errno.EACCES
+
+
+def test_ambient_outside_permitted_is_refused():
+    spec = {"bounding": ALL, "effective": [], "permitted": [], "inheritable": [], "ambient": ["CAP_KILL"]}
+
+    def child():
+        caps.apply(spec)
+
+    with pytest.raises(AssertionError, match="PR_CAP_AMBIENT_RAISE"):
+        run_in_child(child)
