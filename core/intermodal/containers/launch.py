@@ -9,9 +9,9 @@ status, and copies them to its own stdout and stderr.
 
 from __future__ import annotations
 
+import _socket
 import json
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -49,51 +49,79 @@ class Started:
 
 
 def spawn_monitor(directory: Path, *, attach: bool = False, stdin: int | None = None) -> Started:
-    """Start the monitor; return what it reported on the ready pipe."""
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    mine: list[int] = [ready_r]
-    theirs: dict[str, int] = {"ready": ready_w}
-    if attach:
-        for stream in ("stdout", "stderr"):
-            r, w = os.pipe2(os.O_CLOEXEC)
-            mine.append(r)
-            theirs[stream] = w
-        # Both ways: the monitor sends the exit code; our closing it says a
-        # `--rm` container has been removed (see monitor.finish).
-        ours, monitors = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        mine.append(ours.detach())
-        theirs["status"] = monitors.detach()
-    if stdin is not None:
-        theirs["stdin"] = os.dup(stdin)
-    argv = [_python(), "-I", "-S", "-c", MONITOR, str(directory)]
-    for key, fd in theirs.items():
-        argv += [f"--{key}", str(fd)]
-    err = _monitor_stderr(directory)
-    try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                pass_fds=tuple(theirs.values()), start_new_session=True, close_fds=True)
-    except OSError as err:
-        for fd in [*mine, *theirs.values()]:
-            os.close(fd)
-        raise RuntimeFailure(f"could not start the container monitor ({err.strerror}); check {_python()}") from None
-    finally:
-        os.close(err)
-        for fd in theirs.values():
+    """Start the monitor for the container in *directory*; return what it reported on the ready pipe."""
+    return PendingMonitor(attach=attach, stdin=stdin).go(directory)
+
+
+class PendingMonitor:
+    """A monitor started ahead of time: its interpreter starts while `imod` creates the container.
+
+    It waits on the "go" pipe for the container's directory; `go` sends it,
+    `cancel` closes the pipe (the monitor then exits without doing anything).
+    """
+
+    def __init__(self, *, attach: bool = False, stdin: int | None = None) -> None:
+        self.used = False
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
+        self.ready_r = ready_r
+        self.mine: list[int] = []
+        theirs: dict[str, int] = {"ready": ready_w, "go": go_r}
+        if attach:
+            for stream in ("stdout", "stderr"):
+                r, w = os.pipe2(os.O_CLOEXEC)
+                self.mine.append(r)
+                theirs[stream] = w
+            # Both ways: the monitor sends the exit code; our closing it says a
+            # `--rm` container has been removed (see monitor.finish).
+            ours, monitors = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            self.mine.append(ours.detach())
+            theirs["status"] = monitors.detach()
+        if stdin is not None:
+            theirs["stdin"] = os.dup(stdin)
+        argv = [_python(), "-I", "-S", "-c", MONITOR, "-"]
+        for key, fd in theirs.items():
+            argv += [f"--{key}", str(fd)]
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, pass_fds=tuple(theirs.values()),
+                                         start_new_session=True, close_fds=True)
+        except OSError as err:
+            self._close([*self.mine, self.ready_r, self.go_w])
+            raise RuntimeFailure(f"could not start the container monitor ({err.strerror}); check {_python()}"
+                                 ) from None
+        finally:
+            self._close(list(theirs.values()))
+
+    def go(self, directory: Path) -> Started:
+        self.used = True
+        try:
+            os.write(self.go_w, os.fsencode(directory) + b"\n")
+        except OSError:
+            pass  # it died; the ready pipe tells
+        self._close([self.go_w])
+        self.proc.wait()  # the monitor forks once it has its orders; this was its short-lived first half
+        info = _read_ready(self.ready_r)
+        self._close([self.ready_r])
+        handles = Attach(*self.mine) if self.mine else None
+        if info is None:
+            self._close(self.mine)
+            raise RuntimeFailure(f"the container monitor exited before starting the container; see "
+                                 f"{directory / 'monitor.err'}")
+        return Started(bool(info.get("ok")), info, handles)
+
+    def cancel(self) -> None:
+        self.used = True
+        self._close([self.go_w, self.ready_r, *self.mine])
+        self.proc.wait()
+
+    @staticmethod
+    def _close(fds: list[int]) -> None:
+        for fd in fds:
             try:
                 os.close(fd)
             except OSError:
                 pass
-    proc.wait()  # the monitor forks at once; this is its short-lived first half
-    info = _read_ready(ready_r)
-    os.close(ready_r)
-    handles = Attach(*mine[1:4]) if attach else None
-    if info is None:
-        if handles:
-            for fd in mine[1:]:
-                os.close(fd)
-        raise RuntimeFailure(f"the container monitor exited before starting the container; see "
-                             f"{directory / 'monitor.err'}")
-    return Started(bool(info.get("ok")), info, handles)
 
 
 def _read_ready(fd: int) -> dict[str, Any] | None:
@@ -110,11 +138,6 @@ def _read_ready(fd: int) -> dict[str, Any] | None:
 
 def _python() -> str:
     return os.path.realpath(sys.executable)
-
-
-def _monitor_stderr(directory: Path) -> int:
-    """The monitor's own tracebacks, if it ever has one, go to a file beside its state."""
-    return os.open(directory / "monitor.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
 
 
 def copy_output(handles: Attach) -> int:

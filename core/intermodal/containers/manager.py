@@ -30,7 +30,7 @@ from intermodal.errors import (
 )
 
 if TYPE_CHECKING:
-    from intermodal.containers.launch import Started
+    from intermodal.containers.launch import PendingMonitor, Started
     from intermodal.containers.runtime_client import OciRuntime
     from intermodal.engine import Engine
 
@@ -132,13 +132,22 @@ class ContainerManager:
 
         return self._load(create_container(self.engine, self.store, spec))
 
-    def start(self, name: str, *, attach: bool = False, stdin: int | None = None) -> Started | None:
+    def start(self, name: str, *, attach: bool = False, stdin: int | None = None,
+              monitor: PendingMonitor | None = None) -> Started | None:
         """Start a created or exited container; None if it was already running.
 
         Raises RuntimeFailure with Docker's exit code (126 not executable, 127
-        not found) when the command cannot be started.
+        not found) when the command cannot be started. *monitor*, from
+        `run`, is a monitor process started ahead; it is used or cancelled.
         """
-        from intermodal.containers.launch import spawn_monitor
+        try:
+            return self._start(name, attach, stdin, monitor)
+        finally:
+            if monitor is not None and not monitor.used:
+                monitor.cancel()
+
+    def _start(self, name: str, attach: bool, stdin: int | None, monitor: PendingMonitor | None) -> Started | None:
+        from intermodal.containers.launch import PendingMonitor
 
         cid = self.store.resolve(name)
         with self.store.locked_existing(cid):
@@ -151,7 +160,8 @@ class ContainerManager:
                     raise IncorrectState(f"container {record['Name']}", state["Status"], "created or exited")
                 return None
             self._prepare_start(cid, record)
-            started = spawn_monitor(self.store.dir(cid), attach=attach, stdin=stdin)
+            monitor = monitor or PendingMonitor(attach=attach, stdin=stdin)
+            started = monitor.go(self.store.dir(cid))
             info = started.info
             if started.ok:
                 self.store.update_state(cid, Status="running", Running=True, Paused=False, Restarting=False,
@@ -198,9 +208,16 @@ class ContainerManager:
     def run(self, spec: ContainerSpec, *, attach: bool = False, stdin: int | None = None
             ) -> tuple[Container, Started | None]:
         """create + start; on a start failure a `--rm` container is removed again."""
-        container = self.create(spec)
+        from intermodal.containers.launch import PendingMonitor
+
+        monitor = PendingMonitor(attach=attach, stdin=stdin)  # its interpreter starts while we create
         try:
-            started = self.start(container.id, attach=attach, stdin=stdin)
+            container = self.create(spec)
+        except BaseException:
+            monitor.cancel()
+            raise
+        try:
+            started = self.start(container.id, attach=attach, monitor=monitor)
         except RuntimeFailure:
             if spec.auto_remove:
                 self._remove_stopped(container.id, volumes=True)

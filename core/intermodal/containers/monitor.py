@@ -34,8 +34,13 @@ DRAIN_SECONDS = 2.0  # after the exit, bounded wait for output still in the pipe
 
 
 def main(argv):
-    cdir = argv[0]
     fds = _parse_fds(argv[1:])
+    cdir = argv[0] if argv[0] != "-" else _read_orders(fds.pop("go"))
+    if cdir is None:
+        return  # `imod` gave up (the create failed): nothing to do
+    err = os.open(os.path.join(cdir, "monitor.err"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.dup2(err, 2)  # our own traceback, if we ever have one, lands beside the state
+    os.close(err)
     if os.fork():
         os._exit(0)
     _set_subreaper()
@@ -82,6 +87,9 @@ class Monitor:
             code, oom = self.supervise(info)
             again = self.after_exit(code, oom, count)
             self.detach()  # `imod run` returns at the first exit, as Docker's client does
+            # After the status went out: `imod run` need not wait for it, and
+            # every later `start`/`rm` deletes a leftover before it goes on.
+            _spawn_wait([*self.cfg["runtime"], "delete", "--force", self.cfg["id"]], None, None, None)
             if not again:
                 break
             count += 1
@@ -94,7 +102,7 @@ class Monitor:
     # -- starting ------------------------------------------------------------
 
     def start(self, first):
-        """`runtime create` + `runtime start`; returns (True, {pid, ...}) or (False, {error, code})."""
+        """`runtime run --detach`; returns (True, {pid, ...}) or (False, {error, code})."""
         cfg = self.cfg
         cid = cfg["id"]
         pid_file = os.path.join(self.cdir, "container.pid")
@@ -105,7 +113,9 @@ class Monitor:
         self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
         stdin = self.fds.get("stdin") if first and "stdin" in self.fds else os.open(os.devnull, os.O_RDONLY)
         base = [*cfg["runtime"], "--log", log_file, "--log-format", "json"]
-        code = _spawn_wait([*base, "create", "--bundle", cfg["bundle"], "--pid-file", pid_file, cid],
+        # `run --detach` is `create` + `start` in one runtime process (one Go
+        # start-up less); the container's init is then re-parented to us.
+        code = _spawn_wait([*base, "run", "--detach", "--bundle", cfg["bundle"], "--pid-file", pid_file, cid],
                            stdin, out_w, err_w)
         os.close(out_w)
         os.close(err_w)
@@ -113,18 +123,12 @@ class Monitor:
         self.fds.pop("stdin", None)
         if code != 0:
             self.close_output()
-            error = _runtime_error(log_file) or f"the runtime's create exited with {code}"
+            error = _runtime_error(log_file) or f"the runtime's run exited with {code}"
             _spawn_wait([*cfg["runtime"], "delete", "--force", cid], None, None, None)
+            self.reap(0)
             return False, {"error": error, "code": _exit_code_for(error)}
         with open(pid_file) as f:
             pid = int(f.read().strip())
-        code = _spawn_wait([*base, "start", cid], None, None, None)
-        if code != 0:
-            error = _runtime_error(log_file) or f"the runtime's start exited with {code}"
-            _spawn_wait([*cfg["runtime"], "delete", "--force", cid], None, None, None)
-            self.reap(pid, block=True)
-            self.close_output()
-            return False, {"error": error, "code": _exit_code_for(error)}
         return True, {"pid": pid, "start": _start_time(pid)}
 
     def report_ready(self, ok, info):
@@ -228,9 +232,7 @@ class Monitor:
     # -- after an exit -----------------------------------------------------------
 
     def after_exit(self, code, oom, count):
-        """Delete the runtime's container, record the exit; True to restart."""
-        cid = self.cfg["id"]
-        _spawn_wait([*self.cfg["runtime"], "delete", "--force", cid], None, None, None)
+        """Record the exit; True to restart."""
         with _Lock(self.cfg["lock"]):
             state = self.read_state()
             if state is None:
@@ -469,6 +471,18 @@ def _dumps(value):
     if value is None:
         return "null"
     return repr(value)
+
+
+def _read_orders(fd):
+    """The container directory `imod` sends once the container exists; None if it closed the pipe instead."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    return os.fsdecode(data[:-1]) if data.endswith(b"\n") else None
 
 
 def _parse_fds(args):
