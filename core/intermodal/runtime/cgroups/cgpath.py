@@ -31,7 +31,7 @@ def clean(path: str) -> str:
     if "\0" in path:
         raise InvalidSpec("linux.cgroupsPath: contains a NUL byte; fix config.json")
     absolute = path.startswith("/")
-    norm = posixpath.normpath("/" + path)  # normpath of an absolute path cannot climb above /
+    norm = posixpath.normpath("/" + path.lstrip("/"))  # an absolute path cannot climb above /
     return norm if absolute else norm.lstrip("/")
 
 
