@@ -112,6 +112,15 @@ def test_cli_output_is_docker_like(engine: Engine, registry, imod) -> None:
     assert again[-2] == f"Status: Image is up to date for {ref}:latest"
     assert imod("pull", "-q", "--tls-verify=false", ref).stdout.decode() == f"{ref}:latest\n"
 
+    # An image id needs a destination; the digest goes to stdout (-q) and to --digestfile.
+    image_id = engine.images.get(f"{ref}:latest").id
+    refused = imod("push", "--tls-verify=false", image_id, check=False)
+    assert refused.returncode == 1 and b"give a destination" in refused.stderr
+    digestfile = engine.paths.root.parent / "digest"
+    pushed = imod("push", "-q", "--tls-verify=false", "--digestfile", str(digestfile), image_id, f"{registry.host}/y:2")
+    assert pushed.stdout.decode() == f"{digest}\n"
+    assert digestfile.read_text() == digest
+
 
 def test_pull_by_digest(engine: Engine, other: Engine, registry) -> None:
     record = small_image(engine)
