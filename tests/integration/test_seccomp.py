@@ -34,9 +34,24 @@ def _syscall(nr: int, *args: int) -> int:
     return -ctypes.get_errno() if rc == -1 else rc
 
 
-def test_profile_denies_mkdir_with_eperm(tmp_path):
+def _prepared_loader(profile):
+    prepared = seccomp.prepare(profile)  # in the parent, as the runtime would before fork
+    return lambda _profile: seccomp.load_prepared(prepared)
+
+
+LOADERS = pytest.mark.parametrize("loader", ["load", "prepared"])
+
+
+def _loader(kind: str, profile: dict):
+    return seccomp.load if kind == "load" else _prepared_loader(profile)
+
+
+@LOADERS
+def test_profile_denies_mkdir_with_eperm(tmp_path, loader):
+    load = _loader(loader, ALLOW_ALL_BUT_MKDIR)
+
     def child():
-        seccomp.load(ALLOW_ALL_BUT_MKDIR)
+        load(ALLOW_ALL_BUT_MKDIR)
         (tmp_path / "file").write_text("still works")
         try:
             os.mkdir(tmp_path / "dir")
@@ -67,9 +82,12 @@ def test_errno_ret_and_no_new_privs_order(tmp_path):
 
 
 @needs_x86_64
-def test_default_profile_without_sys_admin_denies_kernel_surfaces(tmp_path):
+@LOADERS
+def test_default_profile_without_sys_admin_denies_kernel_surfaces(tmp_path, loader):
+    load = _loader(loader, seccomp.default_profile())
+
     def child():
-        seccomp.load(seccomp.default_profile())  # Docker's default capabilities: no CAP_SYS_ADMIN
+        load(seccomp.default_profile())  # Docker's default capabilities: no CAP_SYS_ADMIN
         return {
             "keyctl": _syscall(SYS_keyctl, 0, 0, 0, 0, 0),
             "unshare_user": _syscall(SYS_unshare, CLONE_NEWUSER),
@@ -84,9 +102,12 @@ def test_default_profile_without_sys_admin_denies_kernel_surfaces(tmp_path):
 
 
 @needs_x86_64
-def test_default_profile_clone_flag_filter():
+@LOADERS
+def test_default_profile_clone_flag_filter(loader):
+    load = _loader(loader, seccomp.default_profile())
+
     def child():
-        seccomp.load(seccomp.default_profile())
+        load(seccomp.default_profile())
         out = {}
         pid = _syscall(SYS_clone, CLONE_NEWUTS | SIGCHLD, 0, 0, 0, 0)
         if pid == 0:
@@ -170,3 +191,22 @@ def test_multiple_architectures_compile_into_arch_checks():
     only_native = seccomp.export_bpf({**ALLOW_ALL_BUT_MKDIR, "architectures": ["SCMP_ARCH_X86_64"]})
     consts = {int.from_bytes(only_native[i + 4:i + 8], "little") for i in range(0, len(only_native), 8)}
     assert 0x40000003 not in consts
+
+
+def test_prepared_program_is_cached_on_disk_and_flags_load(tmp_path):
+    profile = {**ALLOW_ALL_BUT_MKDIR, "flags": ["SECCOMP_FILTER_FLAG_LOG"]}
+    first = seccomp.prepare(profile, cache_dir=str(tmp_path / "cache"))
+    files = list((tmp_path / "cache").iterdir())
+    assert len(files) == 1 and files[0].read_bytes() == first[0] and first[1] == 2
+    seccomp._PREPARED.clear()
+    assert seccomp.prepare(profile, cache_dir=str(tmp_path / "cache")) == first
+
+    def child():
+        seccomp.load_prepared(first)
+        try:
+            os.mkdir(tmp_path / "d")
+        except OSError as exc:
+            return exc.errno
+        return "mkdir succeeded"
+
+    assert run_in_child(child) == errno.EPERM

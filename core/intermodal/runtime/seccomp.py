@@ -65,6 +65,10 @@ _ACTIONS = {
 }
 
 
+class _Version(ctypes.Structure):  # struct scmp_version
+    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+
 class _ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
     _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
                 ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
@@ -202,6 +206,91 @@ def _add_rule(lib: ctypes.CDLL, ctx: int, default: int, rule: dict, where: str) 
                 _check(rc, f"seccomp_rule_add({name})", f"{where}: libseccomp refused the rule; fix config.json")
 
 
+# seccomp(2) flags (linux/seccomp.h) for the OCI flag names.
+_KERNEL_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+# __NR_seccomp per machine, for loading a prepared program with flags (prctl takes none).
+_NR_SECCOMP = {"x86_64": 317, "aarch64": 277, "i686": 354, "i386": 354, "armv7l": 383, "ppc64le": 358,
+               "s390x": 348, "riscv64": 277}
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, _SECCOMP_SET_MODE_FILTER = 22, 2, 1
+_PREPARED: dict[str, tuple[bytes, int]] = {}
+
+
+def prepare(seccomp: dict | None, cache_dir: str | None = None) -> tuple[bytes, int] | None:
+    """Compile in the parent, before fork: ``(bpf, flags)`` for :func:`load_prepared`.
+
+    Compiling Docker's profile takes ~10 ms; this moves it out of the child and
+    caches it, in this process and (with ``cache_dir``) on disk, keyed by the
+    profile, the libseccomp version and the machine. The program is exactly
+    what :func:`load` would give the kernel (libseccomp's own export).
+    ``cache_dir`` must be writable by root only (e.g. under the runtime's
+    ``--root``): whoever can write there chooses the container's filter.
+    """
+    if seccomp is None:
+        return None
+    import hashlib
+    import json
+
+    flags = 0
+    for flag in seccomp.get("flags") or []:
+        if flag not in _KERNEL_FLAGS:
+            raise InvalidSpec(f"linux.seccomp.flags: unknown flag {flag!r}; known are {', '.join(_KERNEL_FLAGS)}")
+        flags |= _KERNEL_FLAGS[flag]
+    lib = _lib()
+    ver = lib.seccomp_version()
+    key = hashlib.sha256(json.dumps([seccomp, ver.contents.major, ver.contents.minor, ver.contents.micro,
+                                     os.uname().machine], sort_keys=True).encode()).hexdigest()
+    if key in _PREPARED:
+        return _PREPARED[key]
+    path = os.path.join(cache_dir, f"{key}.bpf") if cache_dir else None
+    bpf = None
+    if path:
+        try:
+            with open(path, "rb") as f:
+                bpf = f.read()
+        except OSError:
+            bpf = None
+    if not bpf:
+        bpf = export_bpf(seccomp)
+        if path:
+            from pathlib import Path
+
+            from intermodal.fsutil import atomic_write
+
+            atomic_write(Path(path), bpf, 0o600)
+    _PREPARED[key] = (bpf, flags)
+    return bpf, flags
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def load_prepared(prepared: tuple[bytes, int] | None) -> None:
+    """Load a program from :func:`prepare` into this process (no libseccomp call).
+
+    Same ordering rules as :func:`load` (no_new_privs or CAP_SYS_ADMIN).
+    """
+    if prepared is None:
+        return
+    bpf, flags = prepared
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if flags:
+        nr = _NR_SECCOMP.get(os.uname().machine)
+        if nr is None:
+            raise KernelError("seccomp", None, _errno.ENOSYS, "filter flags on this machine need load() instead")
+        libc.syscall.restype = ctypes.c_long
+        rc = libc.syscall(ctypes.c_long(nr), ctypes.c_ulong(_SECCOMP_SET_MODE_FILTER), ctypes.c_ulong(flags),
+                          ctypes.byref(prog))
+    else:
+        rc = libc.prctl(_PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), ctypes.byref(prog), 0, 0)
+    if rc != 0:
+        raise KernelError("seccomp(SECCOMP_SET_MODE_FILTER)", None, ctypes.get_errno(),
+                          "without process.noNewPrivileges the filter must be loaded while the process has "
+                          "CAP_SYS_ADMIN")
+
+
 def default_profile(capabilities: list[str] | None = None) -> dict:
     """Docker's default profile in OCI form, cap-conditional rules resolved.
 
@@ -238,6 +327,7 @@ def _lib() -> ctypes.CDLL:
                                                ctypes.POINTER(_ArgCmp)]
         lib.seccomp_load.argtypes = [ctypes.c_void_p]
         lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.seccomp_version.restype = ctypes.POINTER(_Version)
         _LIB = lib
     return _LIB
 
