@@ -10,14 +10,11 @@ picks the backend once per process from the host's layout.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import time
 from abc import ABC, abstractmethod
 
 from intermodal.errors import InvalidSpec, KernelError
-
-log = logging.getLogger("intermodal.runtime.cgroups")
 
 # rmdir of a cgroup answers EBUSY for a short while after its last task has
 # exited (the kernel frees css asynchronously); retry with a bound.
@@ -104,8 +101,10 @@ class CgroupManager(ABC):
     # -- shared by both backends ------------------------------------------------
 
     def _warn(self, text: str) -> None:
+        import logging  # only when there is something to say: logging costs ~15 ms to import
+
         self.warnings.append(text)
-        log.warning("%s", text)
+        logging.getLogger("intermodal.runtime.cgroups").warning("%s", text)
 
 
 def check_known(resources: dict) -> None:
