@@ -35,6 +35,10 @@ DRAIN_SECONDS = 2.0  # after the exit, bounded wait for output still in the pipe
 
 def main(argv):
     fds = _parse_fds(argv[1:])
+    # Imported while `imod` still creates the container, not after.
+    from intermodal.containers import restart
+    from intermodal.containers.logs import LogWriter
+
     cdir = argv[0] if argv[0] != "-" else _read_orders(fds.pop("go"))
     if cdir is None:
         return  # `imod` gave up (the create failed): nothing to do
@@ -52,9 +56,6 @@ def main(argv):
     signal.signal(signal.SIGCHLD, lambda *_: None)
     with open(os.path.join(cdir, "monitor.json"), encoding="utf-8") as f:
         cfg = _loads(f.read())
-    from intermodal.containers import restart
-    from intermodal.containers.logs import LogWriter
-
     log = LogWriter(cdir, cfg["log_max_size"], cfg["log_max_file"])
     Monitor(cdir, cfg, fds, log, wake_r, restart).run()
 
@@ -69,6 +70,7 @@ class Monitor:
         self.restart = restart
         self.policy = restart.RestartPolicy.from_json(cfg["restart"])
         self.attached = {"stdout": fds.get("stdout"), "stderr": fds.get("stderr")}
+        self.status_sent = None  # None: not yet; then whether `imod` got it
 
     def run(self):
         first = True
@@ -269,9 +271,10 @@ class Monitor:
                 os.close(fd)
                 self.attached[stream] = None
         fd = self.fds.get("status")
-        if fd is not None and not self.cfg.get("auto_remove"):
-            self.send_status(fd)
-            os.close(self.fds.pop("status"))
+        if fd is not None and self.status_sent is None:
+            self.status_sent = self.send_status(fd)  # False: `imod` is gone
+            if not self.cfg.get("auto_remove"):
+                os.close(self.fds.pop("status"))
 
     def send_status(self, fd):
         """Tell the attached `imod` the exit code; False if it is gone."""
@@ -288,7 +291,8 @@ class Monitor:
             # An attached `imod run --rm` removes the container itself (it has
             # the engine loaded already) and then closes its end; we wait for
             # that, and remove it ourselves only if `imod` went away first.
-            if self.send_status(fd) and self.cfg.get("auto_remove"):
+            sent = self.send_status(fd) if self.status_sent is None else self.status_sent
+            if sent and self.cfg.get("auto_remove"):
                 _wait_closed(fd)
             os.close(fd)
         if self.cfg.get("auto_remove") and os.path.exists(os.path.join(self.cdir, "config.json")):
