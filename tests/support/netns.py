@@ -174,8 +174,21 @@ def snapshot() -> Snapshot:
     return Snapshot(links, mounts, tables)
 
 
-def leaks(before: Snapshot, table: str | None = None) -> list[str]:
-    """What tests made and left behind since *before*: links, netns mounts, nft tables or rules."""
+def leaks(before: Snapshot, table: str | None = None, settle: float = 5.0) -> list[str]:
+    """What tests made and left behind since *before*: links, netns mounts, nft tables or rules.
+
+    The kernel removes a deleted namespace's links asynchronously (cleanup_net), so what is found is
+    looked at again for up to *settle* seconds before it counts.
+    """
+    found = _leaks(before, table)
+    deadline = time.monotonic() + settle
+    while found and time.monotonic() < deadline:
+        time.sleep(0.1)
+        found = _leaks(before, table)
+    return found
+
+
+def _leaks(before: Snapshot, table: str | None) -> list[str]:
     after = snapshot()
     found = [f"link {n}" for n in after.links - before.links if n.startswith(PREFIXES)]
     found += [f"netns mount {m}" for m in after.netns_mounts - before.netns_mounts if "itn-" in m]
