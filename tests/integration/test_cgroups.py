@@ -358,3 +358,20 @@ def test_v2_backend_hugetlb_where_delegated(v2_dir, scope):
     mgr.apply(p.pid)
     mgr.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MiB}]})
     assert int(_read(f"{top}/c/hugetlb.2MB.max")) == 4 * MiB
+
+
+@v1_only
+def test_hybrid_without_v1_freezer_freezes_through_cgroup2(scope):
+    if detect().mode != "hybrid":
+        pytest.skip("host is not hybrid")
+    from intermodal.runtime.cgroups.v1 import V1Manager
+
+    full = scope.manager()
+    paths = {k: v for k, v in full.paths().items() if k not in ("freezer", "unified")}
+    mgr = V1Manager(paths, unified=full.paths()["unified"])
+    p = scope.start("sleep 30")
+    mgr.apply(p.pid)
+    mgr.freeze()
+    assert "frozen 1" in _read(f"{full.paths()['unified']}/cgroup.events").splitlines()
+    mgr.thaw()
+    assert "frozen 0" in _read(f"{full.paths()['unified']}/cgroup.events").splitlines()

@@ -90,10 +90,19 @@ class V1Manager(m.CgroupManager):
     # -- control ------------------------------------------------------------------
 
     def freeze(self) -> None:
-        freezer.set_state(self._need("freezer"), "FROZEN")
+        self._set_frozen(True)
 
     def thaw(self) -> None:
-        freezer.set_state(self._need("freezer"), "THAWED")
+        self._set_frozen(False)
+
+    def _set_frozen(self, frozen: bool) -> None:
+        if "freezer" not in self._paths and self._unified:
+            # No v1 freezer but a cgroup2 mount: cgroup.freeze is a core file there, no controller needed.
+            from intermodal.runtime.cgroups.v2 import freezer as freezer2
+
+            freezer2.set_frozen(self._unified, frozen)
+            return
+        freezer.set_state(self._need("freezer"), "FROZEN" if frozen else "THAWED")
 
     def pids(self) -> list[int]:
         for name in ("pids", "memory", "freezer", "cpu", "devices", *self._paths):

@@ -10,19 +10,15 @@ makes :meth:`V2Manager.set` fail for exactly the limits that need it.
 
 from __future__ import annotations
 
-import errno
 import os
-import time
 
 from intermodal.errors import InvalidSpec, KernelError
 from intermodal.runtime.cgroups import manager as m
-from intermodal.runtime.cgroups.v2 import cpu, cpuset, hugetlb, io, memory, pids, unified
+from intermodal.runtime.cgroups.v2 import cpu, cpuset, freezer, hugetlb, io, memory, pids, unified
 
 CONTROLLERS = (cpuset, cpu, memory, pids, io, hugetlb, unified)
 _KEY = {"cpuset": "cpu", "cpu": "cpu", "memory": "memory", "pids": "pids", "io": "blockIO",
         "hugetlb": "hugepageLimits"}
-FREEZE_TRIES = 1000
-FREEZE_DELAY = 0.001
 
 
 class V2Manager(m.CgroupManager):
@@ -63,10 +59,10 @@ class V2Manager(m.CgroupManager):
         return {"unified": self._path}
 
     def freeze(self) -> None:
-        self._freeze(1)
+        freezer.set_frozen(self._path, True)
 
     def thaw(self) -> None:
-        self._freeze(0)
+        freezer.set_frozen(self._path, False)
 
     def pids(self) -> list[int]:
         if not os.path.isdir(self._path):
@@ -121,19 +117,6 @@ class V2Manager(m.CgroupManager):
                 # EBUSY: the directory has processes (no internal process rule), or
                 # ENOENT/EOPNOTSUPP for a controller that cannot be delegated here.
                 continue
-
-    def _freeze(self, value: int) -> None:
-        if not m.exists(self._path, "cgroup.freeze"):
-            raise KernelError("freeze", self._path, errno.ENOTSUP, "cgroup.freeze needs Linux 5.2 or later")
-        m.write(self._path, "cgroup.freeze", value)
-        delay = FREEZE_DELAY
-        for _ in range(FREEZE_TRIES):
-            if m.read_keyed(self._path, "cgroup.events").get("frozen") == value:
-                return
-            time.sleep(delay)
-            delay = min(delay * 2, 0.01)
-        raise KernelError("freeze" if value else "thaw", self._path, errno.EBUSY,
-                          "the kernel did not report the cgroup frozen/thawed in time; retry")
 
 
 def _find_mount(path: str) -> str:
