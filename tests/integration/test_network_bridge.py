@@ -26,6 +26,7 @@ def cid() -> str:
 
 
 def attach(engine, ns, network: str, name: str, **kw):
+    kw.setdefault("dns", ["127.0.0.1"])  # a name missing from the hosts file is never asked of a real server
     container = cid()
     eps = engine.networks.attach(container, ns.path, [EndpointRequest(network, aliases=kw.pop("aliases", ()))],
                                  name=name, hostname=name, hosts_path=ns.etc / "hosts",
@@ -174,3 +175,17 @@ def test_neighbour_reaches_a_published_port_through_the_host(net_engine, spaces,
     # reply return through the host; where br_netfilter is loaded, bridged conntrack would also manage.
     got = neighbour.busybox("wget", "-q", "-O", "-", f"http://{net.gateway}:{binding.host_port}/")
     assert got.stdout == "via the host\n"
+
+
+def test_add_host_and_dns_reach_the_container_files(net_engine, spaces):
+    (subnet,) = free_subnets(1)
+    net_engine.networks.create("names", subnet=subnet)
+    ns = spaces.new()
+    # the DNS server is the namespace's own loopback: a lookup that misses the hosts file stays inside
+    attach(net_engine, ns, "names", "resolver", extra_hosts=["loopy:127.0.0.1"], dns=["127.0.0.1"],
+           dns_search=["corp.example"], dns_options=["ndots:1"])
+    assert pings(ns, "loopy")  # resolved from the hosts file the engine wrote
+    assert not pings(ns, "nonexistent-name")
+    resolv = (ns.etc / "resolv.conf").read_text()
+    assert resolv == "nameserver 127.0.0.1\nsearch corp.example\noptions ndots:1\n"
+    assert ns.exec("cat", "/etc/resolv.conf").stdout == resolv  # what the container sees
