@@ -137,6 +137,7 @@ def test_controllers_enabled_in_parent(mgr):
 
 
 def test_stats_and_oom(mgr):
-    assert mgr.oom_killed() is True
+    assert mgr.oom_killed() is True and mgr.oom_kill_count() == 1
+    assert mgr.oom_file() == mgr.paths()["unified"] + "/memory.events"
     assert mgr.stats() == {"memory": {"usage": 4096, "max_usage": 8192, "limit": None},
                            "pids": {"current": 2, "limit": None}, "cpu": {"usage_ns": 1500000}}

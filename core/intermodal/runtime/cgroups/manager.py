@@ -89,8 +89,21 @@ class CgroupManager(ABC):
         """PIDs (host view) of every process in the cgroup and its sub-cgroups."""
 
     @abstractmethod
+    def oom_file(self) -> str | None:
+        """The file whose ``oom_kill N`` line counts OOM kills (v1 memory.oom_control,
+        v2 memory.events), for a monitor that reads it without this package;
+        ``None`` without a memory controller."""
+
+    def oom_kill_count(self) -> int:
+        """OOM kills in this cgroup since it was created."""
+        path = self.oom_file()
+        if not path or not os.path.exists(path):
+            return 0
+        return read_keyed(os.path.dirname(path), os.path.basename(path)).get("oom_kill", 0)
+
     def oom_killed(self) -> bool:
         """Whether the kernel OOM-killed a task in this cgroup since creation."""
+        return self.oom_kill_count() > 0
 
     @abstractmethod
     def stats(self) -> dict:

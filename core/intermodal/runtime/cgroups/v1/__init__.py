@@ -111,11 +111,9 @@ class V1Manager(m.CgroupManager):
                 return sorted(set(m.procs(path)))
         return []
 
-    def oom_killed(self) -> bool:
+    def oom_file(self) -> str | None:
         path = self._paths.get("memory")
-        if not path or not os.path.isdir(path):
-            return False
-        return m.read_keyed(path, "memory.oom_control").get("oom_kill", 0) > 0
+        return os.path.join(path, "memory.oom_control") if path else None
 
     def stats(self) -> dict:
         out: dict = {}

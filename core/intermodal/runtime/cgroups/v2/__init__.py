@@ -69,10 +69,9 @@ class V2Manager(m.CgroupManager):
             return []
         return sorted(set(m.procs(self._path)))
 
-    def oom_killed(self) -> bool:
-        if not m.exists(self._path, "memory.events"):
-            return False
-        return m.read_keyed(self._path, "memory.events").get("oom_kill", 0) > 0
+    def oom_file(self) -> str | None:
+        # memory.events counts this cgroup and its descendants (memory.events.local: only itself).
+        return os.path.join(self._path, "memory.events")
 
     def stats(self) -> dict:
         out: dict = {}
