@@ -106,6 +106,11 @@ def test_unsupported_actions(name):
         seccomp.action(name, None, "linux.seccomp.syscalls[0].action")
 
 
+def test_errno_ret_only_with_errno_or_trace():
+    with pytest.raises(InvalidSpec, match="errnoRet"):
+        seccomp.action("SCMP_ACT_ALLOW", 1, "linux.seccomp.syscalls[0]")
+
+
 def test_conditions_and_split_on_repeated_index():
     args = [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 2, "valueTwo": 3,
                                                              "op": "SCMP_CMP_MASKED_EQ"}]

@@ -4,9 +4,11 @@ Binding: a small ctypes layer over ``libseccomp.so.2`` (Debian package
 libseccomp2, installed by scripts/setup). Why not the others:
 
 - Debian's ``python3-seccomp`` (the official Cython binding) is built for
-  /usr/bin/python3 only; our venv may run another interpreter (pyenv here,
-  any 3.11+ elsewhere), and pulling Debian's dist-packages into the venv
-  would bring every other Debian module with it.
+  Debian's Python 3.11. Its .so does import into this venv's pyenv 3.11.7
+  (same ABI; 0.5 ms), but only by putting /usr/lib/python3/dist-packages on
+  the path, which brings every other Debian module with it, and it breaks as
+  soon as the venv's Python is not 3.11. It also cannot hand us the compiled
+  program for :func:`prepare`.
 - PyPI ``pyseccomp`` is the same ctypes idea, unmaintained since 2021.
 
 libseccomp itself is the maintained part (it knows every architecture's
@@ -84,6 +86,9 @@ def action(name: str, errno_ret: int | None, where: str) -> int:
     except KeyError:
         raise InvalidSpec(f"{where}: unknown seccomp action {name!r}; known are "
                           f"{', '.join(sorted(_ACTIONS))}: fix config.json") from None
+    if errno_ret is not None and base not in (ACT_ERRNO, ACT_TRACE):
+        raise InvalidSpec(f"{where}: errnoRet only goes with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {name}; "
+                          "fix config.json")
     if base == ACT_ERRNO:
         return base | ((_errno.EPERM if errno_ret is None else errno_ret) & 0xFFFF)
     if base == ACT_TRACE:
