@@ -402,3 +402,31 @@ inspect = Command("container inspect", "Show the details of containers", _config
 logs = Command("logs", "Show a container's output", _configure_logs, _run_logs)
 wait = Command("wait", "Wait for containers to stop and print their exit codes", _configure_wait, _run_wait)
 exec_ = Command("exec", "Run a command in a running container", _configure_exec, _run_exec)
+
+
+def _configure_top(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-OPTIONS", help="options for ps (default -ef)")
+
+
+def _run_top(ctx: Context, args: argparse.Namespace) -> int:
+    sys.stdout.write(ctx.engine.containers.top(args.container, args.ps_args or None))
+    return 0
+
+
+def _configure_prune(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="do not ask (intermodal never asks)")
+
+
+def _run_prune(ctx: Context, args: argparse.Namespace) -> int:
+    removed = ctx.engine.containers.prune()
+    if removed:
+        print("Deleted Containers:")
+        print("\n".join(removed))
+        print()
+    print(f"Total reclaimed containers: {len(removed)}")
+    return 0
+
+
+top = Command("top", "Show the processes of a running container", _configure_top, _run_top)
+prune = Command("container prune", "Remove all stopped containers", _configure_prune, _run_prune)

@@ -64,6 +64,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "pause": "containers:pause",
     "unpause": "containers:unpause",
     "rename": "containers:rename",
+    "top": "containers:top",
     "container": {
         "run": "containers:run",
         "create": "containers:create",
@@ -82,6 +83,8 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "pause": "containers:pause",
         "unpause": "containers:unpause",
         "rename": "containers:rename",
+        "top": "containers:top",
+        "prune": "containers:prune",
     },
     "volume": {
         "create": "volumes:create",

@@ -461,6 +461,28 @@ class ContainerManager:
                                                            if u.additional_gids else {})}
         return self._runtime(record).exec(cid, process, directory, detach=detach)
 
+    def top(self, name: str, ps_args: list[str] | None = None) -> str:
+        """`ps` output for the container's processes (default `-ef`, as Docker)."""
+        cid = self.store.resolve(name)
+        record = self.store.read_record(cid)
+        state = st.effective(self.store.read_state(cid))
+        if state.get("Status") not in ("running", "paused"):
+            raise IncorrectState(f"container {record['Name']}", state.get("Status", "created"), "running")
+        return self._runtime(record).ps(cid, ps_args or ["-ef"])
+
+    def prune(self) -> list[str]:
+        """Remove every container that is not running; returns their ids."""
+        removed = []
+        for c in self.list():
+            if c.status in st.LIVE:
+                continue
+            try:
+                self._remove_stopped(c.id, volumes=False)
+            except (ContainerNotFound, Conflict):
+                continue  # removed or started by someone else meanwhile
+            removed.append(c.id)
+        return removed
+
     # -- after a reboot ---------------------------------------------------------------
 
     def start_restartable(self) -> list[str]:

@@ -80,6 +80,10 @@ class OciRuntime:
             raise RuntimeFailure(f"could not delete container {cid[:12]} from the runtime: {_message(proc.stderr)}; "
                                  "stop it first, or use --force")
 
+    def ps(self, cid: str, ps_args: list[str]) -> str:
+        """The runtime runs the host's `ps` and keeps the container's processes (`runc ps ID ARGS`)."""
+        return self._run("ps", cid, *ps_args).stdout.decode(errors="replace")
+
     def pause(self, cid: str) -> None:
         self._run("pause", cid)
 
