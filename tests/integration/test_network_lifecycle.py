@@ -242,3 +242,15 @@ def test_attach_twice_is_refused_and_keeps_the_first(net_engine, spaces):
         net_engine.networks.attach(secrets.token_hex(32), ns.path, [EndpointRequest("once"), EndpointRequest("once")])
     assert [e.address for _, e in net_engine.networks.endpoints(container)] == [ep.address]
     assert f"inet {ep.address}/" in ns.exec("ip", "-o", "addr").stdout
+
+
+def test_a_bridge_name_of_another_interface_is_refused(net_engine, spaces):
+    (subnet,) = free_subnets(1)
+    ns = spaces.new()
+    spaces.routed_peer(ns, free_subnets(2)[1])
+    host_link = spaces.host_links[-1]  # a veth, not a bridge: adopting it would delete it with the network
+    with pytest.raises(AlreadyExists, match="not a bridge"):
+        net_engine.networks.create("steal", subnet=subnet, options={"com.docker.network.bridge.name": host_link})
+    assert run("ip", "link", "show", host_link).returncode == 0
+    assert subnet.replace(".0/24", ".1/24") not in run("ip", "-4", "addr", "show", host_link).stdout
+    assert net_engine.networks.list() == []

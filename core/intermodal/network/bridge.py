@@ -16,6 +16,8 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int = 1500) -
     netlink.check_ifname(name)
     with netlink.iproute() as ipr:
         index = netlink.link_index(ipr, name)
+        if index is not None:
+            _check_is_bridge(ipr, name)
         if index is None:
             try:
                 netlink.call(lambda: ipr.link("add", ifname=name, kind="bridge", mtu=mtu),
@@ -45,6 +47,30 @@ def remove_bridge(name: str) -> bool:
     """Delete the bridge (its ports go with their veths); an absent one is already removed."""
     with netlink.iproute() as ipr:
         return netlink.delete(lambda: ipr.link("del", ifname=name), what="delete bridge", device=name)
+
+
+def check_adoptable(name: str) -> None:
+    """Refuse a bridge name that is some other interface, or a bridge with ports: we would take it over
+    and delete it with the network (think `eth0`, or another engine's bridge)."""
+    netlink.check_ifname(name)
+    with netlink.iproute() as ipr:
+        index = netlink.link_index(ipr, name)
+        if index is None:
+            return
+        _check_is_bridge(ipr, name)
+        ports = [link.get("ifname") for link in netlink.dump(lambda: ipr.link("dump"), what="list links")
+                 if link.get("master") == index]
+        if ports:
+            raise AlreadyExists(f"bridge {name} exists and has ports ({', '.join(ports[:3])}); it belongs to "
+                                "something else, pick another com.docker.network.bridge.name")
+
+
+def _check_is_bridge(ipr, name: str) -> None:
+    (link,) = netlink.call(lambda: ipr.link("get", ifname=name), what="look up", device=name)
+    kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+    if kind != "bridge":
+        raise AlreadyExists(f"interface {name} exists and is not a bridge ({kind or 'a device'}); "
+                            "pick another com.docker.network.bridge.name")
 
 
 def bridge_exists(name: str) -> bool:

@@ -357,6 +357,9 @@ class NetworkManager:
                                    "pick a subnet that does not")
             net_id = secrets.token_hex(32)
             bridge_name = options.get(BRIDGE_NAME_OPTION) or (cfg.bridge_prefix + net_id)[:15]
+            if any(o.bridge == bridge_name for o in others):
+                raise AlreadyExists(f"bridge {bridge_name} is used by another network; pick another name")
+            bridge.check_adoptable(bridge_name)  # before the record: never take over someone's interface
             mtu = int(options.get(MTU_OPTION, 1500))
             extra = {k: v for k, v in options.items() if k not in (BRIDGE_NAME_OPTION, MTU_OPTION)}
             record = NetworkRecord(
