@@ -11,9 +11,11 @@ import subprocess
 import pytest
 
 from intermodal.runtime import capabilities as caps
+from tests.support import bundle as _bundle
 from tests.support.child import run_in_child
 
 pytestmark = pytest.mark.requires("root")
+busybox_rootfs, busybox_bundle, created = _bundle.busybox_rootfs, _bundle.busybox_bundle, _bundle.created
 
 # What this process holds (a sandbox may already lack some, e.g. CAP_SYS_RESOURCE).
 ALL = caps.mask_names(caps.read_status()["CapBnd"])
@@ -128,3 +130,25 @@ def test_ambient_outside_permitted_is_refused():
 
     with pytest.raises(AssertionError, match="PR_CAP_AMBIENT_RAISE"):
         run_in_child(child)
+
+
+# -- in a real container, through the runtime --------------------------------------------
+
+
+@pytest.mark.requires("busybox")
+def test_container_without_the_caps_cannot_mount_or_load_modules(busybox_bundle, created):
+    """Docker's default caps (no CAP_SYS_ADMIN, no CAP_SYS_MODULE), no seccomp: the kernel refuses."""
+    assert "CAP_SYS_ADMIN" not in busybox_bundle.config["process"]["capabilities"]["bounding"]
+    (busybox_bundle.rootfs / "tmp" / "fake.ko").write_bytes(b"\x7fELF not really a module")
+    r = created.run(busybox_bundle.sh(
+        "mkdir -p /tmp/m; mount -t tmpfs none /tmp/m; echo mount=$?; insmod /tmp/fake.ko; echo insmod=$?; "
+        "grep CapBnd /proc/self/status"))
+    assert "mount=1" in r.stdout, r.stderr
+    assert "permission denied" in r.stderr  # busybox mount's words for EPERM
+    if os.path.exists("/proc/modules"):  # a kernel built without module support says ENOSYS to everyone
+        assert "insmod=1" in r.stdout and "Operation not permitted" in r.stderr, r.stderr
+    else:
+        assert "insmod=1" not in r.stdout
+    bnd = int(r.stdout.split("CapBnd:")[1].split()[0], 16)
+    assert caps.mask_names(bnd) == sorted(busybox_bundle.config["process"]["capabilities"]["bounding"],
+                                          key=caps.number)

@@ -21,8 +21,10 @@ from intermodal.errors import InvalidSpec, KernelError
 from intermodal.runtime.cgroups import manager_for, manager_from_paths
 from intermodal.runtime.cgroups.detect import detect
 from intermodal.runtime.cgroups.v2 import V2Manager
+from tests.support import bundle as _bundle
 
 pytestmark = pytest.mark.requires("root")
+busybox_rootfs, busybox_bundle, created = _bundle.busybox_rootfs, _bundle.busybox_bundle, _bundle.created
 BUSYBOX = "/bin/busybox" if os.path.exists("/bin/busybox") else "busybox"
 MiB = 1 << 20
 
@@ -375,3 +377,25 @@ def test_hybrid_without_v1_freezer_freezes_through_cgroup2(scope):
     assert "frozen 1" in _read(f"{full.paths()['unified']}/cgroup.events").splitlines()
     mgr.thaw()
     assert "frozen 0" in _read(f"{full.paths()['unified']}/cgroup.events").splitlines()
+
+
+# -- in a real container, through the runtime (the `created` fixture checks no cgroup is left) ---
+
+
+def _resources(bundle, **values) -> None:
+    bundle.mutate(lambda c: c["linux"].setdefault("resources", {}).update(values))
+
+
+@pytest.mark.requires("busybox")
+def test_pids_limit_stops_a_fork_bomb_in_a_container(busybox_bundle, created):
+    _resources(busybox_bundle, pids={"limit": 8})
+    r = created.run(busybox_bundle.sh("bomb() { bomb | bomb & }; bomb; sleep 1; echo survived"))
+    assert "can't fork" in r.stderr
+
+
+@pytest.mark.requires("busybox")
+def test_memory_limit_kills_in_a_container(busybox_bundle, created):
+    _resources(busybox_bundle, memory={"limit": 16 * MiB})
+    r = created.run(busybox_bundle.sh("x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x}"))
+    assert r.code in (-signal.SIGKILL, 128 + signal.SIGKILL), r
+    assert r.stdout == ""

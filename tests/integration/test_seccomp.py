@@ -10,9 +10,11 @@ import subprocess
 import pytest
 
 from intermodal.runtime import seccomp
+from tests.support import bundle as _bundle
 from tests.support.child import run_in_child
 
 pytestmark = pytest.mark.requires("root")
+busybox_rootfs, busybox_bundle, created = _bundle.busybox_rootfs, _bundle.busybox_bundle, _bundle.created
 
 SYS_keyctl, SYS_unshare, SYS_clone, SYS_clone3, SYS_mount = 250, 272, 56, 435, 165
 CLONE_NEWUTS, CLONE_NEWUSER, SIGCHLD = 0x04000000, 0x10000000, 17
@@ -210,3 +212,18 @@ def test_prepared_program_is_cached_on_disk_and_flags_load(tmp_path):
         return "mkdir succeeded"
 
     assert run_in_child(child) == errno.EPERM
+
+
+# -- in a real container, through the runtime --------------------------------------------
+
+
+@pytest.mark.requires("busybox")
+def test_default_profile_in_a_container(busybox_bundle, created):
+    caps = busybox_bundle.config["process"]["capabilities"]["bounding"]
+    busybox_bundle.mutate(lambda c: c["linux"].__setitem__("seccomp", seccomp.default_profile(caps)))
+    r = created.run(busybox_bundle.sh(
+        "mkdir /tmp/x && echo mkdir=$?; mount -t tmpfs none /tmp/x; echo mount=$?; "
+        "unshare -U true; echo unshare=$?; echo end"))
+    assert r.code == 0, r.stderr
+    assert r.stdout.split() == ["mkdir=0", "mount=1", "unshare=1", "end"]
+    assert "unshare(0x10000000): Operation not permitted" in r.stderr
