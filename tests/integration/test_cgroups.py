@@ -362,6 +362,37 @@ def test_v2_backend_hugetlb_where_delegated(v2_dir, scope):
     assert int(_read(f"{top}/c/hugetlb.2MB.max")) == 4 * MiB
 
 
+
+def _device_probe(tmp_path) -> str:
+    os.mknod(tmp_path / "null", 0o666 | 0o020000, os.makedev(1, 3))
+    os.mknod(tmp_path / "kmsg", 0o600 | 0o020000, os.makedev(1, 11))
+    return (f": < {tmp_path}/null && echo null-r; : > {tmp_path}/null && echo null-w; "
+            f": < {tmp_path}/kmsg && echo kmsg-r; : > {tmp_path}/kmsg && echo kmsg-w; true")
+
+
+@pytest.mark.parametrize(("rules", "expected"), [
+    ([{"allow": False, "access": "rwm"}], ["null-r", "null-w"]),
+    ([{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"}],
+     ["null-r", "null-w", "kmsg-r"]),
+    ([{"allow": True, "access": "rwm"}, {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "w"}],
+     ["null-r", "null-w", "kmsg-r"]),
+])
+def test_v2_device_program_enforced_by_the_kernel(v2_dir, scope, tmp_path, rules, expected):
+    from intermodal.runtime.cgroups.v2 import devices
+
+    top, mount, mgrs = v2_dir
+    mgr = V2Manager(f"{top}/c", mount)
+    mgrs.append(mgr)
+    p = scope.start(_device_probe(tmp_path))
+    mgr.apply(p.pid)
+    mgr.set({})  # a first program, which the second set must replace
+    mgr.set({"devices": rules})
+    assert len(devices.attached(f"{top}/c")) == 1
+    out, err = p.communicate(b"go\n", timeout=10)
+    assert out.split() == [e.encode() for e in expected], err
+    assert b"Operation not permitted" in err
+
+
 @v1_only
 def test_hybrid_without_v1_freezer_freezes_through_cgroup2(scope):
     if detect().mode != "hybrid":

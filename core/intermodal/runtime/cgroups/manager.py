@@ -53,7 +53,8 @@ class CgroupManager(ABC):
         Supported: memory (limit, swap, reservation, disableOOMKiller, swappiness,
         kernelTCP), cpu (shares or weight, quota/period, realtime, cpus, mems,
         idle, burst), pids.limit, blockIO (weight, leafWeight, weightDevice,
-        throttle*), hugepageLimits, devices (v1 only; v2 needs eBPF: warning),
+        throttle*), hugepageLimits, devices (always: deny all but the spec's
+        rules and runc's default devices; v1 controller or v2 eBPF program),
         unified (v2 only). A value for a controller this host lacks raises
         ``InvalidSpec`` naming the JSON path; nothing is silently ignored.
         """

@@ -41,15 +41,21 @@ def rule_line(kind: str, major: int | None, minor: int | None, access: str) -> s
     return f"{kind} {num(major)}:{num(minor)} {access}"
 
 
+def check_rule(r: dict, i: int) -> tuple[str, str]:
+    """(type, access) of OCI rule ``i``, defaults filled in; ``InvalidSpec`` if malformed."""
+    kind = r.get("type", "a") or "a"
+    access = r.get("access", "rwm") or "rwm"
+    if kind not in ("a", "b", "c") or set(access) - set("rwm"):
+        raise InvalidSpec(f"linux.resources.devices[{i}]: type {kind!r} / access {access!r} invalid; "
+                          "type is a, b or c and access a subset of rwm")
+    return kind, access
+
+
 def lines(rules: list[dict] | None) -> list[tuple[str, str]]:
     """(file, line) writes for the spec's rules plus the defaults, in order (pure)."""
     out: list[tuple[str, str]] = [("devices.deny", "a")]
     for i, r in enumerate(rules or []):
-        kind = r.get("type", "a") or "a"
-        access = r.get("access", "rwm") or "rwm"
-        if kind not in ("a", "b", "c") or not access or set(access) - set("rwm"):
-            raise InvalidSpec(f"linux.resources.devices[{i}]: type {kind!r} / access {access!r} invalid; "
-                              "type is a, b or c and access a subset of rwm")
+        kind, access = check_rule(r, i)
         target = "devices.allow" if r.get("allow") else "devices.deny"
         if kind == "a":
             out.append((target, "a"))  # all devices; resets the exception list

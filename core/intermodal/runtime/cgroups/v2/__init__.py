@@ -14,9 +14,9 @@ import os
 
 from intermodal.errors import InvalidSpec, KernelError
 from intermodal.runtime.cgroups import manager as m
-from intermodal.runtime.cgroups.v2 import cpu, cpuset, freezer, hugetlb, io, memory, pids, unified
+from intermodal.runtime.cgroups.v2 import cpu, cpuset, devices, freezer, hugetlb, io, memory, pids, unified
 
-CONTROLLERS = (cpuset, cpu, memory, pids, io, hugetlb, unified)
+CONTROLLERS = (cpuset, cpu, memory, pids, io, hugetlb, unified, devices)
 _KEY = {"cpuset": "cpu", "cpu": "cpu", "memory": "memory", "pids": "pids", "io": "blockIO",
         "hugetlb": "hugepageLimits"}
 
@@ -37,15 +37,12 @@ class V2Manager(m.CgroupManager):
         for key in ("network", "rdma"):
             if resources.get(key):
                 raise InvalidSpec(f"linux.resources.{key}: not supported by imod-runtime; remove it from config.json")
-        if resources.get("devices"):
-            self._warn("linux.resources.devices: device rules on cgroup v2 need an eBPF program, which "
-                       "imod-runtime does not load yet; only the device nodes created in /dev limit access")
         self._create()
         available = set(self._controllers())
         for ctl in CONTROLLERS:
             if not ctl.applies(resources):
                 continue
-            if ctl is not unified and ctl.NAME not in available:
+            if ctl not in (unified, devices) and ctl.NAME not in available:  # devices: a BPF program, no controller
                 raise InvalidSpec(f"linux.resources.{_KEY[ctl.NAME]}: the {ctl.NAME} controller is not enabled for "
                                   f"{self._path} (cgroup.controllers lists {sorted(available) or 'none'}); "
                                   "remove the setting or delegate the controller to this cgroup")
