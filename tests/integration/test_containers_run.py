@@ -122,3 +122,51 @@ def test_unknown_image_is_a_clear_error(imod, busybox_image):
     proc = imod("run", "--rm", "nosuchimage", "true", check=False)
     assert proc.returncode == 125
     assert b"nosuchimage" in proc.stderr
+
+
+def test_tty_without_input(imod, busybox_image):
+    out = imod("run", "--rm", "-t", busybox_image, "sh", "-c", "tty; echo $TERM")
+    assert out.stdout == b"/dev/pts/0\r\nxterm\r\n"  # one terminal for both streams, with its CR LF
+
+
+def test_interactive_tty_from_a_terminal(busybox_image, engine_root):
+    import fcntl
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import time
+    from pathlib import Path
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    exe = Path(sys.executable).parent / "imod"
+    proc = subprocess.Popen([str(exe), "--root", str(engine_root), "run", "--rm", "-it", busybox_image, "sh", "-c",
+                             "stty size; echo ready; read x; echo got $x; exit 5"],
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if b"ready" in out and b"hello" not in out:
+                os.write(master, b"hello\r")  # imod's terminal is raw: Enter is CR, the container's tty maps it
+                out += b"hello"
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: imod exited, its terminal side is closed
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if proc.poll() is not None and not select.select([master], [], [], 0.1)[0]:
+                break
+        assert proc.wait(timeout=30) == 5, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        os.close(master)
+    assert b"30 100" in out and b"got hello" in out, out

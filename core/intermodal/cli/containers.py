@@ -38,7 +38,7 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-timeout", type=int)
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
-    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal (not available yet)")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
     p.add_argument("--privileged", action="store_true")
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--cap-drop", action="append", default=[])
@@ -63,8 +63,6 @@ def _spec(args: argparse.Namespace):
     unknown = set(log_opts) - {"max-size", "max-file"}
     if unknown:
         raise InvalidArgument(f"unknown --log-opt {', '.join(sorted(unknown))}: json-file takes max-size and max-file")
-    if args.tty:
-        raise InvalidArgument("-t/--tty is not available yet in intermodal; run without it (output is streamed)")
     options = {
         "name": args.name, "command": args.command or None, "env": env, "workdir": args.workdir,
         "user": args.user, "hostname": args.hostname, "labels": args.label, "mounts": mounts,
@@ -89,20 +87,53 @@ def _run_run(ctx: Context, args: argparse.Namespace) -> int:
     spec = _spec(args)
     manager = ctx.engine.containers
     if args.detach:
-        container, _ = manager.run(spec)
+        container, _ = manager.run(spec, console_size=_terminal_size() if args.tty else None)
         print(container.id)
         return 0
     from intermodal.containers.launch import copy_output
 
-    container, started = manager.run(spec, attach=True, stdin=0 if args.interactive else None)
+    if args.tty and args.interactive and not os.isatty(0):
+        raise InvalidArgument("the input device is not a TTY: drop -t, or run from a terminal")
+    size = _terminal_size() if args.tty else None
+    container, started = manager.run(spec, attach=True, stdin=0 if args.interactive else None, console_size=size)
     try:
-        with _proxy_signals(manager, container.id):
+        with _proxy_signals(manager, container.id), _raw_terminal(args.tty and args.interactive):
             code = copy_output(started.attach)
         if spec.auto_remove:
             manager.remove_exited(container.id)
     finally:
         started.attach.close()  # tells the monitor we are done (it removes the container if we did not)
     return code
+
+
+def _terminal_size() -> tuple[int, int] | None:
+    for fd in (0, 1, 2):
+        if os.isatty(fd):
+            cols, rows = os.get_terminal_size(fd)
+            return rows, cols
+    return None
+
+
+class _raw_terminal:
+    """Our terminal in raw mode while attached to a `-it` container: keys go to its terminal unchanged."""
+
+    def __init__(self, wanted: bool) -> None:
+        self.saved = None
+        self.wanted = wanted
+
+    def __enter__(self) -> None:
+        if self.wanted and os.isatty(0):
+            import termios
+            import tty
+
+            self.saved = termios.tcgetattr(0)
+            tty.setraw(0)
+
+    def __exit__(self, *exc) -> None:
+        if self.saved is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
 
 
 class _proxy_signals:

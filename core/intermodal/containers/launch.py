@@ -106,8 +106,12 @@ class PendingMonitor:
         handles = Attach(*self.mine) if self.mine else None
         if info is None:
             self._close(self.mine)
-            raise RuntimeFailure(f"the container monitor exited before starting the container; see "
-                                 f"{directory / 'monitor.err'}")
+            try:
+                last = (directory / "monitor.err").read_text(errors="replace").strip().splitlines()[-1]
+            except (OSError, IndexError):
+                last = "no message"
+            raise RuntimeFailure(f"the container monitor exited before starting the container ({last}); "
+                                 f"its full error is in {directory / 'monitor.err'}; please report it")
         return Started(bool(info.get("ok")), info, handles)
 
     def cancel(self) -> None:

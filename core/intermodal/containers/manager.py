@@ -133,20 +133,23 @@ class ContainerManager:
         return self._load(create_container(self.engine, self.store, spec))
 
     def start(self, name: str, *, attach: bool = False, stdin: int | None = None,
-              monitor: PendingMonitor | None = None) -> Started | None:
+              monitor: PendingMonitor | None = None, console_size: tuple[int, int] | None = None
+              ) -> Started | None:
         """Start a created or exited container; None if it was already running.
 
         Raises RuntimeFailure with Docker's exit code (126 not executable, 127
         not found) when the command cannot be started. *monitor*, from
         `run`, is a monitor process started ahead; it is used or cancelled.
+        *console_size* (rows, columns) sizes a `--tty` container's terminal.
         """
         try:
-            return self._start(name, attach, stdin, monitor)
+            return self._start(name, attach, stdin, monitor, console_size)
         finally:
             if monitor is not None and not monitor.used:
                 monitor.cancel()
 
-    def _start(self, name: str, attach: bool, stdin: int | None, monitor: PendingMonitor | None) -> Started | None:
+    def _start(self, name: str, attach: bool, stdin: int | None, monitor: PendingMonitor | None,
+               console_size: tuple[int, int] | None) -> Started | None:
         from intermodal.containers.launch import PendingMonitor
 
         cid = self.store.resolve(name)
@@ -159,7 +162,7 @@ class ContainerManager:
                 if attach:
                     raise IncorrectState(f"container {record['Name']}", state["Status"], "created or exited")
                 return None
-            self._prepare_start(cid, record)
+            self._prepare_start(cid, record, console_size)
             monitor = monitor or PendingMonitor(attach=attach, stdin=stdin)
             started = monitor.go(self.store.dir(cid))
             info = started.info
@@ -176,7 +179,7 @@ class ContainerManager:
         err.exit_code = int(info.get("code", 125))
         raise err
 
-    def _prepare_start(self, cid: str, record: dict[str, Any]) -> None:
+    def _prepare_start(self, cid: str, record: dict[str, Any], console_size: tuple[int, int] | None) -> None:
         from intermodal.containers.store import write_json
 
         directory = self.store.dir(cid)
@@ -184,6 +187,8 @@ class ContainerManager:
         runtime = self._runtime(record)
         runtime.delete(cid, force=True)  # a leftover from a crash would block `create`
         spec = ContainerSpec.from_json(record["Spec"])
+        if spec.tty:
+            _set_console_size(directory / "bundle" / "config.json", console_size)
         if not all((directory / f).stat().st_size if (directory / f).exists() else 0
                    for f in ("hosts", "hostname", "resolv.conf")):
             from intermodal.containers.create import etc_files
@@ -203,10 +208,12 @@ class ContainerManager:
             "core": str(Path(__file__).resolve().parents[2]),
             "lock": str(self.store.lock_path(cid)),
             "oom_control": _oom_file(cid),
+            "tty": spec.tty,
+            "console_size": list(console_size) if console_size else None,
         })
 
-    def run(self, spec: ContainerSpec, *, attach: bool = False, stdin: int | None = None
-            ) -> tuple[Container, Started | None]:
+    def run(self, spec: ContainerSpec, *, attach: bool = False, stdin: int | None = None,
+            console_size: tuple[int, int] | None = None) -> tuple[Container, Started | None]:
         """create + start; on a start failure a `--rm` container is removed again."""
         from intermodal.containers.launch import PendingMonitor
 
@@ -217,7 +224,7 @@ class ContainerManager:
             monitor.cancel()
             raise
         try:
-            started = self.start(container.id, attach=attach, monitor=monitor)
+            started = self.start(container.id, attach=attach, monitor=monitor, console_size=console_size)
         except RuntimeFailure:
             if spec.auto_remove:
                 self._remove_stopped(container.id, volumes=True)
@@ -504,6 +511,21 @@ def remove_after_exit(root: str, run_root: str, cid: str) -> None:
     manager = Engine(root, run_root).containers
     if manager.store.exists(cid):
         manager._remove_stopped(cid, volumes=True)
+
+
+def _set_console_size(bundle: Path, size: tuple[int, int] | None) -> None:
+    """The runtime sizes the terminal before the process starts, so its first `stty size` is right."""
+    import json
+
+    from intermodal.fsutil import atomic_write_json
+
+    config = json.loads(bundle.read_bytes())
+    process = config["process"]
+    if size:
+        process["consoleSize"] = {"height": size[0], "width": size[1]}
+    else:
+        process.pop("consoleSize", None)
+    atomic_write_json(bundle, config, mode=0o600)
 
 
 def _oom_file(cid: str) -> str | None:

@@ -111,18 +111,24 @@ class Monitor:
         log_file = os.path.join(self.cdir, "runtime.log")
         for path in (pid_file, log_file):
             _unlink(path)
-        self.out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        stdin = self.fds.get("stdin") if first and "stdin" in self.fds else os.open(os.devnull, os.O_RDONLY)
+        stdin = self.fds.pop("stdin", None) if first else None
         base = [*cfg["runtime"], "--log", log_file, "--log-format", "json"]
         # `run --detach` is `create` + `start` in one runtime process (one Go
         # start-up less); the container's init is then re-parented to us.
-        code = _spawn_wait([*base, "run", "--detach", "--bundle", cfg["bundle"], "--pid-file", pid_file, cid],
-                           stdin, out_w, err_w)
-        os.close(out_w)
-        os.close(err_w)
-        os.close(stdin)
-        self.fds.pop("stdin", None)
+        argv = [*base, "run", "--detach", "--bundle", cfg["bundle"], "--pid-file", pid_file]
+        if cfg.get("tty"):
+            console = _Console(f"@intermodal-{cid[:32]}-{os.getpid()}")
+            code = _spawn_wait([*argv, "--console-socket", console.path, cid], None, None, None)
+            self.out_r, self.err_r = (console.receive(cfg.get("console_size")) if code == 0 else None), None
+            console.close()
+            self.tty_in = stdin  # we copy the user's input to the terminal
+        else:
+            self.out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            code = _spawn_wait([*argv, cid], stdin, out_w, err_w)
+            for fd in (out_w, err_w, stdin):
+                if fd is not None:
+                    os.close(fd)
         if code != 0:
             self.close_output()
             error = _runtime_error(log_file) or f"the runtime's run exited with {code}"
@@ -159,9 +165,12 @@ class Monitor:
 
         pid = info["pid"]
         poller = select.poll()
-        streams = {self.out_r: "stdout", self.err_r: "stderr"}
+        streams = {fd: name for fd, name in ((self.out_r, "stdout"), (self.err_r, "stderr")) if fd is not None}
         for fd in (*streams, self.wake_r):
             poller.register(fd, select.POLLIN)
+        tty_in = getattr(self, "tty_in", None)
+        if tty_in is not None:
+            poller.register(tty_in, select.POLLIN)
         status = self.reap(pid)
         deadline = None
         while streams:
@@ -176,7 +185,16 @@ class Monitor:
                     if status is None:
                         status = self.reap(pid)
                     continue
-                data = os.read(fd, 65536)
+                if fd == tty_in:
+                    if not self.to_terminal(tty_in):
+                        poller.unregister(tty_in)
+                        os.close(tty_in)
+                        tty_in = self.tty_in = None
+                    continue
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: a terminal whose other side is closed
+                    data = b""
                 if not data:
                     poller.unregister(fd)
                     del streams[fd]
@@ -185,12 +203,28 @@ class Monitor:
             if status is None:
                 status = self.reap(pid)
         while status is None:  # both pipes closed: the init still has to exit
-            os.read(self.wake_r, 512) if _wait_readable(self.wake_r) else None
+            _wait_readable(self.wake_r)
+            _drain(self.wake_r)
             status = self.reap(pid)
+        if tty_in is not None:
+            os.close(tty_in)
+            self.tty_in = None
         self.close_output()
         self.log.flush()
         code = os.waitstatus_to_exitcode(status)
         return (128 - code if code < 0 else code), self.oom_killed()
+
+    def to_terminal(self, fd):
+        """Copy the user's input to the container's terminal; False at its end."""
+        data = os.read(fd, 65536)
+        if not data:
+            return False
+        try:
+            while data:
+                data = data[os.write(self.out_r, data):]
+        except OSError:
+            return False
+        return True
 
     def output(self, stream, data):
         self.log.feed(stream, data)
@@ -352,6 +386,55 @@ class _Lock:
 
     def __exit__(self, *exc):
         os.close(self.fd)
+
+
+class _Console:
+    """The runtime's --console-socket: it sends us the master side of the container's terminal (SCM_RIGHTS)."""
+
+    TIOCSWINSZ = 0x5414  # asm-generic/ioctls.h; spares importing termios
+
+    def __init__(self, path):
+        import _socket
+
+        # An abstract socket ("@name", as Go spells it): no file, and no
+        # 108-byte limit on the engine root's path.
+        self.path = path
+        self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        self.sock.bind("\0" + path[1:])
+        self.sock.listen(1)
+
+    def receive(self, size):
+        import _socket
+
+        self.sock.settimeout(10.0)  # the runtime has exited: what it sent is queued already
+        fd, _addr = self.sock._accept()
+        conn = _socket.socket(fileno=fd)
+        try:
+            _msg, ancillary, _flags, _addr = conn.recvmsg(4096, _socket.CMSG_SPACE(4))
+        finally:
+            conn.close()
+        for level, kind, data in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                master = int.from_bytes(data[:4], sys.byteorder)
+                os.set_inheritable(master, False)
+                if size:
+                    import fcntl
+
+                    fcntl.ioctl(master, self.TIOCSWINSZ, bytes(_winsize(size)))
+                return master
+        raise OSError("the runtime sent no terminal on the console socket")
+
+    def close(self):
+        self.sock.close()
+
+
+def _winsize(size):
+    """struct winsize {rows, cols, xpixel, ypixel} as four native unsigned shorts."""
+    rows, cols = size
+    out = bytearray()
+    for value in (rows, cols, 0, 0):
+        out += int(value).to_bytes(2, sys.byteorder)
+    return out
 
 
 def _spawn_wait(argv, stdin, stdout, stderr):
