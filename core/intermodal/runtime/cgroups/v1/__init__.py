@@ -15,8 +15,8 @@ from intermodal.errors import InvalidSpec, KernelError
 from intermodal.runtime.cgroups import manager as m
 from intermodal.runtime.cgroups.v1 import blkio, cpu, cpuset, devices, freezer, hugetlb, memory, pids
 
-# Order matters: cpuset before tasks could run elsewhere; devices last (after the
-# container's own mknod at set-up is done by the parent, not the container).
+# Applied in this order; no file depends on another controller's (the order
+# inside one controller, e.g. memory's limit vs memsw, is that module's business).
 CONTROLLERS = (cpuset, cpu, memory, pids, blkio, hugetlb, devices)
 
 # Which resource key needs which controller, for clear errors when it is missing.
@@ -35,7 +35,7 @@ class V1Manager(m.CgroupManager):
         for name, path in self._paths.items():
             made = m.mkdir_p(path)
             if name == "cpuset":
-                cpuset.init_new(made or ([path] if not m.read(path, "cpuset.cpus") else []))
+                cpuset.init_new(made or [path])  # fills only empty cpus/mems: an existing cgroup keeps its own
             m.write(path, "cgroup.procs", pid)
         if self._unified:
             m.mkdir_p(self._unified)
