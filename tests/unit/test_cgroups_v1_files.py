@@ -70,6 +70,13 @@ def test_memory_lower_writes_limit_first(mgr, writes):
     assert names == ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
 
 
+def test_unlimited_memory_lifts_memsw_too(mgr, writes):
+    Path(mgr.paths()["memory"], "memory.memsw.limit_in_bytes").write_text("5000")
+    mgr.set({"memory": {"limit": -1}})
+    assert [n for n, _ in writes if "limit_in_bytes" in n] == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+    assert _r(mgr, "memory", "memory.memsw.limit_in_bytes") == "-1"
+
+
 def test_memory_other_fields(mgr):
     mgr.set({"memory": {"reservation": 10, "swappiness": 5, "disableOOMKiller": True, "kernelTCP": 7}})
     assert (_r(mgr, "memory", "memory.soft_limit_in_bytes"), _r(mgr, "memory", "memory.swappiness"),

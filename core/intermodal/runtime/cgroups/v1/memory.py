@@ -51,8 +51,8 @@ def _limit_and_swap(path: str, limit: int | None, swap: int | None) -> None:
         else:
             raise InvalidSpec("linux.resources.memory.swap: this kernel has no swap accounting "
                               "(memory.memsw.*); boot with swapaccount=1 or remove the swap limit")
-    if limit is not None and swap is None and limit != UNLIMITED and has_memsw:
-        swap = None  # runc leaves memsw alone when only the limit is given
+    if limit == UNLIMITED and swap is None and has_memsw:
+        swap = UNLIMITED  # "no memory limit" must lift the memory+swap limit too, or it still caps (runc)
     if swap is None:
         if limit is not None:
             _write_limit(path, "memory.limit_in_bytes", limit)
