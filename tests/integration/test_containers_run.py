@@ -119,7 +119,7 @@ def test_name_in_use_is_refused(imod, busybox_image):
 
 
 def test_unknown_image_is_a_clear_error(imod, busybox_image):
-    proc = imod("run", "--rm", "nosuchimage", "true", check=False)
+    proc = imod("run", "--rm", "--pull", "never", "nosuchimage", "true", check=False)
     assert proc.returncode == 125
     assert b"nosuchimage" in proc.stderr
 

@@ -46,6 +46,10 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus")
     p.add_argument("--pids-limit", type=int)
     p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
+    p.add_argument("--pull", default="missing", choices=("missing", "always", "never"),
+                   help="pull the image: if missing (default), always, or never")
+    p.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
+                   help="false: the registry may speak plain HTTP or have an unverified certificate")
 
 
 def _configure_run(p: argparse.ArgumentParser) -> None:
@@ -77,8 +81,20 @@ def _spec(args: argparse.Namespace):
     return specs.ContainerSpec.build(args.image, **{k: v for k, v in options.items() if v is not None})
 
 
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+def _pull(args: argparse.Namespace) -> dict:
+    return {"pull": args.pull, "pull_options": {"tls_verify": args.tls_verify}}
+
+
 def _run_create(ctx: Context, args: argparse.Namespace) -> int:
-    container = ctx.engine.containers.create(_spec(args))
+    container = ctx.engine.containers.create(_spec(args), **_pull(args))
     print(container.id)
     return 0
 
@@ -87,7 +103,7 @@ def _run_run(ctx: Context, args: argparse.Namespace) -> int:
     spec = _spec(args)
     manager = ctx.engine.containers
     if args.detach:
-        container, _ = manager.run(spec, console_size=_terminal_size() if args.tty else None)
+        container, _ = manager.run(spec, console_size=_terminal_size() if args.tty else None, **_pull(args))
         print(container.id)
         return 0
     from intermodal.containers.launch import copy_output
@@ -95,7 +111,8 @@ def _run_run(ctx: Context, args: argparse.Namespace) -> int:
     if args.tty and args.interactive and not os.isatty(0):
         raise InvalidArgument("the input device is not a TTY: drop -t, or run from a terminal")
     size = _terminal_size() if args.tty else None
-    container, started = manager.run(spec, attach=True, stdin=0 if args.interactive else None, console_size=size)
+    container, started = manager.run(spec, attach=True, stdin=0 if args.interactive else None, console_size=size,
+                                     **_pull(args))
     try:
         with _proxy_signals(manager, container.id), _raw_terminal(args.tty and args.interactive):
             code = copy_output(started.attach)

@@ -25,9 +25,14 @@ if TYPE_CHECKING:
     from intermodal.images.store import ImageRecord
 
 
-def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec) -> str:
-    """Create the container and return its id. Raises ImageNotFound, AlreadyExists, InvalidArgument."""
-    image = engine.images.get(spec.image)
+PULL_POLICIES = ("missing", "always", "never")
+
+
+def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec, *, pull: str = "missing",
+                     pull_options: dict[str, Any] | None = None) -> str:
+    """Create the container and return its id. Raises ImageNotFound, AlreadyExists, InvalidArgument,
+    and the registry's errors when the image has to be pulled."""
+    image = find_image(engine, spec.image, pull, pull_options or {})
     image_config = engine.images.config(image)
     cid = new_id()
     undo: list[Callable[[], None]] = []
@@ -63,6 +68,28 @@ def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec)
                     pass
             raise
     return cid
+
+
+def find_image(engine: Engine, name: str, policy: str, options: dict[str, Any]) -> ImageRecord:
+    """The image by Docker's pull policy: `missing` pulls what the store lacks, `always` pulls, `never` never."""
+    from intermodal.errors import ImageNotFound
+
+    if policy not in PULL_POLICIES:
+        raise InvalidArgument(f"unknown pull policy {policy!r}: use missing, always or never")
+    if policy == "always":
+        return engine.images.pull(name, **options)
+    try:
+        return engine.images.get(name)
+    except ImageNotFound:
+        if policy == "never" or _looks_like_id(name):
+            raise
+    return engine.images.pull(name, **options)
+
+
+def _looks_like_id(name: str) -> bool:
+    """A short or full image id is never pulled (Docker would try docker.io/library/<hex>)."""
+    text = name.removeprefix("sha256:")
+    return len(text) >= 12 and all(c in "0123456789abcdef" for c in text)
 
 
 def _claim_name(store: ContainerStore, wanted: str | None, cid: str) -> str:

@@ -126,11 +126,16 @@ class ContainerManager:
 
     # -- create and start ------------------------------------------------------------
 
-    def create(self, spec: ContainerSpec) -> Container:
-        """Raises ImageNotFound, AlreadyExists (name in use), InvalidArgument."""
+    def create(self, spec: ContainerSpec, *, pull: str = "missing", pull_options: dict[str, Any] | None = None
+               ) -> Container:
+        """Raises ImageNotFound, AlreadyExists (name in use), InvalidArgument; registry errors when pulling.
+
+        *pull* is Docker's policy (missing, always, never); *pull_options* go
+        to `engine.images.pull` (tls_verify, cert_dir, authfile, credentials).
+        """
         from intermodal.containers.create import create_container
 
-        return self._load(create_container(self.engine, self.store, spec))
+        return self._load(create_container(self.engine, self.store, spec, pull=pull, pull_options=pull_options))
 
     def start(self, name: str, *, attach: bool = False, stdin: int | None = None,
               monitor: PendingMonitor | None = None, console_size: tuple[int, int] | None = None
@@ -213,13 +218,14 @@ class ContainerManager:
         })
 
     def run(self, spec: ContainerSpec, *, attach: bool = False, stdin: int | None = None,
-            console_size: tuple[int, int] | None = None) -> tuple[Container, Started | None]:
+            console_size: tuple[int, int] | None = None, pull: str = "missing",
+            pull_options: dict[str, Any] | None = None) -> tuple[Container, Started | None]:
         """create + start; on a start failure a `--rm` container is removed again."""
         from intermodal.containers.launch import PendingMonitor
 
         monitor = PendingMonitor(attach=attach, stdin=stdin)  # its interpreter starts while we create
         try:
-            container = self.create(spec)
+            container = self.create(spec, pull=pull, pull_options=pull_options)
         except BaseException:
             monitor.cancel()
             raise
