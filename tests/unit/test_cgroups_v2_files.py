@@ -123,6 +123,8 @@ def test_missing_controller_and_unknown_keys_are_refused(mgr):
         mgr.set({"pids": {"limit": 5}})
     with pytest.raises(InvalidSpec, match="unknown key"):
         mgr.set({"cpus": {}})
+    with pytest.raises(InvalidSpec, match=r"linux\.resources\.memory: unknown field\(s\) limitt"):
+        mgr.set({"memory": {"limitt": 5}})
     with pytest.raises(InvalidSpec, match="network"):
         mgr.set({"network": {"classID": 1}})
 

@@ -121,14 +121,37 @@ class CgroupManager(ABC):
         logging.getLogger("intermodal.runtime.cgroups").warning("%s", text)
 
 
+# Fields of each object in linux.resources (runtime-spec config-linux.md).
+KNOWN_FIELDS = {
+    "memory": frozenset({"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness", "disableOOMKiller",
+                         "useHierarchy", "checkBeforeUpdate"}),
+    "cpu": frozenset({"shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems",
+                      "idle"}),
+    "pids": frozenset({"limit"}),
+    "blockIO": frozenset({"weight", "leafWeight", "weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                          "throttleReadIOPSDevice", "throttleWriteIOPSDevice"}),
+    "network": frozenset({"classID", "priorities"}),
+}
+
+
 def check_known(resources: dict) -> None:
-    """Reject keys of linux.resources that no backend knows."""
+    """Reject keys of linux.resources (and of its objects) that no backend knows."""
     unknown = sorted(set(resources) - KNOWN_RESOURCES)
     if unknown:
         raise InvalidSpec(
             f"linux.resources: unknown key(s) {', '.join(unknown)}; "
             f"known are {', '.join(sorted(KNOWN_RESOURCES))}: fix config.json"
         )
+    for key, fields in KNOWN_FIELDS.items():
+        section = resources.get(key)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            raise InvalidSpec(f"linux.resources.{key}: must be an object; fix config.json")
+        extra = sorted(set(section) - fields)
+        if extra:
+            raise InvalidSpec(f"linux.resources.{key}: unknown field(s) {', '.join(extra)}; "
+                              f"known are {', '.join(sorted(fields))}: fix config.json")
 
 
 def write(directory: str, name: str, value: str | int) -> None:
