@@ -60,6 +60,17 @@ def test_legacy_layout_with_comounted_controllers():
     assert lay.own == {"cpu": "/x", "cpuacct": "/x"}
 
 
+def test_bind_mounted_subtree_is_not_doubled():
+    """docker-in-docker without cgroupns: the mount shows /docker/abc as its root."""
+    mounts = "35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+    lay = parse(mounts, "4:memory:/docker/abc/sub\n", PROC_CGROUPS)
+    assert lay.roots["memory"] == "/docker/abc"
+    assert lay.own_in_mount("memory") == "/sub"
+    lay = parse(mounts, "4:memory:/docker/abc\n", PROC_CGROUPS)
+    assert lay.own_in_mount("memory") == "/"
+    assert parse(HYBRID_MOUNTS, HYBRID_SELF, PROC_CGROUPS).own_in_mount("memory") == "/sandbox/abc"
+
+
 def test_mountinfo_escapes_are_decoded():
     line = "31 30 0:27 / /sys/fs/cgroup/my\\040cg rw - cgroup cgroup rw,pids\n"
     assert parse(line, "", PROC_CGROUPS).v1["pids"] == "/sys/fs/cgroup/my cg"

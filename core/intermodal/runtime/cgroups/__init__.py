@@ -41,15 +41,15 @@ def manager_for(cgroups_path: str | None, container_id: str, *, systemd: bool = 
                                  "mount cgroup2 on /sys/fs/cgroup or run with cgroups disabled")
         from intermodal.runtime.cgroups.v2 import V2Manager
 
-        mgr: CgroupManager = V2Manager(cgpath.resolve(layout.unified, inner, layout.own.get("", "/"), v2=True))
+        mgr: CgroupManager = V2Manager(cgpath.resolve(layout.unified, inner, layout.own_in_mount(""), v2=True))
     else:
         from intermodal.runtime.cgroups.v1 import V1Manager
 
-        paths = {name: cgpath.resolve(mnt, inner, layout.own.get(name, "/"), v2=False)
+        paths = {name: cgpath.resolve(mnt, inner, layout.own_in_mount(name), v2=False)
                  for name, mnt in layout.v1.items()}
         unified = None
         if layout.unified:
-            unified = cgpath.resolve(layout.unified, inner, layout.own.get("", "/"), v2=True)
+            unified = cgpath.resolve(layout.unified, inner, layout.own_in_mount(""), v2=True)
         mgr = V1Manager(paths, unified=unified)
     if systemd and cgpath.systemd_running():
         mgr._warn("systemd cgroup path mapped to cgroupfs directly: systemd was not asked over D-Bus and "

@@ -30,6 +30,19 @@ class Layout:
     v1: dict[str, str] = field(default_factory=dict)   # controller or "name=X" -> mount point
     own: dict[str, str] = field(default_factory=dict)  # same keys, "" for v2 -> our own cgroup path
     v2_controllers: frozenset[str] = frozenset()       # listed in the cgroup2 root's cgroup.controllers
+    roots: dict[str, str] = field(default_factory=dict)  # same keys: the cgroup each mount shows as its /
+
+    def own_in_mount(self, key: str) -> str:
+        """Our cgroup for ``key`` as a path inside its mount.
+
+        Without a cgroup namespace, a bind-mounted subtree (docker-in-docker)
+        shows /proc/self/cgroup paths that include the mount's root; strip it,
+        as runc does, or the path would be doubled.
+        """
+        own, root = self.own.get(key, "/"), self.roots.get(key, "/")
+        if root != "/" and (own == root or own.startswith(root.rstrip("/") + "/")):
+            own = own[len(root.rstrip("/")):] or "/"
+        return own
 
     @property
     def v1_controllers(self) -> list[str]:
@@ -50,18 +63,21 @@ def parse(mountinfo: str, self_cgroup: str, proc_cgroups: str, read_controllers=
              if line and not line.startswith("#") and line.split()[-1] == "1"}
     unified: str | None = None
     v1: dict[str, str] = {}
+    roots: dict[str, str] = {}
     for line in mountinfo.splitlines():
         pre, _, post = line.partition(" - ")
         fields, post_fields = pre.split(), post.split()
         if len(fields) < 5 or len(post_fields) < 3:
             continue
         fstype, mountpoint, opts = post_fields[0], _unescape(fields[4]), post_fields[2].split(",")
-        if fstype == "cgroup2":
-            unified = unified or mountpoint  # the first one wins, as in the kernel's own listing
+        if fstype == "cgroup2" and unified is None:
+            unified = mountpoint  # the first one wins, as in the kernel's own listing
+            roots[""] = _unescape(fields[3])
         elif fstype == "cgroup":
             for opt in opts:
-                if opt in known or opt.startswith("name="):
-                    v1.setdefault(opt, mountpoint)
+                if (opt in known or opt.startswith("name=")) and opt not in v1:
+                    v1[opt] = mountpoint
+                    roots[opt] = _unescape(fields[3])
     own: dict[str, str] = {}
     for line in self_cgroup.splitlines():
         parts = line.split(":", 2)
@@ -78,7 +94,7 @@ def parse(mountinfo: str, self_cgroup: str, proc_cgroups: str, read_controllers=
     controllers: frozenset[str] = frozenset()
     if unified and read_controllers is not None:
         controllers = frozenset(read_controllers(unified))
-    return Layout(mode=mode, unified=unified, v1=v1, own=own, v2_controllers=controllers)
+    return Layout(mode=mode, unified=unified, v1=v1, own=own, v2_controllers=controllers, roots=roots)
 
 
 def _read(path: str) -> str:
