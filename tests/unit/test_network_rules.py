@@ -103,3 +103,38 @@ def test_importing_the_engine_does_not_import_pyroute2():
     code = "import sys, intermodal.engine as e; e.Engine('/nonexistent').networks; print('pyroute2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_dump_retries_an_interrupted_dump_a_bounded_number_of_times():
+    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted
+
+    calls = []
+
+    def flaky(fail: int):
+        def op():
+            calls.append(1)
+            if len(calls) <= fail:
+                raise NetlinkDumpInterrupted()
+            return iter(["ok"])
+        return op
+
+    assert netlink.dump(flaky(2), what="list links") == ["ok"] and len(calls) == 3
+    calls.clear()
+    with pytest.raises(NetworkError, match="kept changing"):
+        netlink.dump(flaky(99), what="list links")
+    assert len(calls) == netlink.DUMP_RETRIES
+
+
+def test_delete_counts_gone_as_done_and_raises_the_rest():
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    def failing(code: int):
+        def op():
+            raise NetlinkError(code)
+        return op
+
+    for code in netlink.GONE:
+        assert netlink.delete(failing(code), what="delete veth", device="x") is False
+    with pytest.raises(NetworkError, match="needs root"):
+        netlink.delete(failing(errno.EPERM), what="delete veth", device="x")
+    assert netlink.delete(lambda: None, what="delete veth", device="x") is True

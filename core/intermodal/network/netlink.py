@@ -50,10 +50,12 @@ def check_ifname(name: str) -> str:
 
 def call(op: Callable[[], T], *, what: str, device: str | None = None, netns: Any = None) -> T:
     """Run one netlink operation, translating kernel errors."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
 
     try:
         return op()
+    except NetlinkDumpInterrupted:
+        raise  # a NetlinkError subclass, but `dump` retries it
     except NetlinkError as err:
         raise _translate(err, what, device, netns) from err
 
@@ -64,7 +66,8 @@ def dump(op: Callable[[], Any], *, what: str, device: str | None = None, netns: 
 
     for attempt in range(DUMP_RETRIES):
         try:
-            return list(call(op, what=what, device=device, netns=netns))
+            # list() inside call(): pyroute2 yields lazily, so errors surface while iterating
+            return call(lambda: list(op()), what=what, device=device, netns=netns)
         except NetlinkDumpInterrupted:
             if attempt == DUMP_RETRIES - 1:
                 raise NetworkError(
