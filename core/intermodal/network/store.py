@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ class NetworkStore:
         self.paths = paths
         self.root = paths.networks
 
-    @property
+    @cached_property
     def config(self) -> NetworkConfig:
         return NetworkConfig.load(self.root / "config.json")
 
