@@ -35,6 +35,9 @@ def test_create_ls_inspect_rm_prune(net_engine, imod):
     bad = imod("network", "create", "--subnet", "10.0.0.5/24", "odd", check=False)
     assert bad.returncode == 125 and b"did you mean 10.0.0.0/24" in bad.stderr
 
+    nobody = imod("network", "connect", "back", "no-such-container", check=False)
+    assert nobody.returncode != 0 and b"no-such-container" in nobody.stderr
+
     assert imod("network", "rm", "front").stdout.decode() == "front\n"
     assert run("ip", "link", "show", bridge, check=False).returncode != 0
     missing = imod("network", "rm", "front", check=False)
