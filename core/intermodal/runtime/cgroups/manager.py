@@ -16,10 +16,11 @@ from abc import ABC, abstractmethod
 
 from intermodal.errors import InvalidSpec, KernelError
 
-# rmdir of a cgroup answers EBUSY for a short while after its last task has
-# exited (the kernel frees css asynchronously); retry with a bound.
-RMDIR_TRIES = 8
-RMDIR_FIRST_DELAY = 0.01
+# rmdir of a cgroup answers EBUSY while a task is still exiting (killed but not
+# yet gone from the cgroup) and briefly after (css freed asynchronously): retry,
+# within one bound for the whole destroy() however many hierarchies there are.
+RMDIR_BOUND = 1.0
+RMDIR_FIRST_DELAY = 0.005
 
 # Keys of OCI linux.resources this package knows; anything else is reported.
 KNOWN_RESOURCES = frozenset({
@@ -228,39 +229,36 @@ def procs(directory: str) -> list[int]:
     return out
 
 
-def remove_tree(path: str) -> None:
-    """rmdir ``path`` and its sub-cgroups, deepest first, retrying EBUSY briefly.
+def deadline() -> float:
+    """The time by which a destroy() gives up retrying EBUSY."""
+    return time.monotonic() + RMDIR_BOUND
+
+
+def remove_tree(path: str, until: float | None = None) -> None:
+    """rmdir ``path`` and its sub-cgroups, deepest first, retrying EBUSY until ``until``.
 
     cgroup directories hold only kernel files, which rmdir removes with them;
     ``shutil.rmtree`` would try to unlink those files and fail.
     """
     if not os.path.isdir(path):
         return
+    until = deadline() if until is None else until
     subdirs = [os.path.join(root, d) for root, dirs, _ in os.walk(path) for d in dirs]
     for d in [*sorted(subdirs, key=lambda s: s.count("/"), reverse=True), path]:
-        _rmdir_retry(d)
+        _rmdir_retry(d, until)
 
 
-def _has_tasks(path: str) -> bool:
-    try:
-        with open(os.path.join(path, "cgroup.procs")) as f:
-            return bool(f.read().strip())
-    except OSError:
-        return False
-
-
-def _rmdir_retry(path: str) -> None:
+def _rmdir_retry(path: str, until: float) -> None:
     delay = RMDIR_FIRST_DELAY
-    for attempt in range(RMDIR_TRIES):
+    while True:
         try:
             os.rmdir(path)
             return
         except FileNotFoundError:
             return
         except OSError as exc:
-            # EBUSY with tasks inside will not pass by waiting: fail at once.
-            if exc.errno != errno.EBUSY or attempt == RMDIR_TRIES - 1 or _has_tasks(path):
-                raise KernelError("rmdir", path, exc.errno or errno.EIO,
-                                  "processes are still in the cgroup; kill them and retry") from None
+            if exc.errno != errno.EBUSY or time.monotonic() >= until:
+                hint = "processes are still in the cgroup; kill them and retry" if exc.errno == errno.EBUSY else ""
+                raise KernelError("rmdir", path, exc.errno or errno.EIO, hint) from None
             time.sleep(delay)
-            delay *= 2
+            delay = min(delay * 2, 0.05)

@@ -59,12 +59,16 @@ class V1Manager(m.CgroupManager):
                 if ctl is devices:
                     self._warn("the devices cgroup controller is not mounted: device access is not restricted")
                     continue
-                if ctl is hugetlb and self._unified_has("hugetlb"):
+                if ctl is hugetlb and self._unified_offers("hugetlb"):
+                    # Hybrid host whose hugetlb lives on the cgroup2 mount: enable it down to our
+                    # cgroup there and set the limit through the v2 backend.
+                    from intermodal.runtime.cgroups.v2 import V2Manager
                     from intermodal.runtime.cgroups.v2 import hugetlb as hugetlb2
 
-                    for w in hugetlb2.apply(self._unified, resources):
-                        self._warn(w)
-                    continue
+                    V2Manager(self._unified).create()
+                    if "hugetlb" in m.read(self._unified, "cgroup.controllers").split():
+                        hugetlb2.apply(self._unified, resources)
+                        continue
                 key = next((k for k, c in _NEEDS.items() if c == ctl.NAME), "cpu")
                 raise InvalidSpec(f"linux.resources.{key}: the {ctl.NAME} cgroup controller is not available on "
                                   "this host; remove the setting from config.json or mount the controller")
@@ -73,9 +77,10 @@ class V1Manager(m.CgroupManager):
 
     def destroy(self) -> None:
         errors: list[KernelError] = []
+        until = m.deadline()
         for path in [*self._paths.values(), *([self._unified] if self._unified else [])]:
             try:
-                m.remove_tree(path)
+                m.remove_tree(path, until)
             except KernelError as exc:
                 errors.append(exc)
         if errors:
@@ -143,13 +148,13 @@ class V1Manager(m.CgroupManager):
                               f"the {controller} cgroup v1 controller is not mounted on this host")
         return path
 
-    def _unified_has(self, controller: str) -> bool:
+    def _unified_offers(self, controller: str) -> bool:
+        """Whether the cgroup2 mount's root lists ``controller`` (it can be enabled for us)."""
         if not self._unified:
             return False
-        try:
-            return controller in m.read(self._unified, "cgroup.controllers").split()
-        except KernelError:
-            return False
+        from intermodal.runtime.cgroups.detect import detect
+
+        return controller in detect().v2_controllers
 
 
 def _int(text: str) -> int | None:

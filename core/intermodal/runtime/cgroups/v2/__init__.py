@@ -28,7 +28,7 @@ class V2Manager(m.CgroupManager):
         self._mount = mountpoint or _find_mount(path)
 
     def apply(self, pid: int) -> None:
-        self._create()
+        self.create()
         m.write(self._path, "cgroup.procs", pid)
 
     def set(self, resources: dict | None) -> None:
@@ -37,7 +37,7 @@ class V2Manager(m.CgroupManager):
         for key in ("network", "rdma"):
             if resources.get(key):
                 raise InvalidSpec(f"linux.resources.{key}: not supported by imod-runtime; remove it from config.json")
-        self._create()
+        self.create()
         available = set(self._controllers())
         for ctl in CONTROLLERS:
             if not ctl.applies(resources):
@@ -93,7 +93,7 @@ class V2Manager(m.CgroupManager):
     def _controllers(self) -> list[str]:
         return m.read(self._path, "cgroup.controllers").split()
 
-    def _create(self) -> None:
+    def create(self) -> None:
         """mkdir the path, enabling the parent's controllers at each level."""
         rel = os.path.relpath(self._path, self._mount)
         parts = [] if rel == "." else rel.split("/")
