@@ -12,7 +12,7 @@ libseccomp2, installed by scripts/setup). Why not the others:
 - PyPI ``pyseccomp`` is the same ctypes idea, unmaintained since 2021.
 
 libseccomp itself is the maintained part (it knows every architecture's
-syscall table); the layer is the nine functions we call. It costs nothing
+syscall table); the layer is the ten functions we call. It costs nothing
 extra to import in the init child: ctypes is already loaded there for the
 other syscalls, and the library is opened only in :func:`load`.
 
@@ -23,6 +23,10 @@ the process still has CAP_SYS_ADMIN (before dropping capabilities and
 changing uid), because loading a filter without no_new_privs needs it. We
 never let libseccomp set no_new_privs on its own (SCMP_FLTATR_CTL_NNP=0): the
 spec decides.
+
+Fast path: compiling Docker's profile costs ~10 ms. :func:`prepare` does it in
+the parent before fork (and caches it); the child then calls
+:func:`load_prepared`, ~1 ms, same ordering rules.
 """
 
 from __future__ import annotations
