@@ -227,3 +227,44 @@ def test_effective_state_when_monitor_is_gone():
 ])
 def test_describe(state, text):
     assert st.describe(state, now=1704067205.0) == text
+
+
+# -- healthchecks ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "ns"), [
+    ("30s", 30 * 10**9), ("1m30s", 90 * 10**9), ("500ms", 5 * 10**8), ("1h", 3600 * 10**9), ("0.5s", 5 * 10**8),
+    ("2", 2 * 10**9), (1.5, 15 * 10**8),
+])
+def test_parse_duration(text, ns):
+    assert specs.parse_duration(text) == ns
+
+
+@pytest.mark.parametrize("text", ["", "s", "10x", "5s3"])
+def test_parse_duration_refuses(text):
+    with pytest.raises(InvalidArgument, match="invalid duration"):
+        specs.parse_duration(text)
+
+
+IMAGE_HEALTH = {"config": {"Healthcheck": {"Test": ["CMD-SHELL", "check"], "Interval": 5 * 10**9}}}
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({}, {"Test": ["CMD-SHELL", "check"], "Interval": 5 * 10**9, "Timeout": 30 * 10**9, "StartPeriod": 0,
+          "Retries": 3}),
+    ({"healthcheck": {"cmd": "mine", "retries": 1}},
+     {"Test": ["CMD-SHELL", "mine"], "Interval": 5 * 10**9, "Timeout": 30 * 10**9, "StartPeriod": 0, "Retries": 1}),
+    ({"healthcheck": {"cmd": ["probe", "-q"], "interval": "1s"}},
+     {"Test": ["CMD", "probe", "-q"], "Interval": 10**9, "Timeout": 30 * 10**9, "StartPeriod": 0, "Retries": 3}),
+    ({"healthcheck": {"disable": True}}, None),
+])
+def test_resolve_healthcheck(options, expected):
+    from intermodal.containers.config import resolve_healthcheck
+
+    assert resolve_healthcheck(ContainerSpec.build("img", **options), IMAGE_HEALTH) == expected
+    assert resolve_healthcheck(ContainerSpec.build("img"), {"config": {}}) is None
+
+
+def test_healthcheck_spec_round_trips():
+    spec = ContainerSpec.build("img", healthcheck={"cmd": "x", "timeout": "2s"})
+    assert ContainerSpec.from_json(spec.to_json()) == spec

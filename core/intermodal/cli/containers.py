@@ -46,6 +46,12 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus")
     p.add_argument("--pids-limit", type=int)
     p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
+    p.add_argument("--health-cmd", help="command run in the container to check its health (a shell command)")
+    p.add_argument("--health-interval", help="time between checks, e.g. 30s (default: the image's, else 30s)")
+    p.add_argument("--health-timeout", help="longest a check may run (default 30s)")
+    p.add_argument("--health-start-period", help="failures in this time after the start do not count")
+    p.add_argument("--health-retries", type=int, help="failures in a row that make it unhealthy (default 3)")
+    p.add_argument("--no-healthcheck", action="store_true", help="disable the image's HEALTHCHECK")
     p.add_argument("--pull", default="missing", choices=("missing", "always", "never"),
                    help="pull the image: if missing (default), always, or never")
     p.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
@@ -78,6 +84,11 @@ def _spec(args: argparse.Namespace):
     }
     if args.entrypoint is not None:
         options["entrypoint"] = args.entrypoint
+    health = {"cmd": args.health_cmd, "interval": args.health_interval, "timeout": args.health_timeout,
+              "start_period": args.health_start_period, "retries": args.health_retries,
+              "disable": args.no_healthcheck}
+    if any(v not in (None, False) for v in health.values()):
+        options["healthcheck"] = health
     return specs.ContainerSpec.build(args.image, **{k: v for k, v in options.items() if v is not None})
 
 

@@ -115,6 +115,29 @@ def stop_signal(spec: ContainerSpec, image_config: dict[str, Any]) -> int:
     return int(signal.SIGTERM)
 
 
+HEALTH_DEFAULTS = {"Interval": 30_000_000_000, "Timeout": 30_000_000_000, "StartPeriod": 0, "Retries": 3}
+
+
+def resolve_healthcheck(spec: ContainerSpec, image_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The healthcheck in force (Docker's `Config.Healthcheck`, durations in ns), or None."""
+    image = image_section(image_config).get("Healthcheck") or {}
+    mine = spec.healthcheck.to_json() if spec.healthcheck else {}
+    test = mine.get("Test") if mine.get("Test") is not None else image.get("Test")
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] not in ("CMD", "CMD-SHELL") or len(test) < 2:
+        raise InvalidArgument(f"invalid healthcheck test {test!r}: use CMD with arguments or CMD-SHELL with a command")
+    out: dict[str, Any] = {"Test": list(test)}
+    for key, default in HEALTH_DEFAULTS.items():
+        value = mine.get(key) if mine.get(key) is not None else image.get(key)
+        out[key] = int(value) if value else default
+    return out
+
+
+def health_argv(test: list[str]) -> list[str]:
+    return ["/bin/sh", "-c", test[1]] if test[0] == "CMD-SHELL" else list(test[1:])
+
+
 def capabilities(spec: ContainerSpec) -> list[str]:
     last = _cap_last()
     known = ALL_CAPS[: last + 1]

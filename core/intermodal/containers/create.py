@@ -184,6 +184,7 @@ def _record(cid: str, name: str, spec: ContainerSpec, image: ImageRecord, image_
         "Mounts": [{**m.to_json(), "HostSource": src} for m, src in mounts],
         "Hostname": hostname,
         "StopSignal": oci.stop_signal(spec, image_config),
+        "Healthcheck": oci.resolve_healthcheck(spec, image_config),
         "Runtime": runtime,
         "Rootfs": rootfs,
     }

@@ -176,7 +176,8 @@ class ContainerManager:
                                         OOMKilled=False, Pid=info["pid"], PidStart=info["start"],
                                         MonitorPid=info["monitor"], MonitorStart=info["monitor_start"],
                                         StartedAt=st.now_rfc3339(), ExitCode=0, Error="", StopRequested=False,
-                                        RestartCount=0)
+                                        RestartCount=0, Health={"Status": "starting", "FailingStreak": 0,
+                                                                "Log": []} if record.get("Healthcheck") else None)
                 return started
             self.store.update_state(cid, Status="exited", Running=False, Pid=0, ExitCode=info.get("code", 125),
                                     Error=info.get("error", ""), FinishedAt=st.now_rfc3339())
@@ -215,6 +216,7 @@ class ContainerManager:
             "oom_control": _oom_file(cid),
             "tty": spec.tty,
             "console_size": list(console_size) if console_size else None,
+            "healthcheck": _health_for_monitor(directory, record.get("Healthcheck")),
         })
 
     def run(self, spec: ContainerSpec, *, attach: bool = False, stdin: int | None = None,
@@ -517,6 +519,23 @@ def remove_after_exit(root: str, run_root: str, cid: str) -> None:
     manager = Engine(root, run_root).containers
     if manager.store.exists(cid):
         manager._remove_stopped(cid, volumes=True)
+
+
+def _health_for_monitor(directory: Path, check: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Write the test's OCI process (the container's, with the test as args) and its timing, in seconds."""
+    if not check:
+        return None
+    import json
+
+    from intermodal.containers.config import health_argv
+    from intermodal.containers.store import write_json
+
+    process = json.loads((directory / "bundle" / "config.json").read_bytes())["process"]
+    process.update({"args": health_argv(check["Test"]), "terminal": False})
+    process.pop("consoleSize", None)
+    write_json(directory / "health-process.json", process)
+    return {"interval": check["Interval"] / 1e9, "timeout": check["Timeout"] / 1e9,
+            "start_period": check["StartPeriod"] / 1e9, "retries": check["Retries"]}
 
 
 def _set_console_size(bundle: Path, size: tuple[int, int] | None) -> None:

@@ -43,6 +43,29 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class Healthcheck:
+    """Docker's HEALTHCHECK; None in a field means "the image's value, else Docker's default"."""
+
+    test: tuple[str, ...] | None = None  # ("CMD", ...), ("CMD-SHELL", "cmd"), ("NONE",)
+    interval: int | None = None  # ns
+    timeout: int | None = None  # ns
+    start_period: int | None = None  # ns
+    retries: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Test": list(self.test) if self.test is not None else None, "Interval": self.interval,
+                "Timeout": self.timeout, "StartPeriod": self.start_period, "Retries": self.retries}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any] | None) -> Healthcheck | None:
+        if value is None:
+            return None
+        test = value.get("Test")
+        return cls(tuple(test) if test is not None else None, value.get("Interval"), value.get("Timeout"),
+                   value.get("StartPeriod"), value.get("Retries"))
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     image: str
     name: str | None = None
@@ -70,6 +93,7 @@ class ContainerSpec:
     pids_limit: int | None = None
     log_max_size: int = 0  # bytes, 0: unlimited
     log_max_file: int = 1
+    healthcheck: Healthcheck | None = None  # None: the image's
 
     @classmethod
     def build(cls, image: str, **options: Any) -> ContainerSpec:
@@ -115,7 +139,7 @@ class ContainerSpec:
         value: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "restart":
+            if f.name == "restart" or (f.name == "healthcheck" and v is not None):
                 v = v.to_json()
             elif f.name == "mounts":
                 v = [m.to_json() for m in v]
@@ -131,6 +155,7 @@ class ContainerSpec:
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in value.items() if k in known}
         data["restart"] = RestartPolicy.from_json(data.get("restart"))
+        data["healthcheck"] = Healthcheck.from_json(data.get("healthcheck"))
         data["mounts"] = tuple(Mount.from_json(m) for m in data.get("mounts", ()))
         for key in ("env", "labels"):
             data[key] = tuple((data.get(key) or {}).items())
@@ -245,6 +270,51 @@ def parse_size(value: str | int) -> int:
     if result < 0:
         raise InvalidArgument(f"invalid size {value!r}: sizes cannot be negative")
     return result
+
+
+def parse_duration(value: str | int | float) -> int:
+    """`30s`, `1m30s`, `500ms`, `1h` (Go's time.ParseDuration, as Docker's flags) or seconds -> ns."""
+    if isinstance(value, (int, float)):
+        return int(value * 1_000_000_000)
+    units = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+             "h": 3_600_000_000_000}
+    text = value.strip()
+    total, number = 0.0, ""
+    i = 0
+    try:
+        if text.replace(".", "", 1).isdigit():
+            return int(float(text) * 1_000_000_000)
+        while i < len(text):
+            if text[i].isdigit() or text[i] == ".":
+                number += text[i]
+                i += 1
+                continue
+            unit = next(u for u in ("ns", "us", "µs", "ms", "s", "m", "h") if text.startswith(u, i))
+            total += float(number) * units[unit]
+            number, i = "", i + len(unit)
+        if number or not text:
+            raise ValueError
+    except (StopIteration, ValueError):
+        raise InvalidArgument(f"invalid duration {value!r}: use a number with a unit, e.g. 30s, 1m30s or 500ms"
+                              ) from None
+    return int(total)
+
+
+def parse_healthcheck(value: Healthcheck | Mapping[str, Any]) -> Healthcheck:
+    """From a mapping of Docker's flags: cmd (a shell command, or a list for CMD), interval, timeout,
+    start_period, retries, disable."""
+    if isinstance(value, Healthcheck):
+        return value
+    if value.get("disable"):
+        return Healthcheck(("NONE",))
+    cmd = value.get("cmd")
+    test = None if cmd is None else (("CMD-SHELL", cmd) if isinstance(cmd, str) else ("CMD", *cmd))
+    durations = {k: parse_duration(value[k]) if value.get(k) is not None else None
+                 for k in ("interval", "timeout", "start_period")}
+    retries = int(value["retries"]) if value.get("retries") is not None else None
+    if retries is not None and retries < 0:
+        raise InvalidArgument("--health-retries cannot be negative")
+    return Healthcheck(test, durations["interval"], durations["timeout"], durations["start_period"], retries)
 
 
 def parse_restart(value: str | RestartPolicy) -> RestartPolicy:
@@ -371,4 +441,5 @@ _NORMALISE = {
     "pids_limit": int,
     "log_max_size": parse_size,
     "log_max_file": int,
+    "healthcheck": parse_healthcheck,
 }

@@ -63,7 +63,11 @@ def describe(state: dict[str, Any], now: float | None = None) -> str:
         return "Created"
     if status in ("running", "paused"):
         up = _since(state.get("StartedAt"), now)
-        return f"Up {up}" + (" (Paused)" if status == "paused" else "")
+        if status == "paused":
+            return f"Up {up} (Paused)"
+        health = (state.get("Health") or {}).get("Status")
+        return f"Up {up}" + ({"starting": " (health: starting)", "healthy": " (healthy)",
+                              "unhealthy": " (unhealthy)"}.get(health, "") if health else "")
     if status == "restarting":
         return f"Restarting ({state.get('ExitCode', 0)}) {human_ago(now - _ts(state.get('FinishedAt'), now))}"
     if status == "removing":
@@ -76,7 +80,7 @@ def _since(text: str | None, now: float) -> str:
     if seconds < 1:
         return "Less than a second"
     if seconds < 60:
-        return f"{seconds} seconds"
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
     if seconds < 3600:
         return f"{seconds // 60} minutes" if seconds >= 120 else "About a minute"
     if seconds < 48 * 3600:
