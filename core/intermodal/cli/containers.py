@@ -447,13 +447,16 @@ def _run_exec(ctx: Context, args: argparse.Namespace) -> int:
 
     if not args.command:
         raise InvalidArgument("exec needs a command to run: imod exec CONTAINER COMMAND [ARG...]")
+    if args.tty and not args.detach and not os.isatty(0):
+        raise InvalidArgument("exec -t needs a terminal on standard input: run it from a terminal, or drop -t")
     if not args.interactive and not args.tty:
         # Without -i the process gets no input, as in Docker.
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
     return ctx.engine.containers.exec(args.container, args.command, env=parse_env(args.env), workdir=args.workdir,
-                                      user=args.user, tty=args.tty, detach=args.detach)
+                                      user=args.user, tty=args.tty, detach=args.detach,
+                                      console_size=_terminal_size() if args.tty else None)
 
 
 ps = Command("ps", "List containers", _configure_ps, _run_ps)

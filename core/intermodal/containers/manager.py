@@ -449,7 +449,8 @@ class ContainerManager:
             time.sleep(0.1)
 
     def exec(self, name: str, command: list[str], *, env: tuple[tuple[str, str], ...] = (), workdir: str | None = None,
-             user: str | None = None, tty: bool = False, detach: bool = False) -> int:
+             user: str | None = None, tty: bool = False, detach: bool = False,
+             console_size: tuple[int, int] | None = None) -> int:
         """Run a command in a running container with our stdio; its exit code (126/127 as Docker)."""
         import json
 
@@ -465,6 +466,9 @@ class ContainerManager:
         process = dict(bundle["process"])
         process["args"] = list(command)
         process["terminal"] = tty
+        process.pop("consoleSize", None)
+        if tty and console_size:
+            process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
         if env:
             keep = [e for e in process["env"] if e.partition("=")[0] not in dict(env)]
             process["env"] = keep + [f"{k}={v}" for k, v in env]
