@@ -31,7 +31,8 @@ def test_imod_import_busybox_with_change(imod, engine, busybox_tar: Path) -> Non
     assert config["config"]["Cmd"] == ["sh"]
     assert config["rootfs"] == {"type": "layers", "diff_ids": [_sha(busybox_tar.read_bytes())]}
     assert config["architecture"] == host_platform()["architecture"] and config["os"] == "linux"
-    assert config["history"][0]["comment"] == "Imported from -"
+    assert config["history"][0]["comment"] == config["comment"] == "Imported from -"
+    assert "created_by" not in config["history"][0]  # as Docker's import: CREATED BY stays empty
     record = engine.images.get("busybox:latest")
     assert record.id == out
     assert "docker.io/library/busybox:latest" in record.tags

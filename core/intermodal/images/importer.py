@@ -65,6 +65,7 @@ def image_config(container_config: dict[str, Any], diff_ids: list[str], comment:
         "architecture": platform["architecture"],
         "os": platform["os"],
         "created": created,
+        "comment": comment,  # Docker's V1Image.Comment, which `docker inspect` shows
         "config": container_config,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         # Docker's import leaves created_by empty and says where the layer came from
