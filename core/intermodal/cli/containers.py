@@ -492,3 +492,17 @@ def _run_prune(ctx: Context, args: argparse.Namespace) -> int:
 
 top = Command("top", "Show the processes of a running container", _configure_top, _run_top)
 prune = Command("container prune", "Remove all stopped containers", _configure_prune, _run_prune)
+
+
+def _configure_cp(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", metavar="SRC", help="CONTAINER:PATH or a host path ('-': a tar on stdin)")
+    p.add_argument("dest", metavar="DEST", help="CONTAINER:PATH or a host path ('-': a tar on stdout)")
+    p.add_argument("-a", "--archive", action="store_true", help="keep owners (always done)")
+
+
+def _run_cp(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.engine.containers.copy(args.src, args.dest, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer)
+    return 0
+
+
+cp = Command("cp", "Copy files between a container and the host", _configure_cp, _run_cp)

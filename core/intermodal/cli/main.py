@@ -65,6 +65,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "unpause": "containers:unpause",
     "rename": "containers:rename",
     "top": "containers:top",
+    "cp": "containers:cp",
     "container": {
         "run": "containers:run",
         "create": "containers:create",
@@ -84,6 +85,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "unpause": "containers:unpause",
         "rename": "containers:rename",
         "top": "containers:top",
+        "cp": "containers:cp",
         "prune": "containers:prune",
     },
     "volume": {

@@ -480,6 +480,21 @@ class ContainerManager:
                                                            if u.additional_gids else {})}
         return self._runtime(record).exec(cid, process, directory, detach=detach)
 
+    def copy(self, src: str, dest: str, *, stdin: Any = None, stdout: Any = None) -> None:
+        """`docker cp`: one of *src*/*dest* is CONTAINER:PATH; '-' on the host side is a tar stream."""
+        from intermodal.containers.copy import ContainerFS, copy_in, copy_out, parse_cp_args
+
+        direction, name, container_path, host_path = parse_cp_args(src, dest)
+        cid = self.store.resolve(name)
+        record = self.store.read_record(cid)
+        directory = self.store.dir(cid)
+        self.engine.images.store.layers.mount(record["DiffIds"], directory)  # idempotent; after a reboot it is not
+        fs = ContainerFS.of(record, directory)
+        if direction == "out":
+            copy_out(fs, container_path, host_path, stdout)
+        else:
+            copy_in(fs, host_path, container_path, stdin)
+
     def top(self, name: str, ps_args: list[str] | None = None) -> str:
         """`ps` output for the container's processes (default `-ef`, as Docker)."""
         cid = self.store.resolve(name)
