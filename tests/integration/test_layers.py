@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from intermodal.errors import DigestMismatch, UnsafePath
+from intermodal.errors import DigestMismatch, StoreCorrupted, UnsafePath
 from intermodal.images import mediatypes as mt
 from intermodal.images.blobs import BlobStore
 from intermodal.images.manifest import Descriptor
@@ -232,6 +232,17 @@ def test_vfs_mount_is_a_private_copy(store: LayerStore, mounts: list[Path], tmp_
     (rootfs / "etc/keep").write_bytes(b"changed")
     assert (layer.path / "etc/keep").read_bytes() == b"keep"
     assert store.mount(diff_ids, container) == rootfs and (rootfs / "etc/keep").read_bytes() == b"changed"
+
+
+def test_mount_with_descriptors_unpacks_missing_layers(store: LayerStore, driver: str, mounts: list[Path],
+                                                       tmp_path: Path) -> None:
+    descriptors, diff_ids = _image(store, BASE, TOP)
+    container = tmp_path / "c4"
+    with pytest.raises(StoreCorrupted, match="pull or load the image again"):
+        store.mount(diff_ids, container)
+    mounts.append(container)
+    rootfs = store.mount(diff_ids, container, descriptors)
+    assert _tree(rootfs) == EXPECTED
 
 
 # -- removal -------------------------------------------------------------------------

@@ -213,16 +213,19 @@ class LayerStore:
 
     # -- container mounts ----------------------------------------------------------
 
-    def mount(self, diff_ids: Sequence[str], container_dir: Path) -> Path:
+    def mount(self, diff_ids: Sequence[str], container_dir: Path,
+              descriptors: Sequence[Descriptor] | None = None) -> Path:
         """Make a writable root filesystem of the image's layers for a container; return it.
 
         overlay: mounted at ``container_dir/merged`` with ``upper`` and ``work``
         beside it; vfs: a copy at ``container_dir/rootfs``. Idempotent. The
-        layers stay in use (prune keeps them) until `unmount`.
+        layers stay in use (prune keeps them) until `unmount`. With the
+        image's layer *descriptors*, missing layers are unpacked from their
+        blobs first (e.g. after the storage driver changed).
         """
         container_dir = Path(container_dir).absolute()
         with locked(self.paths.locks / "gc", shared=True):
-            layers = self.layers(diff_ids)
+            layers = self.ensure(descriptors, diff_ids) if descriptors is not None else self.layers(diff_ids)
             lowers = self.driver.lower_dirs([layer.path for layer in layers]) or [self._empty()]
             atomic_write_json(self._mount_record(container_dir), {
                 "container_dir": str(container_dir),
