@@ -506,3 +506,23 @@ def _run_cp(ctx: Context, args: argparse.Namespace) -> int:
 
 
 cp = Command("cp", "Copy files between a container and the host", _configure_cp, _run_cp)
+
+
+def _configure_commit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
+    p.add_argument("-c", "--change", action="append", default=[], help="a Dockerfile instruction, e.g. 'CMD [\"sh\"]'")
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("-a", "--author", default="")
+    p.add_argument("-p", "--pause", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
+                   help="pause the container while committing (default true)")
+
+
+def _run_commit(ctx: Context, args: argparse.Namespace) -> int:
+    record = ctx.engine.containers.commit(args.container, args.reference, changes=args.change,
+                                         message=args.message, author=args.author, pause=args.pause)
+    print(record.id)
+    return 0
+
+
+commit = Command("commit", "Create a new image from a container's changes", _configure_commit, _run_commit)

@@ -66,6 +66,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "rename": "containers:rename",
     "top": "containers:top",
     "cp": "containers:cp",
+    "commit": "containers:commit",
     "container": {
         "run": "containers:run",
         "create": "containers:create",
@@ -86,6 +87,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "rename": "containers:rename",
         "top": "containers:top",
         "cp": "containers:cp",
+        "commit": "containers:commit",
         "prune": "containers:prune",
     },
     "volume": {

@@ -495,6 +495,14 @@ class ContainerManager:
         else:
             copy_in(fs, host_path, container_path, stdin)
 
+    def commit(self, name: str, reference: str | None = None, *, changes: list[str] | None = None,
+               message: str = "", author: str = "", pause: bool = True) -> Any:
+        """The container's changes as a new image (returns its ImageRecord); `docker commit`."""
+        from intermodal.containers.commit import commit_container
+
+        return commit_container(self, name, reference, changes=changes or [], message=message, author=author,
+                                pause=pause)
+
     def top(self, name: str, ps_args: list[str] | None = None) -> str:
         """`ps` output for the container's processes (default `-ef`, as Docker)."""
         cid = self.store.resolve(name)

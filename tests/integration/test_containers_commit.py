@@ -1,0 +1,44 @@
+"""`imod commit`: the container's changes, deletions included, become a layer of a new image."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.containers import clean_containers  # noqa: F401 - the fixture below
+
+pytestmark = [pytest.mark.requires("root", "overlay", "runc", "busybox"), pytest.mark.usefixtures("clean_containers")]
+
+
+def test_commit_adds_deletes_and_replaces(imod, busybox_image):
+    imod("run", "--name", "src", "-e", "FOO=bar", busybox_image, "sh", "-c",
+         "echo new > /newfile; rm /bin/vi; rm -rf /var/www; mkdir /var/www; echo fresh > /var/www/x")
+    image_id = imod("commit", "-m", "my change", "-c", 'CMD ["cat", "/newfile"]', "src", "committed:1").stdout
+    assert image_id.startswith(b"sha256:")
+    assert imod("run", "--rm", "committed:1").stdout == b"new\n"  # the CMD from --change
+    out = imod("run", "--rm", "committed:1", "sh", "-c", "ls /var/www; test -e /bin/vi || echo vi-gone; echo $FOO")
+    assert out.stdout == b"x\nvi-gone\nbar\n"  # opaque dir, whiteout, the container's env
+    info = json.loads(imod("image", "inspect", "committed:1").stdout)[0]
+    assert len(info["RootFS"]["Layers"]) == 2
+    assert info["Config"]["Cmd"] == ["cat", "/newfile"]
+    history = json.loads(imod("history", "--format", "json", "committed:1").stdout.splitlines()[0])
+    assert history["Comment"] == "my change"
+
+
+def test_commit_a_running_container_pauses_it_and_leaves_it_running(imod, busybox_image):
+    imod("run", "-d", "--name", "live", busybox_image, "sh", "-c", "echo state > /state; sleep 1000")
+    imod("exec", "live", "test", "-e", "/state")
+    imod("commit", "live", "snap:1")
+    assert json.loads(imod("container", "inspect", "live").stdout)[0]["State"]["Status"] == "running"
+    assert imod("run", "--rm", "snap:1", "cat", "/state").stdout == b"state\n"
+
+
+def test_commit_leaves_runtime_mount_points_out(imod, busybox_image, engine):
+    imod("run", "--name", "plain", busybox_image, "true")
+    imod("commit", "plain", "plain:1")
+    record = engine.images.get("plain:1")
+    from intermodal.storage.layers import chain_ids
+
+    top = engine.images.store.layers.get(chain_ids(list(record.diff_ids))[-1])
+    assert top is not None and top.size == 0  # /etc/hosts, /etc/resolv.conf ... were mount points only
