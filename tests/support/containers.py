@@ -52,6 +52,8 @@ def leaks_after_removal(root: Path) -> list[str]:
     leaks += [f"mount {m}" for m in mounts_under(root)]
     leaks += [f"cgroup {p}" for i in ids for p in cgroups_of(i)]
     leaks += [f"process {pid}" for pid, start in pids if _alive(pid, start)]
+    locks = root / "locks" / "containers"
+    leaks += [f"lock file {p.name[:12]}" for p in locks.iterdir()] if locks.is_dir() else []
     runtime_state = root / "run" / "runtime"
     leaks += [f"runtime state {p}" for p in runtime_state.glob("*/*")] if runtime_state.is_dir() else []
     return leaks

@@ -66,6 +66,7 @@ def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec,
                     step()
                 except Exception:  # keep undoing; the original error is what matters
                     pass
+            store.lock_path(cid).unlink(missing_ok=True)  # the id is given up: so is its lock
             raise
     return cid
 
