@@ -170,3 +170,12 @@ def test_interactive_tty_from_a_terminal(busybox_image, engine_root):
             proc.wait(timeout=30)
         os.close(master)
     assert b"30 100" in out and b"got hello" in out, out
+
+
+def test_init_is_pid_one_and_passes_signals_on(imod, busybox_image):
+    out = imod("run", "--rm", "--init", busybox_image, "sh", "-c", "ps -o pid,comm | grep ' 1 '; exit 3", check=False)
+    assert (out.returncode, out.stdout.split()) == (3, [b"1", b"docker-init"])
+    imod("run", "-d", "--name", "reaped", "--init", busybox_image, "sleep", "1000")
+    imod("stop", "-t", "30", "reaped")  # sleep as pid 1 would ignore SIGTERM; under the init it dies of it
+    info = json.loads(imod("container", "inspect", "reaped").stdout)[0]
+    assert info["State"]["ExitCode"] == 143

@@ -52,6 +52,7 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--health-start-period", help="failures in this time after the start do not count")
     p.add_argument("--health-retries", type=int, help="failures in a row that make it unhealthy (default 3)")
     p.add_argument("--no-healthcheck", action="store_true", help="disable the image's HEALTHCHECK")
+    p.add_argument("--init", action="store_true", help="run a small init as pid 1 (reaps zombies, passes signals)")
     p.add_argument("--pull", default="missing", choices=("missing", "always", "never"),
                    help="pull the image: if missing (default), always, or never")
     p.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
@@ -80,7 +81,7 @@ def _spec(args: argparse.Namespace):
         "stop_timeout": args.stop_timeout, "auto_remove": args.rm, "interactive": args.interactive,
         "tty": args.tty, "read_only": args.read_only, "privileged": args.privileged, "cap_add": args.cap_add,
         "cap_drop": args.cap_drop, "memory": args.memory, "cpus": args.cpus, "pids_limit": args.pids_limit,
-        "log_max_size": log_opts.get("max-size"), "log_max_file": log_opts.get("max-file"),
+        "log_max_size": log_opts.get("max-size"), "log_max_file": log_opts.get("max-file"), "init": args.init,
     }
     if args.entrypoint is not None:
         options["entrypoint"] = args.entrypoint

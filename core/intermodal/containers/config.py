@@ -238,13 +238,19 @@ def build_config(spec: ContainerSpec, image_config: dict[str, Any], inputs: Bund
         env.append(f"HOME={user.home}")
     caps = capabilities(spec)
     cap_sets = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+    args = list(proc.args)
+    init_mounts: list[dict[str, Any]] = []
+    if spec.init:
+        args = [INIT_PATH, "--", *args]
+        init_mounts = [{"destination": INIT_PATH, "type": "bind", "source": init_binary(),
+                        "options": ["rbind", "ro", "rprivate"]}]
     config: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": spec.tty,
             "user": {"uid": user.uid, "gid": user.gid, **({"additionalGids": list(user.additional_gids)}
                                                          if user.additional_gids else {})},
-            "args": list(proc.args),
+            "args": args,
             "env": env,
             "cwd": proc.cwd,
             "capabilities": cap_sets,
@@ -252,7 +258,7 @@ def build_config(spec: ContainerSpec, image_config: dict[str, Any], inputs: Bund
         },
         "root": {"path": inputs.rootfs, "readonly": spec.read_only},
         "hostname": inputs.hostname,
-        "mounts": default_mounts(spec) + user_mounts(inputs.mounts) + etc_mounts(inputs.etc_files),
+        "mounts": default_mounts(spec) + user_mounts(inputs.mounts) + etc_mounts(inputs.etc_files) + init_mounts,
         "linux": {
             "namespaces": namespaces(spec),
             "cgroupsPath": inputs.cgroups_path,
@@ -266,6 +272,21 @@ def build_config(spec: ContainerSpec, image_config: dict[str, Any], inputs: Bund
         if profile is not None:
             config["linux"]["seccomp"] = profile
     return config
+
+
+INIT_PATH = "/sbin/docker-init"  # where Docker puts its init, so scripts that look for it find it
+INIT_CANDIDATES = ("/usr/bin/catatonit", "/usr/libexec/podman/catatonit", "/usr/bin/tini-static",
+                   "/usr/bin/docker-init")
+
+
+def init_binary() -> str:
+    """A statically linked init on the host ($IMOD_INIT, else catatonit or tini-static): it runs in any image."""
+    wanted = os.environ.get("IMOD_INIT")
+    for path in ([wanted] if wanted else INIT_CANDIDATES):
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise InvalidArgument("--init needs a static init on this host: install catatonit (scripts/setup does) "
+                          "or set IMOD_INIT to one")
 
 
 def namespaces(spec: ContainerSpec) -> list[dict[str, str]]:

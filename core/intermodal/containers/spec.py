@@ -94,6 +94,7 @@ class ContainerSpec:
     log_max_size: int = 0  # bytes, 0: unlimited
     log_max_file: int = 1
     healthcheck: Healthcheck | None = None  # None: the image's
+    init: bool = False  # a small init as pid 1 that reaps zombies and passes signals on
 
     @classmethod
     def build(cls, image: str, **options: Any) -> ContainerSpec:
