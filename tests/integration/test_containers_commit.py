@@ -42,3 +42,32 @@ def test_commit_leaves_runtime_mount_points_out(imod, busybox_image, engine):
 
     top = engine.images.store.layers.get(chain_ids(list(record.diff_ids))[-1])
     assert top is not None and top.size == 0  # /etc/hosts, /etc/resolv.conf ... were mount points only
+
+
+@pytest.fixture
+def small_root(engine_root):
+    """The engine root on an 8 MiB tmpfs, so that a commit runs out of space."""
+    import subprocess
+
+    from tests.support.containers import force_cleanup, leaks_after_removal
+
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "imod-test-small", str(engine_root)], check=True)
+    try:
+        yield engine_root
+    finally:
+        leaks = leaks_after_removal(engine_root)
+        force_cleanup(engine_root)
+        subprocess.run(["umount", "-l", str(engine_root)], check=True)
+        assert not leaks, leaks
+
+
+def test_commit_on_a_full_disk_fails_cleanly(small_root, imod, busybox_image):
+    imod("run", "--name", "big", busybox_image, "sh", "-c", "head -c 4500000 /dev/urandom > /big")
+    before = imod("images", "-q").stdout
+    proc = imod("commit", "big", "big:1", check=False)
+    assert proc.returncode == 125
+    assert b"No space left on device" in proc.stderr and b"nothing was committed" in proc.stderr
+    assert imod("images", "-q").stdout == before  # no half image
+    assert not [p for p in (small_root / "tmp").iterdir() if p.name.startswith("commit-")]
+    imod("rm", "big")  # the container is intact and goes as usual; space is back
+    imod("run", "--rm", busybox_image, "true")

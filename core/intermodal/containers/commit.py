@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from intermodal.containers.spec import ContainerSpec
-from intermodal.errors import IncorrectState, InvalidArgument
+from intermodal.errors import IncorrectState, InvalidArgument, KernelError
 
 if TYPE_CHECKING:
     from intermodal.containers.manager import ContainerManager
@@ -58,27 +58,37 @@ def commit_container(manager: ContainerManager, name: str, reference: str | None
     paused = pause and state.get("Status") == "running"
     if paused:
         runtime.pause(cid)
-    store = images.store
     try:
-        with store.gc_guard():
-            spool = manager.engine.paths.tmp / f"commit-{cid[:12]}-{os.getpid()}.tar"
-            spool.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                skip = _mount_points(directory)
-                with open(spool, "w+b") as f:
-                    write_layer(upper, f, skip)
-                    f.seek(0)
-                    from intermodal.storage.layers import chain_ids
-
-                    parent = chain_ids(list(base.diff_ids))[-1] if base.diff_ids else None
-                    layer, diff_id = store.layers.create_from_tar(f, parent)
-            finally:
-                spool.unlink(missing_ok=True)
-            return _store_image(images, base, base_config, config_section, layer, diff_id, tags,
-                                message, author)
+        return _commit(manager, cid, directory, upper, base, base_config, config_section, tags, message, author)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise KernelError("commit", manager.engine.paths.root, err.errno,
+                              "no space left for the new layer; nothing was committed: free space under the "
+                              "engine root (`imod image prune`, `imod container prune`) and retry") from None
+        raise KernelError.from_oserror("commit", err) from None
     finally:
         if paused:
             runtime.resume(cid)
+
+
+def _commit(manager: ContainerManager, cid: str, directory: Path, upper: Path, base: ImageRecord,
+            base_config: dict[str, Any], config_section: dict[str, Any], tags: list[Any], message: str,
+            author: str) -> ImageRecord:
+    from intermodal.storage.layers import chain_ids
+
+    images = manager.engine.images
+    with images.store.gc_guard():
+        spool = manager.engine.paths.tmp / f"commit-{cid[:12]}-{os.getpid()}.tar"
+        spool.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(spool, "w+b") as f:
+                write_layer(upper, f, _mount_points(directory))
+                f.seek(0)
+                parent = chain_ids(list(base.diff_ids))[-1] if base.diff_ids else None
+                layer, diff_id = images.store.layers.create_from_tar(f, parent)
+        finally:
+            spool.unlink(missing_ok=True)
+        return _store_image(images, base, base_config, config_section, layer, diff_id, tags, message, author)
 
 
 def _container_config(record: dict[str, Any], base_config: dict[str, Any]) -> dict[str, Any]:
