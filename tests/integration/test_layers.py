@@ -7,6 +7,7 @@ import gzip
 import io
 import multiprocessing
 import os
+import shutil
 import signal
 import stat
 import time
@@ -21,7 +22,7 @@ from intermodal.images.blobs import BlobStore
 from intermodal.images.manifest import Descriptor
 from intermodal.paths import EnginePaths
 from intermodal.storage.layers import LayerStore, chain_id, chain_ids
-from tests.support.layertar import diff_id, directory, file, opaque, symlink, tar_bytes, whiteout
+from tests.support.layertar import diff_id, directory, file, hardlink, opaque, symlink, tar_bytes, whiteout
 
 pytestmark = pytest.mark.requires("root")
 
@@ -136,13 +137,18 @@ def test_diff_id_mismatch_keeps_nothing(store: LayerStore, driver: str) -> None:
     tar_bytes(file("/abs", b"1")),
     tar_bytes(symlink("esc", "/"), file("esc/tmp/evil", b"1")),
     tar_bytes(file("a", b"1"), symlink("esc", ".."), file("esc/evil", b"1")),
-], ids=["dotdot", "absolute", "symlink-then-write", "relative-symlink-then-write"])
+    tar_bytes(hardlink("link", "../../../../../../etc/passwd")),
+    tar_bytes(hardlink("link", "/etc/passwd")),
+    tar_bytes(symlink("etc", "/etc"), hardlink("link", "etc/passwd")),
+], ids=["dotdot", "absolute", "symlink-then-write", "relative-symlink-then-write", "hardlink-dotdot",
+        "hardlink-absolute", "hardlink-through-symlink"])
 def test_unsafe_layer_is_refused_and_leaves_nothing(store: LayerStore, driver: str, bad: bytes) -> None:
     with pytest.raises(UnsafePath, match="refused"):
         store.ensure_layer(_blob(store, bad), diff_id(bad), None)
     assert store.get(diff_id(bad)) is None
     assert _leftovers(store) == []
     assert not Path("/tmp/evil").exists()
+    assert os.stat("/etc/passwd").st_nlink == 1
 
 
 def test_create_from_tar_stores_a_gzip_blob_and_the_layer(store: LayerStore, driver: str) -> None:
@@ -267,6 +273,21 @@ def test_remove_unused_keeps_used_and_mounted_layers(store: LayerStore, driver: 
     store.unmount(container)
     assert store.remove_unused(set()) == [diff_id(other)]
     assert _leftovers(store) == []
+
+
+def test_a_mount_record_of_a_removed_container_does_not_pin_layers(store: LayerStore, driver: str,
+                                                                     tmp_path: Path) -> None:
+    descriptors, diff_ids = _image(store, BASE)
+    store.ensure(descriptors, diff_ids)
+    container = tmp_path / "gone"
+    try:
+        store.mount(diff_ids, container)
+        assert store.in_use() == {diff_ids[0]}
+    finally:
+        store.driver.unmount(container)  # unmounted behind the store's back, record left
+    shutil.rmtree(container)
+    assert store.in_use() == set()
+    assert store.remove_unused(set()) == [diff_ids[0]]
 
 
 def test_remove_unused_with_exact_image_chains(store: LayerStore, driver: str) -> None:

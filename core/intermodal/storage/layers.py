@@ -251,8 +251,12 @@ class LayerStore:
         used: set[str] = set()
         mounts = self.paths.layers / "mounts"
         for entry in os.scandir(mounts) if mounts.is_dir() else ():
-            if entry.name.endswith(".json"):
-                used.update((read_json(Path(entry.path)) or {}).get("chain_ids", ()))
+            if not entry.name.endswith(".json"):
+                continue
+            record = read_json(Path(entry.path)) or {}
+            # a container removed without `unmount` leaves a record naming a missing directory
+            if record.get("container_dir") and os.path.isdir(record["container_dir"]):
+                used.update(record.get("chain_ids", ()))
         return used
 
     # -- removal -------------------------------------------------------------------
