@@ -391,3 +391,63 @@ def test_remove_unused_cleans_a_probe_left_mounted_by_a_killed_command(store: La
         assert not probe.exists()
     finally:
         unmount(probe / "merged")
+
+
+# -- against a peer ------------------------------------------------------------------
+
+
+def _describe(root: Path) -> dict[str, tuple]:
+    """Every entry's type, mode, owner, link target and content digest."""
+    import hashlib
+
+    out = {}
+    for path in sorted(root.rglob("*")):
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            detail: object = os.readlink(path)
+        elif stat.S_ISREG(st.st_mode):
+            detail = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            detail = None
+        out[str(path.relative_to(root))] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                                            detail)
+    return out
+
+
+@pytest.mark.requires("umoci", "busybox")
+def test_rootfs_matches_what_umoci_unpacks(store: LayerStore, driver: str, mounts: list[Path], tmp_path: Path,
+                                           busybox_tar: Path) -> None:
+    import json
+    import subprocess
+
+    extra = tar_bytes(directory("home/user", uid=1000, gid=1000, mode=0o700), file("home/user/f", b"u", uid=1000),
+                      file("sbin/tool", b"#!/bin/sh\n", mode=0o4755), hardlink("sbin/tool2", "sbin/tool"))
+    tars = [busybox_tar.read_bytes(), BASE, TOP, extra]
+    descriptors, diff_ids = _image(store, *tars)
+    store.ensure(descriptors, diff_ids)
+    # the same image as an OCI layout, for umoci
+    layout = tmp_path / "layout"
+    (layout / "blobs/sha256").mkdir(parents=True)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                           "config": {"mediaType": mt.OCI_CONFIG, "digest": store.blobs.put(config),
+                                      "size": len(config)},
+                           "layers": [d.to_json() for d in descriptors]}).encode()
+    manifest_digest = store.blobs.put(manifest)
+    for digest in [d.digest for d in descriptors] + [manifest_digest, json.loads(manifest)["config"]["digest"]]:
+        (layout / "blobs/sha256" / digest.split(":")[1]).write_bytes(store.blobs.read(digest))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest),
+         "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}))
+    subprocess.run(["umoci", "raw", "unpack", "--image", f"{layout}:latest", str(tmp_path / "umoci")], check=True,
+                   capture_output=True)
+    container = tmp_path / "ours"
+    mounts.append(container)
+    ours = _describe(store.mount(diff_ids, container))
+    theirs = _describe(tmp_path / "umoci")
+    assert ours.keys() == theirs.keys()
+    differing = {k: (ours[k], theirs[k]) for k in ours if ours[k][:4] != theirs[k][:4] or ours[k][4] != theirs[k][4]}
+    assert differing == {}
+    assert "home/user/f" in ours and "etc/gone" not in ours
