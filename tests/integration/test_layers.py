@@ -425,6 +425,11 @@ def test_rootfs_matches_what_umoci_unpacks(store: LayerStore, driver: str, mount
     tars = [busybox_tar.read_bytes(), BASE, TOP, extra]
     descriptors, diff_ids = _image(store, *tars)
     store.ensure(descriptors, diff_ids)
+    # and a layer written by create_from_tar: a multi-member gzip blob
+    big = tar_bytes(file("data/random", os.urandom(9 << 20)))
+    made, made_id = store.create_from_tar(io.BytesIO(big), parent_chain_id=chain_ids(diff_ids)[-1])
+    descriptors.append(made)
+    diff_ids.append(made_id)
     # the same image as an OCI layout, for umoci
     layout = tmp_path / "layout"
     (layout / "blobs/sha256").mkdir(parents=True)

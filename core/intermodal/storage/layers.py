@@ -164,10 +164,10 @@ class LayerStore:
             raise StoreCorrupted(f"parent layer {parent_chain_id} is not unpacked; pull the base image again")
         tmp = self.paths.tmp / f"layer-{os.getpid()}-new-{os.urandom(6).hex()}"
         writer = self.blobs.writer()
+        tee = CompressingTee(source, writer)  # type: ignore[arg-type]
         try:
             tmp.mkdir(parents=True)
             self.driver.prepare(tmp / "diff", parent_dir or None)
-            tee = CompressingTee(source, writer)  # type: ignore[arg-type]
             result = extract(tee, tmp / "diff", whiteouts=self.driver.whiteouts)
             tee.finish()
             blob_digest = writer.commit()
@@ -181,6 +181,7 @@ class LayerStore:
             writer.abort()
             raise
         finally:
+            tee.close()  # stop the compression threads, also after an error
             remove_tree(tmp)  # gone after publishing; the leftover when the layer existed
         return Descriptor(mt.OCI_LAYER_GZIP, blob_digest, writer.size), diff_id
 

@@ -6,7 +6,10 @@ decompressed, hashed and extracted in one pass with no temporary copy.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import hashlib
+import os
 import zlib
 from typing import BinaryIO, Protocol
 
@@ -234,22 +237,62 @@ class HashingReader:
 
 
 class CompressingTee(HashingReader):
-    """Hash an uncompressed tar while gzip-compressing it into *sink* (a BlobWriter)."""
+    """Hash an uncompressed tar while gzip-compressing it into *sink* (a BlobWriter).
 
-    def __init__(self, source: Readable, sink: BinaryIO, level: int = 1) -> None:
+    deflate is the slow part (tens of MB/s), so fixed 4 MiB pieces of the
+    stream are compressed in worker threads (zlib releases the GIL) as
+    separate gzip members, written in order: a multi-member gzip file, which
+    every gzip reader accepts (RFC 1952 2.2), as pigz writes. Fixed pieces
+    and mtime 0 keep the blob deterministic: equal tars give equal blobs.
+    """
+
+    PIECE = 4 << 20
+
+    def __init__(self, source: Readable, sink: BinaryIO, level: int = 1, workers: int | None = None) -> None:
         super().__init__(source)
         self._sink = sink
-        # wbits=31: a gzip header with mtime 0, so the same tar gives the same blob.
-        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)
+        self._level = level
+        self._pending = bytearray()
+        self._workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._inflight: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
 
     def read(self, n: int = -1) -> bytes:
         data = super().read(n)
         if data:
-            out = self._z.compress(data)
-            if out:
-                self._sink.write(out)
+            self._pending += data
+            while len(self._pending) >= self.PIECE:
+                self._submit(bytes(self._pending[:self.PIECE]))
+                del self._pending[:self.PIECE]
         return data
 
     def finish(self) -> None:
-        self.drain()
-        self._sink.write(self._z.flush())
+        """Read the rest of the source and write the last members."""
+        try:
+            self.drain()
+            if self._pending or not self.size:
+                self._submit(bytes(self._pending))  # an empty stream still makes a valid gzip file
+                self._pending.clear()
+            while self._inflight:
+                self._sink.write(self._inflight.popleft().result())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _submit(self, piece: bytes) -> None:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="imod-gzip")
+        self._inflight.append(self._pool.submit(_gzip_member, piece, self._level))
+        # bounded memory: write finished members in order as soon as enough are queued
+        while len(self._inflight) > 2 * self._workers or (self._inflight and self._inflight[0].done()):
+            self._sink.write(self._inflight.popleft().result())
+
+
+def _gzip_member(data: bytes, level: int) -> bytes:
+    # wbits=31: a gzip header with mtime 0 and no name
+    z = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return z.compress(data) + z.flush()
