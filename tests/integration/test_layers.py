@@ -113,6 +113,13 @@ def test_unpack_a_layer(store: LayerStore, driver: str, compression: str) -> Non
     assert _leftovers(store) == []
 
 
+def test_an_incomplete_layer_directory_is_replaced(store: LayerStore, driver: str) -> None:
+    data = tar_bytes(file("a", b"real"))
+    (store.paths.layers / driver / diff_id(data).split(":")[1] / "diff").mkdir(parents=True)  # no layer.json
+    layer = store.ensure_layer(_blob(store, data), diff_id(data), None)
+    assert layer is not None and (layer.path / "a").read_bytes() == b"real"
+
+
 def test_ensure_returns_layers_bottom_first_with_chain_ids(store: LayerStore, driver: str) -> None:
     descriptors, diff_ids = _image(store, BASE, TOP)
     layers = store.ensure(descriptors, diff_ids)

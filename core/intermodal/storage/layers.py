@@ -317,6 +317,8 @@ class LayerStore:
 
     def _remove_stale(self, chain: str | None) -> None:
         """Remove work dirs of *chain* (we hold its lock) and of processes that died."""
+        if chain is not None and self._dir(chain).is_dir() and self.get(chain) is None:
+            remove_tree(self._dir(chain))  # a layer directory without layer.json is not ours to trust
         if not self.paths.tmp.is_dir():
             return
         suffix = _hex(chain) if chain else None
