@@ -7,11 +7,13 @@ decompressed, hashed and extracted in one pass with no temporary copy.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import hashlib
 import os
 import zlib
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 from intermodal.errors import InvalidArchive
 
@@ -285,7 +287,9 @@ class CompressingTee(HashingReader):
 
     def _submit(self, piece: bytes) -> None:
         if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="imod-gzip")
+            from concurrent.futures import ThreadPoolExecutor  # lazily: only layer creation compresses
+
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="imod-gzip")
         self._inflight.append(self._pool.submit(_gzip_member, piece, self._level))
         # bounded memory: write finished members in order as soon as enough are queued
         while len(self._inflight) > 2 * self._workers or (self._inflight and self._inflight[0].done()):
