@@ -48,7 +48,7 @@ def _quiet(argv: list[str]) -> None:
             raise subprocess.CalledProcessError(proc.returncode, argv, stderr=err.read())
 
 
-def _cli_run(argv: list[str], bundle: Path, counter: list[int]):  # noqa: ANN202
+def _cli_run(argv: list[str], bundle: Path, counter: list[int]):
     """`RUNTIME run`: create, start, wait and delete in one command."""
     def run() -> None:
         counter[0] += 1
@@ -56,7 +56,7 @@ def _cli_run(argv: list[str], bundle: Path, counter: list[int]):  # noqa: ANN202
     return run
 
 
-def _cli_steps(argv: list[str], bundle: Path, base: Path, counter: list[int]):  # noqa: ANN202
+def _cli_steps(argv: list[str], bundle: Path, base: Path, counter: list[int]):
     """The four commands a caller such as conmon issues: create, start, (wait), delete."""
     def run() -> None:
         counter[0] += 1
@@ -73,7 +73,7 @@ def _cli_steps(argv: list[str], bundle: Path, base: Path, counter: list[int]):  
     return run
 
 
-def _in_process(root: Path, bundle: Path, counter: list[int]):  # noqa: ANN202
+def _in_process(root: Path, bundle: Path, counter: list[int]):
     from intermodal.runtime.container import Runtime
 
     runtime = Runtime(root)
@@ -88,7 +88,7 @@ def _in_process(root: Path, bundle: Path, counter: list[int]):  # noqa: ANN202
     return run
 
 
-def _try(name: str, run, note: str = "") -> Result | str:  # noqa: ANN001
+def _try(name: str, run, note: str = "") -> Result | str:
     try:
         return measure(name, run, repeat=REPEAT, warmup=2, note=note)
     except subprocess.CalledProcessError as exc:
