@@ -23,7 +23,14 @@ PS_COUNT = 200
 
 
 def main() -> str:
+    import compileall
+
+    import intermodal
     from intermodal.tools.busybox import build_rootfs_tar
+
+    # As installed: with PYTHONDONTWRITEBYTECODE set (as in this sandbox) every
+    # `imod` would otherwise compile each module it imports, every time.
+    compileall.compile_dir(Path(intermodal.__file__).parent, quiet=1)
 
     work = Path(tempfile.mkdtemp(prefix="imod-bench-containers-"))
     imod = [IMOD, "--root", str(work / "imod")]

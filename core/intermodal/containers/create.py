@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from intermodal.containers import config as oci
 from intermodal.containers.spec import ContainerSpec, Mount
-from intermodal.containers.store import ContainerStore, new_id, replace_file
+from intermodal.containers.store import ContainerStore, new_id, replace_file, write_json_durable
 from intermodal.errors import InvalidArgument
-from intermodal.fsutil import atomic_write_json, remove_tree
+from intermodal.fsutil import remove_tree
 
 if TYPE_CHECKING:
     from intermodal.engine import Engine
@@ -52,7 +52,7 @@ def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec,
             runtime = _runtime_binary()
             inputs = oci.BundleInputs(cid, str(rootfs), hostname, etc, tuple(mounts), f"/intermodal/{cid}")
             bundle = oci.build_config(spec, image_config, inputs)
-            atomic_write_json(directory / "bundle" / "config.json", bundle, mode=0o600)
+            write_json_durable(directory / "bundle" / "config.json", bundle)
             store.write_state(cid, {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
                                     "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
                                     "StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z",

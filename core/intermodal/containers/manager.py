@@ -569,7 +569,7 @@ def _set_console_size(bundle: Path, size: tuple[int, int] | None) -> None:
     """The runtime sizes the terminal before the process starts, so its first `stty size` is right."""
     import json
 
-    from intermodal.fsutil import atomic_write_json
+    from intermodal.containers.store import write_json_durable
 
     config = json.loads(bundle.read_bytes())
     process = config["process"]
@@ -577,7 +577,7 @@ def _set_console_size(bundle: Path, size: tuple[int, int] | None) -> None:
         process["consoleSize"] = {"height": size[0], "width": size[1]}
     else:
         process.pop("consoleSize", None)
-    atomic_write_json(bundle, config, mode=0o600)
+    write_json_durable(bundle, config)
 
 
 def _oom_file(cid: str) -> str | None:

@@ -91,7 +91,9 @@ class Monitor:
             self.detach()  # `imod run` returns at the first exit, as Docker's client does
             # After the status went out: `imod run` need not wait for it, and
             # every later `start`/`rm` deletes a leftover before it goes on.
-            _spawn_wait([*self.cfg["runtime"], "delete", "--force", self.cfg["id"]], None, None, None)
+            # An attached `run --rm` that got the status deletes it itself.
+            if again or not (self.cfg.get("auto_remove") and self.status_sent):
+                _spawn_wait([*self.cfg["runtime"], "delete", "--force", self.cfg["id"]], None, None, None)
             if not again:
                 break
             count += 1

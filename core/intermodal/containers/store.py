@@ -49,6 +49,13 @@ def write_json(path: Path, value: Any, mode: int = 0o600) -> None:
     replace_file(path, json.dumps(value, indent=1, sort_keys=True).encode(), mode)
 
 
+def write_json_durable(path: Path, value: Any, mode: int = 0o600) -> None:
+    """Compact JSON (the C encoder; `indent` makes json use its slow pure-Python one), fsync'd and renamed."""
+    from intermodal.fsutil import atomic_write
+
+    atomic_write(path, json.dumps(value, separators=(",", ":")).encode(), mode)
+
+
 def new_id() -> str:
     """64 hex digits from the kernel's CSPRNG: unguessable, no retry loop needed."""
     return os.urandom(32).hex()
