@@ -29,7 +29,8 @@ def set_rlimits(rlimits: tuple[Rlimit, ...]) -> None:
         try:
             resource.setrlimit(RLIMITS[rl.type], (_limit(rl.soft), _limit(rl.hard)))
         except (ValueError, OSError) as exc:
-            raise KernelError(f"setrlimit {rl.type}", None, getattr(exc, "errno", None) or errno.EINVAL,
+            # Python turns EPERM into ValueError("not allowed to raise maximum limit").
+            raise KernelError(f"setrlimit {rl.type} {rl.soft}:{rl.hard} ({exc})", None, errno.EPERM,
                               "raising a hard limit needs CAP_SYS_RESOURCE; lower it in config.json") from None
 
 
