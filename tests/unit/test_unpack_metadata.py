@@ -137,3 +137,15 @@ def test_truncated_tar(tmp_path: Path) -> None:
     data = tar_bytes(file("big", os.urandom(100_000)))
     with pytest.raises(InvalidArchive, match="big"):
         extract(io.BytesIO(data[:50_000]), dest, whiteouts="overlay")
+
+
+def test_filesystem_errors_are_kernel_errors_naming_the_entry(tmp_path: Path) -> None:
+    from intermodal.errors import KernelError
+
+    dest = tmp_path / "layer"
+    dest.mkdir()
+    # a name too long for the filesystem: ENAMETOOLONG, which no check before it catches
+    data = tar_bytes(file("d/" + "x" * 300, b"1"))
+    with pytest.raises(KernelError, match="x" * 20) as info:
+        extract(io.BytesIO(data), dest, whiteouts="overlay")
+    assert "File name too long" in str(info.value)

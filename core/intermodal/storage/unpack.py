@@ -85,10 +85,14 @@ class _Extractor:
                 self.entry(tar, member)
                 self.entries += 1
                 tar.members.clear()  # a stream needs no index; keep memory flat
+            for rel, info in self.dir_meta.items():
+                self.meta(self.path(rel), info, symlink=False)
         except tarfile.TarError as exc:
             raise InvalidArchive(f"layer tar is corrupt or truncated {where} ({exc}); fetch it again") from None
-        for rel, info in self.dir_meta.items():
-            self.meta(self.path(rel), info, symlink=False)
+        except OSError as exc:
+            raise KernelError.from_oserror(
+                f"unpack layer ({where}):", exc, "check free space and inodes in the engine root"
+            ) from None
         return Extracted(self.size, self.entries)
 
     def path(self, rel: str) -> str:
