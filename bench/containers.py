@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import command, measure, table
+from bench.common import Result, command, measure, table
 
 IMOD = str(Path(sys.executable).parent / "imod")
 PS_COUNT = 200
@@ -38,14 +38,15 @@ def main() -> str:
     try:
         tar = build_rootfs_tar(work / "busybox.tar")
         subprocess.run([*imod, "import", str(tar), "busybox:latest"], check=True, capture_output=True)
-        results = [measure("python3 -c pass", command([sys.executable, "-c", "pass"]), repeat=15)]
-        results.append(measure("imod run --rm busybox true", command([*imod, "run", "--rm", "busybox", "true"]),
-                               repeat=15, warmup=2))
+        runs = {"python3 -c pass": command([sys.executable, "-c", "pass"]),
+                "imod run --rm busybox true": command([*imod, "run", "--rm", "busybox", "true"])}
         if podman:
             subprocess.run([*podman, "import", "-q", str(tar), "busybox:latest"], check=True, capture_output=True)
-            results.append(measure("podman run --rm --network none busybox true",
-                                   command([*podman, "run", "--rm", *_PODMAN_RUN, "busybox", "true"]),
-                                   repeat=15, warmup=2, note="runc, overlay"))
+            runs["podman run --rm --network none busybox true"] = command(
+                [*podman, "run", "--rm", *_PODMAN_RUN, "busybox", "true"])
+        results = _interleaved(runs, repeat=21)
+        if podman:
+            results[-1].note = "runc, overlay"
         base = "podman run --rm --network none busybox true" if podman else "python3 -c pass"
         extra = {"imod beyond the interpreter (median difference)":
                  f"{(results[1].median - results[0].median) * 1000:.0f} ms"}
@@ -58,6 +59,22 @@ def main() -> str:
             subprocess.run([*podman, "rm", "-f", "-a"], capture_output=True)
             subprocess.run([*podman, "system", "reset", "-f"], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _interleaved(runs: dict, repeat: int, warmup: int = 2) -> list[Result]:
+    """Each round runs every command once, so that a busy moment of the machine hits all of them alike."""
+    import time
+
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - start)
+    return [Result(name, values) for name, values in samples.items()]
 
 
 _PODMAN_RUN = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
