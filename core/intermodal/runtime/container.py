@@ -143,6 +143,7 @@ class _Creation:
                 console_fd = console.connect(console_socket)
             ctx = self._context(fifo_dir, console_fd, preserve_fds)
             ctx.stdio = stdio
+            ctx.cgroup_paths = self.manager.paths()
             pid = launch(ctx, self.manager, self._resources(), self.spec, self._hooks)
         except BaseException:
             if self.manager is not None:
@@ -436,6 +437,11 @@ class Container:
         except ChildProcessError:
             return None
         return os.waitstatus_to_exitcode(status)
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel OOM-killed a process of the container (its cgroup says so)."""
+        mgr = self._manager(self.record())
+        return mgr is not None and mgr.oom_killed()
 
     def ps(self) -> list[int]:
         rec = self.record()

@@ -48,6 +48,7 @@ class Context:
     new_userns: bool = False
     userns: bool = False
     new_mount_ns: bool = True
+    cgroup_paths: dict[str, str] | None = None  # the manager's, shown at /sys/fs/cgroup
     stdio: tuple[int, int, int] | None = None  # fds to become 0, 1, 2 (default: inherited)
     state_json: bytes = b""  # the state createContainer and startContainer hooks read
 
@@ -135,7 +136,7 @@ def stage2(ctx: Context) -> None:
 def _build_container(ctx: Context, ch: Channel) -> None:
     spec = ctx.spec
     if ctx.new_mount_ns:
-        rootfs.prepare(spec, ctx.bundle, ctx.rootfs, userns=ctx.userns)
+        rootfs.prepare(spec, ctx.bundle, ctx.rootfs, userns=ctx.userns, cgroup_paths=ctx.cgroup_paths)
     ch.send(b"hooks")
     state = ch.recv()  # the parent ran prestart and createRuntime hooks; this is the state for ours
     hooks.run_all("createContainer", spec.hooks.create_container, state)

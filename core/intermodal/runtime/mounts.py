@@ -134,7 +134,8 @@ def bind(source: str, dest: str, opts: Options, *, userns: bool, sc=S) -> None:
         sc.mount(None, dest, None, opts.propagation)
 
 
-def mount_one(rootfs: str, bundle: str, m: Mount, *, userns: bool, sc=S) -> None:
+def mount_one(rootfs: str, bundle: str, m: Mount, *, userns: bool, cgroup_paths: dict[str, str] | None = None,
+              sc=S) -> None:
     dest = secure_join(rootfs, m.destination)
     opts = parse_options(m.options)
     if is_bind(m):
@@ -146,7 +147,7 @@ def mount_one(rootfs: str, bundle: str, m: Mount, *, userns: bool, sc=S) -> None
         bind(source, dest, opts, userns=userns, sc=sc)
         return
     if m.type == "cgroup":
-        mount_cgroup(dest, opts, sc=sc)
+        mount_cgroup(dest, opts, cgroup_paths or {}, sc=sc)
         return
     ensure_target(dest, True)
     try:
@@ -174,47 +175,49 @@ def _cgroup_mounts() -> list[tuple[str, str]]:
     return found
 
 
-def _own_cgroups() -> dict[str, str]:
-    """controller list (or '' for v2) -> our path in that hierarchy, from /proc/self/cgroup."""
-    own = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            own[controllers] = path
-    return own
+def mount_cgroup(dest: str, opts: Options, paths: dict[str, str], sc=S) -> None:
+    """/sys/fs/cgroup in the container: the container's own cgroup directories, bound from the host.
 
-
-def mount_cgroup(dest: str, opts: Options, sc=S) -> None:
-    """/sys/fs/cgroup in the container: cgroup2 on a unified host; on v1/hybrid a tmpfs with
-    the container's own directory of each hierarchy bound in (what runc does)."""
+    *paths* are the cgroup manager's (controller -> host directory). Binding them
+    shows the container its own cgroup whether or not it has a cgroup namespace
+    (inside one, /proc/self/cgroup would say "/" and point at the host's root).
+    On a unified host that is one cgroup2 directory; on v1/hybrid a tmpfs holds
+    one directory per hierarchy, as runc does. Hierarchies the manager does not
+    place the container in are left out rather than shown whole.
+    """
     ensure_target(dest, True)
     hierarchies = _cgroup_mounts()
+    ro = opts.flags & S.MS_RDONLY
     if hierarchies == [("/sys/fs/cgroup", "cgroup2")]:
-        sc.mount("cgroup2", dest, "cgroup2", opts.flags)
+        if paths.get("unified"):
+            _bind_cgroup(paths["unified"], dest, ro, sc)
+        else:
+            sc.mount("cgroup2", dest, "cgroup2", opts.flags)
         return
     sc.mount("tmpfs", dest, "tmpfs", opts.flags & ~S.MS_RDONLY, "mode=755")
-    own = _own_cgroups()
-    ro = opts.flags & S.MS_RDONLY
     for point, fstype in hierarchies:
         if not point.startswith("/sys/fs/cgroup/"):
             continue
         name = point[len("/sys/fs/cgroup/"):]
-        key = "" if fstype == "cgroup2" else _controllers_key(own, name)
-        sub = own.get(key, "/") if key is not None else "/"
-        source = point + sub if sub != "/" else point
-        if not os.path.isdir(source):
-            source = point
+        source = _manager_path(paths, name, fstype)
+        if source is None or not os.path.isdir(source):
+            continue
         target = os.path.join(dest, name)
         os.makedirs(target, exist_ok=True)
-        sc.mount(source, target, None, S.MS_BIND)
-        sc.mount(None, target, None, S.MS_REMOUNT | S.MS_BIND | S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC | ro)
+        _bind_cgroup(source, target, ro, sc)
     if ro:
         sc.mount(None, dest, None, S.MS_REMOUNT | opts.flags, "mode=755")
 
 
-def _controllers_key(own: dict[str, str], name: str) -> str | None:
-    wanted = "name=systemd" if name == "systemd" else name
-    for key in own:
-        if wanted in key.split(","):
-            return key
+def _bind_cgroup(source: str, target: str, ro: int, sc) -> None:
+    sc.mount(source, target, None, S.MS_BIND)
+    sc.mount(None, target, None, S.MS_REMOUNT | S.MS_BIND | S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC | ro)
+
+
+def _manager_path(paths: dict[str, str], name: str, fstype: str) -> str | None:
+    if fstype == "cgroup2":
+        return paths.get("unified")
+    for key in (name, f"name={name}", *name.split(",")):
+        if key in paths:
+            return paths[key]
     return None

@@ -33,7 +33,8 @@ def propagation_flags(value: str | None) -> int:
     return mounts.PROPAGATION_OPTIONS.get(value or "rslave", S.MS_SLAVE | S.MS_REC)
 
 
-def prepare(spec: Spec, bundle: str, rootfs: str, *, userns: bool, sc=S) -> None:
+def prepare(spec: Spec, bundle: str, rootfs: str, *, userns: bool, cgroup_paths: dict[str, str] | None = None,
+            sc=S) -> None:
     """Everything before pivot_root: propagation, the rootfs bind, the spec's mounts, /dev."""
     prop = propagation_flags(spec.linux.rootfs_propagation)
     # Shared would leak our mounts to the host until after pivot; start as slave, fix up later.
@@ -41,7 +42,7 @@ def prepare(spec: Spec, bundle: str, rootfs: str, *, userns: bool, sc=S) -> None
     # pivot_root needs the new root to be a mount point.
     sc.mount(rootfs, rootfs, None, S.MS_BIND | S.MS_REC)
     for m in spec.mounts:
-        mounts.mount_one(rootfs, bundle, m, userns=userns, sc=sc)
+        mounts.mount_one(rootfs, bundle, m, userns=userns, cgroup_paths=cgroup_paths, sc=sc)
     if not _dev_is_bound(spec):
         create_devices(rootfs, DEFAULT_DEVICES + spec.linux.devices, userns=userns, sc=sc)
         dev_symlinks(rootfs)
