@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -19,27 +18,18 @@ VERSION = "0.1.0"
 SPEC_VERSION = "1.0.2"
 
 
-class _LogHandler(logging.Handler):
-    """runc's log shape: text lines, or JSON objects with level, msg and time."""
-
-    def __init__(self, path: str | None, fmt: str) -> None:
-        super().__init__()
-        self.path = path
-        self.fmt = fmt
-
-    def emit(self, record: logging.LogRecord) -> None:
-        level = {"WARNING": "warning"}.get(record.levelname, record.levelname.lower())
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
-        msg = record.getMessage()
-        if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": stamp})
-        else:
-            line = f'time="{stamp}" level={level} msg="{msg}"'
-        if self.path:
-            with open(self.path, "a") as f:
-                f.write(line + "\n")
-        else:
-            sys.stderr.write(line + "\n")
+def _log_line(path: str | None, fmt: str, level: str, msg: str, created: float | None = None) -> None:
+    """One message in runc's log shape: a text line, or JSON with level, msg and time."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
+    if fmt == "json":
+        line = json.dumps({"level": level, "msg": msg, "time": stamp})
+    else:
+        line = f'time="{stamp}" level={level} msg="{msg}"'
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    else:
+        sys.stderr.write(line + "\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -282,8 +272,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
+    """Route the runtime's warnings to --log (without --log, logging's last resort prints them on stderr).
+
+    Imports logging only when asked: every podman operation starts this command anew."""
+    if not (args.log or args.debug):
+        return
+    import logging
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            _log_line(args.log, args.log_format, record.levelname.lower(), record.getMessage(), record.created)
+
     logger = logging.getLogger("intermodal")
-    logger.addHandler(_LogHandler(args.log, args.log_format))
+    logger.addHandler(Handler())
     logger.setLevel(logging.DEBUG if args.debug else logging.WARNING)
     logger.propagate = False
 
@@ -304,8 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (IntermodalError, OSError) as exc:
         message = str(exc)
-        logging.getLogger("intermodal.runtime").error("%s", message)
-        if args.log:  # the handler wrote to the file; callers also read stderr
+        _log_line(args.log, args.log_format, "error", message)
+        if args.log:  # callers (conmon, podman) read the log file, people read stderr
             sys.stderr.write(message + "\n")
         return 1
 

@@ -9,43 +9,26 @@ the container to its own parent (conmon is a subreaper).
 
 from __future__ import annotations
 
-import datetime
-import logging
+import json
 import os
 import select
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from intermodal.errors import IntermodalError, RuntimeFailure
 from intermodal.fsutil import atomic_write, remove_tree
-from intermodal.runtime import console, hooks, init, namespaces, state
-from intermodal.runtime import spec as spec_mod
-from intermodal.runtime import syscalls as S
-from intermodal.runtime.spec import Process, Spec
-from intermodal.runtime.state import FIFO, Record, Status, Store
+from intermodal.runtime import state
+from intermodal.runtime.state import FIFO, Record, Status, Store, state_json
 
-log = logging.getLogger("intermodal.runtime")
+if TYPE_CHECKING:
+    from intermodal.runtime.spec import Process
 
-# How long a set-up step of the child may take before we give up on it (bounded waits).
-SETUP_TIMEOUT = 300.0
+# Only `create` and `exec` import the spec parser and the launcher (launch.py); `state`, `start`,
+# `kill` and `delete` are called once per container by podman/conmon and stay cheap to start.
 START_TIMEOUT = 30.0
 KILL_TIMEOUT = 10.0
-
-# Devices every container may use, whatever linux.resources.devices denies (runc's AllowedDevices).
-DEFAULT_DEVICE_RULES = [
-    {"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
-]
 
 # Exit statuses of containers we reaped on the way (delete --force) so wait() can still report them.
 _reaped: dict[int, int] = {}
@@ -78,20 +61,24 @@ class Runtime:
 
         The container's stdin/stdout/stderr are ours, or the three fds of *stdio*.
         """
+        from intermodal.runtime import spec as spec_mod
+
         bundle = os.path.abspath(bundle)
         spec = spec_mod.load(bundle, config)
         from intermodal.runtime import capabilities
         from intermodal.runtime.validate import validate
 
         for warning in validate(spec, Path(bundle)):
-            log.warning("%s", warning)
+            warn(warning)
         capabilities.validate(spec.process.capabilities if spec.process else None)
         if spec.process and spec.process.terminal and not console_socket:
             raise spec_mod.InvalidSpec("process.terminal is true but no --console-socket was given; "
                                        "pass one, or set terminal to false")
         directory = self.store.make(container_id)
         try:
-            creation = _Creation(self, container_id, bundle, spec, directory, config)
+            from intermodal.runtime.launch import Creation
+
+            creation = Creation(self.store, self.systemd_cgroup, container_id, bundle, spec, directory, config)
             pid = creation.run(console_socket, preserve_fds, stdio)
         except BaseException:
             remove_tree(directory)
@@ -115,208 +102,6 @@ class Runtime:
         finally:
             ctr.delete(force=True)
         return code if code is not None else 0
-
-
-class _Creation:
-    """The parent's side of `create`: cgroups, id maps, hooks, state — undone if anything fails."""
-
-    def __init__(self, runtime: Runtime, cid: str, bundle: str, spec: Spec, directory: Path,
-                 config: str | None) -> None:
-        self.runtime, self.cid, self.bundle, self.spec, self.directory = runtime, cid, bundle, spec, directory
-        self.config = os.path.abspath(config) if config else ""
-        self.rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
-        self.created = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
-        self.manager = None
-
-    def run(self, console_socket: str | None, preserve_fds: int, stdio: tuple[int, int, int] | None) -> int:
-        from intermodal.runtime import cgroups
-
-        fifo = self.directory / FIFO
-        os.mkfifo(fifo, 0o622)
-        os.chmod(fifo, 0o622)  # writable by a non-root container user, whatever our umask
-        fifo_dir = os.open(self.directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        console_fd = -1
-        try:
-            self.manager = cgroups.manager_for(self.spec.linux.cgroups_path, self.cid,
-                                               systemd=self.runtime.systemd_cgroup)
-            if self.spec.process.terminal:
-                console_fd = console.connect(console_socket)
-            ctx = self._context(fifo_dir, console_fd, preserve_fds)
-            ctx.stdio = stdio
-            ctx.cgroup_paths = self.manager.paths()
-            pid = launch(ctx, self.manager, self._resources(), self.spec, self._hooks)
-        except BaseException:
-            if self.manager is not None:
-                _destroy_cgroups(self.manager)
-            raise
-        finally:
-            os.close(fifo_dir)
-            if console_fd >= 0:
-                os.close(console_fd)
-        self.runtime.store.save(self._record(pid))
-        return pid
-
-    def _context(self, fifo_dir: int, console_fd: int, preserve_fds: int) -> init.Context:
-        linux = self.spec.linux
-        user, mount = linux.namespace("user"), linux.namespace("mount")
-        return init.Context(
-            mode="create", spec=self.spec, process=self.spec.process, bundle=self.bundle, rootfs=self.rootfs,
-            namespaces=linux.namespaces, sock=-1, fifo_dir=fifo_dir, console=console_fd,
-            preserve_fds=preserve_fds, new_userns=user is not None and user.path is None, userns=user is not None,
-            new_mount_ns=mount is not None and mount.path is None,
-        )
-
-    def _resources(self) -> dict:
-        resources = dict(self.spec.linux.resources or {})
-        if "devices" in resources:
-            extra = [{"allow": True, "type": d.type, "major": d.major, "minor": d.minor, "access": "rwm"}
-                     for d in self.spec.linux.devices]
-            resources["devices"] = list(resources["devices"]) + DEFAULT_DEVICE_RULES + extra
-        return resources
-
-    def _record(self, pid: int, start_time: int | None = None) -> Record:
-        if start_time is None:
-            found = state.proc_stat(pid)
-            if found is None:
-                raise RuntimeFailure(f"the container process {pid} exited during create; see the container's stderr")
-            start_time = found[1]
-        return Record(
-            id=self.cid, pid=pid, start_time=start_time, bundle=self.bundle, rootfs=self.rootfs,
-            created=self.created, annotations=dict(self.spec.annotations),
-            cgroup_paths=self.manager.paths() if self.manager else {},
-            namespaces=[ns.type for ns in self.spec.linux.namespaces], config=self.config,
-        )
-
-    def _hooks(self, pid: int) -> bytes:
-        """prestart and createRuntime hooks (runtime namespace); returns the state for the child's hooks."""
-        data = _state_json(self._record(pid, 0), Status.CREATING)
-        hooks.run_all("prestart", self.spec.hooks.prestart, data)
-        hooks.run_all("createRuntime", self.spec.hooks.create_runtime, data)
-        return data
-
-
-def _state_json(record: Record, current: Status) -> bytes:
-    import json
-
-    return json.dumps(state.oci_state(record, current) | {"pid": record.pid}).encode()
-
-
-def _preload(spec: Spec) -> None:
-    """Load every library the child needs while the host's files are still reachable."""
-    from intermodal.runtime import capabilities, seccomp
-
-    S.libc()
-    capabilities._libc()
-    if spec.linux.seccomp is not None:
-        seccomp._lib()
-
-
-class _ParentChannel:
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def send(self, data: bytes) -> None:
-        os.write(self.fd, data)
-
-    def recv(self, timeout: float = SETUP_TIMEOUT) -> bytes:
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if not ready:
-            raise RuntimeFailure(f"the container process did not answer within {timeout:.0f}s during set-up")
-        try:
-            data = os.read(self.fd, init.MAX_MESSAGE)
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            raise RuntimeFailure("the container process died during set-up without saying why; "
-                                 "check the kernel log (dmesg) and the container's stderr")
-        if data.startswith(b"error "):
-            raise RuntimeFailure(data[6:].decode(errors="replace"))
-        return data
-
-    def expect(self, wanted: bytes) -> bytes:
-        data = self.recv()
-        if not data.startswith(wanted):
-            raise RuntimeFailure(f"protocol error with the container process: wanted {wanted!r}, got {data[:40]!r}")
-        return data
-
-
-def launch(ctx: init.Context, manager, resources: dict | None, spec: Spec,
-           on_hooks=None) -> int:
-    """Fork stage 1, drive it and stage 2 through set-up; return the container process's pid."""
-    _preload(spec)
-    parent_fd, child_fd = init.socketpair()
-    ctx.sock = child_fd
-    try:
-        stage1 = os.fork()
-    except OSError:
-        os.close(parent_fd)
-        os.close(child_fd)
-        raise
-    if stage1 == 0:
-        try:
-            os.close(parent_fd)
-            init.stage1(ctx)
-        finally:
-            os._exit(1)
-    os.close(child_fd)
-    ch = _ParentChannel(parent_fd)
-    pid = 0
-    try:
-        pid = _drive(ch, ctx, stage1, manager, resources, on_hooks)
-        return pid
-    except BaseException as exc:
-        for victim in (pid, stage1):
-            if victim:
-                _kill_and_reap(victim)
-        try:
-            ch.send(b"error " + str(exc).encode()[:1000])
-        except OSError:
-            pass
-        raise
-    finally:
-        os.close(parent_fd)
-
-
-def _drive(ch: _ParentChannel, ctx: init.Context, stage1: int, manager, resources: dict | None,
-           on_hooks) -> int:
-    if manager is not None:
-        manager.apply(stage1)
-        if resources is not None:
-            manager.set(resources)
-    ch.send(b"go")
-    msg = ch.recv()
-    if msg == b"userns":
-        namespaces.write_id_maps(stage1, ctx.spec.linux.uid_mappings, ctx.spec.linux.gid_mappings)
-        ch.send(b"go")
-        msg = ch.recv()
-    if not msg.startswith(b"pid "):
-        raise RuntimeFailure(f"protocol error with the container process: got {msg[:40]!r}")
-    pid = int(msg[4:])
-    os.waitpid(stage1, 0)
-    ch.send(b"go")
-    if ctx.mode == "create":
-        ch.expect(b"hooks")
-        ch.send(on_hooks(pid) if on_hooks else b"{}")
-    ch.expect(b"created")
-    return pid
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
-def _destroy_cgroups(manager) -> None:
-    try:
-        manager.destroy()
-    except IntermodalError as exc:
-        log.warning("could not remove the container's cgroups: %s", exc)
 
 
 class Container:
@@ -356,8 +141,7 @@ class Container:
             _release(self.directory, rec)
             rec.started = True
             store.save(rec)
-        spec = spec_mod.load(rec.bundle, rec.config or None)
-        _run_warn("poststart", spec.hooks.poststart, _state_json(rec, Status.RUNNING))
+        _lifecycle_hooks(rec, "poststart", Status.RUNNING)
 
     def kill(self, sig: int = signal.SIGTERM, *, all_processes: bool = False) -> None:
         with self.runtime.store.lock(self.id):
@@ -406,13 +190,8 @@ class Container:
             _stop_all(rec, mgr)
             if mgr is not None:
                 mgr.destroy()
-            try:
-                spec = spec_mod.load(rec.bundle, rec.config or None)
-            except IntermodalError:
-                spec = None  # the bundle is gone: no hooks to run
             remove_tree(self.directory)
-        if spec is not None:
-            _run_warn("poststop", spec.hooks.poststop, _state_json(rec, Status.STOPPED))
+        _lifecycle_hooks(rec, "poststop", Status.STOPPED)
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit code of the container's process, once it exits.
@@ -459,20 +238,13 @@ class Container:
             current = state.status(self.directory, rec)
             if not current.can_exec():
                 raise state.incorrect(self.id, current, "created or running")
+            from intermodal.runtime import spec as spec_mod
+
             spec = spec_mod.load(rec.bundle, rec.config or None)
-            if process.terminal and not console_socket:
-                raise spec_mod.InvalidSpec("process.terminal is true but no --console-socket was given")
-            console_fd = console.connect(console_socket) if process.terminal else -1
-            ctx = init.Context(
-                mode="exec", spec=spec, process=process, bundle=rec.bundle, rootfs=rec.rootfs,
-                namespaces=namespaces.container_namespaces(rec.pid, rec.namespaces), sock=-1, console=console_fd,
-                preserve_fds=preserve_fds, userns="user" in rec.namespaces, new_mount_ns=False, stdio=stdio,
-            )
-            try:
-                pid = launch(ctx, self._manager(rec), None, spec)
-            finally:
-                if console_fd >= 0:
-                    os.close(console_fd)
+            from intermodal.runtime.launch import exec_process
+
+            pid = exec_process(rec, spec, process, self._manager(rec), console_socket=console_socket,
+                               preserve_fds=preserve_fds, stdio=stdio)
         if pid_file:
             atomic_write(Path(pid_file), str(pid).encode())
         if detach:
@@ -534,12 +306,28 @@ def _reap_ours(pid: int) -> None:
         _reaped[pid] = os.waitstatus_to_exitcode(status)
 
 
-def _run_warn(phase: str, hook_list: tuple, data: bytes) -> None:
-    """poststart/poststop: a failure is logged, not raised (runtime-spec: the runtime MUST log a warning)."""
+def _lifecycle_hooks(rec: Record, key: str, current: Status) -> None:
+    """poststart/poststop: read only the hooks (no full parse); a failure is logged, not raised
+    (runtime-spec: the runtime MUST log a warning and go on)."""
     try:
-        hooks.run_all(phase, hook_list, data)
+        with open(rec.config or os.path.join(rec.bundle, "config.json"), "rb") as f:
+            items = (json.load(f).get("hooks") or {}).get(key)
+    except (OSError, ValueError, AttributeError):
+        return  # the bundle is gone or unreadable: no hooks to run
+    if not items:
+        return
+    from intermodal.runtime import hooks, spec
+
+    try:
+        hooks.run_all(key, spec.parse_hooks(items), state_json(rec, current))
     except (IntermodalError, OSError) as exc:
-        log.warning("%s", exc)
+        warn(str(exc))
+
+
+def warn(message: str) -> None:
+    import logging
+
+    logging.getLogger("intermodal.runtime").warning("%s", message)
 
 
 def parse_signal(value: str | int) -> int:

@@ -203,19 +203,19 @@ def _mount(m: dict) -> Mount:
                  options=tuple(str(o) for o in m.get("options") or ()))
 
 
-def _hook_list(items: Any) -> tuple[Hook, ...]:
+def parse_hooks(items: Any) -> tuple[Hook, ...]:
     return tuple(Hook(path=str(h["path"]), args=tuple(h.get("args") or ()), env=tuple(h.get("env") or ()),
                       timeout=h.get("timeout")) for h in items or ())
 
 
 def _hooks(h: dict) -> Hooks:
     return Hooks(
-        prestart=_hook_list(h.get("prestart")),
-        create_runtime=_hook_list(h.get("createRuntime")),
-        create_container=_hook_list(h.get("createContainer")),
-        start_container=_hook_list(h.get("startContainer")),
-        poststart=_hook_list(h.get("poststart")),
-        poststop=_hook_list(h.get("poststop")),
+        prestart=parse_hooks(h.get("prestart")),
+        create_runtime=parse_hooks(h.get("createRuntime")),
+        create_container=parse_hooks(h.get("createContainer")),
+        start_container=parse_hooks(h.get("startContainer")),
+        poststart=parse_hooks(h.get("poststart")),
+        poststop=parse_hooks(h.get("poststop")),
     )
 
 
