@@ -83,3 +83,15 @@ def test_ps_lists_the_container_processes(busybox_bundle, created):
         __import__("time").sleep(0.01)
     assert ctr.record().pid in pids and len(pids) >= 3
     ctr.delete(force=True)
+
+
+def test_pause_and_resume(busybox_bundle, created):
+    ctr = created.create(busybox_bundle.args("sleep", "30"))
+    ctr.start()
+    ctr.pause()
+    assert ctr.state()["status"] == "paused"
+    with pytest.raises(IncorrectState):
+        ctr.pause()
+    ctr.resume()
+    assert ctr.state()["status"] == "running"
+    ctr.delete(force=True)

@@ -35,3 +35,20 @@ def test_non_root_user_inside_a_user_namespace(busybox_bundle, created):
     created.run(busybox_bundle.sh("touch /tmp/u1000"))
     st = (busybox_bundle.rootfs / "tmp" / "u1000").stat()
     assert (st.st_uid, st.st_gid) == (101000, 101000)
+
+
+def test_exec_joins_the_user_namespace(busybox_bundle, created):
+    import tempfile
+
+    from intermodal.runtime.spec import parse_process
+
+    busybox_bundle.mutate(_userns)
+    ctr = created.create(busybox_bundle.args("sleep", "30"))
+    ctr.start()
+    with tempfile.TemporaryFile() as out:
+        proc = parse_process({"args": ["sh", "-c", "id -u; cat /proc/self/uid_map"], "env": ["PATH=/bin"]})
+        assert ctr.exec(proc, stdio=(0, out.fileno(), out.fileno())) == 0
+        out.seek(0)
+        lines = [" ".join(line.split()) for line in out.read().decode().splitlines()]
+    assert lines == ["0", "0 100000 65536"]
+    ctr.delete(force=True)
