@@ -77,3 +77,18 @@ def test_exec_runs_in_the_container(busybox_bundle, created):
     lines = out.split()
     assert lines[0] == "inside" and int(lines[1]) > 1 and int(lines[2]) <= 5
     ctr.delete(force=True)
+
+
+def test_a_failed_setns_never_runs_anything(busybox_bundle, created, tmp_path):
+    # Fail closed: a namespace "path" that is no namespace makes setns fail in the child; create must
+    # fail, and no step after it (least of all the command, on the host) may run.
+    not_a_namespace = tmp_path / "not-a-namespace"
+    not_a_namespace.write_text("")
+    marker = tmp_path / "ran"
+    busybox_bundle.mutate(lambda c: c["linux"]["namespaces"].__setitem__(
+        2, {"type": "ipc", "path": str(not_a_namespace)}))
+    busybox_bundle.mutate(lambda c: c.update(hooks={"createContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"touch {marker}"]}]}))
+    with pytest.raises(Exception, match=f"setns {not_a_namespace}: Invalid argument"):
+        created.create(busybox_bundle.sh(f"touch {marker}"))
+    assert not marker.exists() and created.runtime.list() == []

@@ -71,6 +71,11 @@ class Creation:
             ctx.stdio = stdio
             ctx.cgroup_paths = self.manager.paths()
             pid = launch(ctx, self.manager, self._resources(), self.spec, self._hooks)
+            try:
+                self.store.save(self._record(pid))
+            except BaseException:
+                _kill_and_reap(pid)
+                raise
         except BaseException:
             if self.manager is not None:
                 _destroy_cgroups(self.manager)
@@ -79,7 +84,6 @@ class Creation:
             os.close(fifo_dir)
             if console_fd >= 0:
                 os.close(console_fd)
-        self.store.save(self._record(pid))
         return pid
 
     def _context(self, fifo_dir: int, console_fd: int, preserve_fds: int) -> init.Context:
