@@ -119,3 +119,22 @@ def test_spec_writes_a_default_config(cli, tmp_path):
 
 def test_version(cli):
     assert b"imod-runtime version" in cli("--version").stdout
+
+
+def test_preserve_fds_passes_fd_3(cli, busybox_bundle, tmp_path):
+    shared = tmp_path / "shared"
+    shared.write_text("through fd 3\n")
+    fd = os.open(shared, os.O_RDONLY)
+    try:
+        with tempfile.TemporaryFile() as out:
+            proc = subprocess.run(
+                [EXE, "--root", str(cli.root), "run", "--preserve-fds", "1", "--bundle",
+                 str(busybox_bundle.sh("cat <&3; ls /proc/self/fd | wc -l").path), "p1"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(3,),
+                preexec_fn=lambda: os.dup2(fd, 3), timeout=30)
+            out.seek(0)
+            text = out.read().decode()
+    finally:
+        os.close(fd)
+    assert proc.returncode == 0, text
+    assert text.split("\n")[0] == "through fd 3" and int(text.split()[-1]) == 5  # 0-3 and ls's own
