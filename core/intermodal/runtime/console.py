@@ -33,8 +33,11 @@ def connect(path: str) -> int:
     return fd
 
 
-def create(sock_fd: int, size: tuple[int, int] | None) -> int:
-    """In the container (after pivot_root): open a pty, send the master, return the slave."""
+def create(sock_fd: int, size: tuple[int, int] | None, *, bind_console: bool = True) -> int:
+    """In the container (after pivot_root): open a pty, send the master, return the slave.
+
+    *bind_console*: also make it /dev/console (for the container's init, not for `exec`,
+    which must not change the container's mounts)."""
     try:
         master, slave = os.openpty()  # /dev/ptmx -> pts/ptmx: the container's devpts instance
     except OSError as exc:
@@ -47,7 +50,7 @@ def create(sock_fd: int, size: tuple[int, int] | None) -> int:
     finally:
         os.close(master)
         os.close(sock_fd)
-    if os.path.exists("/dev/console"):
+    if bind_console and os.path.exists("/dev/console"):
         S.mount(name, "/dev/console", None, S.MS_BIND)
     return slave
 

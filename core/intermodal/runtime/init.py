@@ -157,7 +157,7 @@ def _build_container(ctx: Context, ch: Channel) -> None:
 
 def _run(ctx: Context, ch: Channel) -> None:
     p = ctx.process
-    slave = console.create(ctx.console, p.console_size) if p.terminal else -1
+    slave = console.create(ctx.console, p.console_size, bind_console=ctx.mode == "create") if p.terminal else -1
     if ctx.mode == "create":
         rootfs.finish(ctx.spec, userns=ctx.userns)
     process.set_oom_score_adj(p.oom_score_adj)
