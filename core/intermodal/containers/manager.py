@@ -215,9 +215,15 @@ class ContainerManager:
             "lock": str(self.store.lock_path(cid)),
             "oom_control": _oom_file(cid),
             "tty": spec.tty,
+            "console_socket": self._console_socket(cid),
             "console_size": list(console_size) if console_size else None,
             "healthcheck": _health_for_monitor(directory, record.get("Healthcheck")),
         })
+
+    def _console_socket(self, cid: str) -> str:
+        """Where the runtime sends a `--tty` container's terminal: a short path, else an abstract socket."""
+        path = self.engine.paths.run_root / "console" / f"{cid[:16]}.sock"
+        return str(path) if len(str(path)) < 100 else f"@intermodal-{cid[:32]}"
 
     def run(self, spec: ContainerSpec, *, attach: bool = False, stdin: int | None = None,
             console_size: tuple[int, int] | None = None, pull: str = "missing",

@@ -119,7 +119,7 @@ class Monitor:
         # start-up less); the container's init is then re-parented to us.
         argv = [*base, "run", "--detach", "--bundle", cfg["bundle"], "--pid-file", pid_file]
         if cfg.get("tty"):
-            console = _Console(f"@intermodal-{cid[:32]}-{os.getpid()}")
+            console = _Console(cfg["console_socket"])
             code = _spawn_wait([*argv, "--console-socket", console.path, cid], None, None, None)
             self.out_r, self.err_r = (console.receive(cfg.get("console_size")) if code == 0 else None), None
             console.close()
@@ -554,11 +554,16 @@ class _Console:
     def __init__(self, path):
         import _socket
 
-        # An abstract socket ("@name", as Go spells it): no file, and no
-        # 108-byte limit on the engine root's path.
+        # "@name" is an abstract socket (as Go and runc spell it): no file,
+        # used when a path would pass the 108-byte limit of sun_path.
         self.path = path
         self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        self.sock.bind("\0" + path[1:])
+        if path.startswith("@"):
+            self.sock.bind("\0" + path[1:])
+        else:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            _unlink(path)
+            self.sock.bind(path)
         self.sock.listen(1)
 
     def receive(self, size):
@@ -584,6 +589,8 @@ class _Console:
 
     def close(self):
         self.sock.close()
+        if not self.path.startswith("@"):
+            _unlink(self.path)
 
 
 def _winsize(size):
