@@ -92,3 +92,21 @@ def test_detached_exec_stop_rm(podman):
     finally:
         podman("rm", "--force", "imod-s1", check=False)
     assert podman("ps", "-aq").stdout.strip() == ""
+
+
+def test_run_with_security_options_and_limits(podman):
+    proc = podman("run", "--rm", "--network", "none", *_ulimits(), "--user", "1000:1000", "--read-only",
+                  "--cap-drop", "all", "--security-opt", "no-new-privileges", "--pids-limit", "10",
+                  "--memory", "64m", "--hostname", "hh", IMAGE, "sh", "-c",
+                  "id -u; hostname; touch /x; echo rc=$?; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status",
+                  check=False)
+    out = proc.stdout.split()
+    assert out[:3] == ["1000", "hh", "rc=1"], proc.stdout + proc.stderr
+    assert out[3:] == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1", "Seccomp:", "2"]  # podman's seccomp
+
+
+def test_run_with_a_user_namespace_and_a_tty(podman):
+    out = podman("run", "--rm", "--network", "none", *_ulimits(), "--uidmap", "0:100000:65536",
+                 "--gidmap", "0:100000:65536", IMAGE, "cat", "/proc/self/uid_map").stdout.split()
+    assert out == ["0", "100000", "65536"]
+    assert podman("run", "--rm", "-t", "--network", "none", *_ulimits(), IMAGE, "tty").stdout.strip() == "/dev/pts/0"
