@@ -48,3 +48,13 @@ def test_unknown_signal_is_refused():
 def test_errors_exit_1_with_a_message(tmp_path, capsys):
     assert main(["--root", str(tmp_path), "state", "missing"]) == 1
     assert "missing does not exist" in capsys.readouterr().err
+
+
+def test_features_lists_what_is_supported(capsys):
+    import json
+
+    assert main(["features"]) == 0
+    features = json.loads(capsys.readouterr().out)
+    assert features["ociVersionMax"].startswith("1.") and "createContainer" in features["hooks"]
+    assert "user" in features["linux"]["namespaces"] and "rbind" in features["mountOptions"]
+    assert "CAP_SYS_ADMIN" in features["linux"]["capabilities"]

@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cgroup-manager", default="cgroupfs", choices=("cgroupfs", "systemd"))
     p.add_argument("--systemd-cgroup", action="store_true", help="cgroupsPath is slice:prefix:name")
     p.add_argument("--debug", action="store_true")
+    p.add_argument("--log-level", default=None, help="accepted like runc's; 'debug' equals --debug")
     p.add_argument("--rootless", default=None, help="accepted for compatibility; ignored")
     p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
     p.add_argument("--version", "-v", action="store_true")
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = verb("spec", cmd_spec, "write a default config.json")
     sp.add_argument("--bundle", "-b", default=".")
     sp.add_argument("--rootless", action="store_true", help="accepted; the same config is written")
+    verb("features", cmd_features, "print what this runtime supports (OCI features JSON)")
     verb("pause", cmd_pause, "freeze every process of a container").add_argument("id")
     verb("resume", cmd_resume, "thaw a paused container").add_argument("id")
     return p
@@ -261,6 +263,27 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    from intermodal.runtime import capabilities, mounts, namespaces
+    from intermodal.runtime.spec import OCI_VERSION
+
+    print(json.dumps({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": sorted([*mounts.FLAG_OPTIONS, *mounts.PROPAGATION_OPTIONS]),
+        "linux": {
+            "namespaces": list(namespaces.ORDER),
+            "capabilities": capabilities.names(),
+            "cgroup": {"v1": True, "v2": True, "systemd": False},
+            "seccomp": {"enabled": True},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+        },
+    }, indent=2))
+    return 0
+
+
 def cmd_pause(args: argparse.Namespace) -> int:
     _runtime(args).get(args.id).pause()
     return 0
@@ -275,6 +298,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     """Route the runtime's warnings to --log (without --log, logging's last resort prints them on stderr).
 
     Imports logging only when asked: every podman operation starts this command anew."""
+    args.debug = args.debug or args.log_level == "debug"
     if not (args.log or args.debug):
         return
     import logging
