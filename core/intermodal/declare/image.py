@@ -1,0 +1,227 @@
+"""Images: present (pull, load, import, build, or already local), tagged, saved, pushed; or absent.
+
+An image is identified by its id (the config digest). Every source is judged
+by the id it would give: a forced pull, load or import that yields the id
+the name already has changes nothing, and the prediction (check mode,
+`test=True`) reads the same id without fetching layers: the registry's
+manifest for a pull, the archive's manifest for a load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from intermodal.declare.plan import Difference, Plan
+from intermodal.errors import ImageNotFound, IntermodalError, InvalidArgument
+
+if TYPE_CHECKING:
+    from intermodal.engine import Engine
+
+SOURCES = ("pull", "load", "import", "build", "local")
+UNKNOWN = "unknown"  # the source's id cannot be known before running it
+
+
+@dataclass(frozen=True)
+class Declared:
+    name: str  # the full reference (tag applied), or an id
+    state: str = "present"
+    source: str | None = None
+    force_source: bool = False
+    force_tag: bool = False
+    force_absent: bool = False
+    load_path: str | None = None
+    archive_path: str | None = None
+    repository: str | None = None
+    push: bool = False
+    pull_options: Mapping[str, Any] = field(default_factory=dict)
+    build: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Current:
+    """Ids as the engine (and the source, read-only) have them now; None: absent."""
+
+    image_id: str | None
+    repository_id: str | None = None
+    source_id: str | None = None  # the id the source would give; UNKNOWN when it cannot be read
+    archive_id: str | None = None  # the id in archive_path, if that file exists
+
+
+def declare(options: Mapping[str, Any]) -> Declared:
+    from intermodal.images import reference as refs
+
+    o = {k: v for k, v in options.items() if v is not None}
+    name = o.get("name")
+    if not name:
+        raise InvalidArgument("name is required: give the image reference, e.g. busybox:1.36")
+    if o.get("source") not in (None, *SOURCES):
+        raise InvalidArgument(f"source {o['source']!r}: use one of {', '.join(SOURCES)}")
+    if not refs.looks_like_id(name) and not name.startswith("sha256:"):
+        explicit = refs.parse(name, default_tag=False)
+        if explicit.tag is None and explicit.digest is None and o.get("tag"):
+            explicit = explicit.with_tag(str(o["tag"]))
+        name = str(refs.parse(str(explicit)))
+    if o.get("source") in ("load", "import") and not o.get("load_path"):
+        raise InvalidArgument(f"source {o['source']} needs load_path: the archive or rootfs tar to read")
+    repository = str(refs.parse(o["repository"])) if o.get("repository") else None
+    pull_options = {"tls_verify": bool(o.get("validate_certs", True))}
+    if o.get("platform"):
+        pull_options["platform"] = o["platform"]
+    return Declared(name, o.get("state", "present"), o.get("source"), bool(o.get("force_source")),
+                    bool(o.get("force_tag")), bool(o.get("force_absent")), o.get("load_path"), o.get("archive_path"),
+                    repository, bool(o.get("push")), pull_options, o.get("build"))
+
+
+def plan(declared: Declared, current: Current) -> Plan:
+    """Actions: pull, load, import, build, tag:<repository>, save:<path>, push:<reference>, remove."""
+    if declared.state == "absent":
+        return Plan(("remove",) if current.image_id else ())
+    actions: list[str] = []
+    differences: list[Difference] = []
+    warnings: list[str] = []
+    image_id = current.image_id
+    source = declared.source
+    if image_id is None or declared.force_source:
+        if source in (None, "local"):
+            if image_id is None:
+                raise ImageNotFound(f"image {declared.name} is not present and source is {source or 'not given'}; "
+                                    "set source: pull, load, import or build")
+        elif image_id is None or current.source_id != image_id:
+            actions.append(source)
+            differences.append(Difference("id", current.source_id, image_id))
+            if current.source_id == UNKNOWN:
+                warnings.append(f"the id {source} gives cannot be known beforehand; changed only if it moves")
+            image_id = current.source_id if current.source_id != UNKNOWN else None
+    target = declared.repository
+    if target and (image_id is None or current.repository_id != image_id):
+        if current.repository_id and not declared.force_tag and current.repository_id != image_id:
+            raise InvalidArgument(f"{target} names another image ({current.repository_id}); set force_tag to move it")
+        actions.append(f"tag:{target}")
+        differences.append(Difference("repository", image_id, current.repository_id))
+    if declared.archive_path and (image_id is None or current.archive_id != image_id):
+        actions.append(f"save:{declared.archive_path}")
+        differences.append(Difference("archive", image_id, current.archive_id))
+    if declared.push:
+        # Pushing is cheap when the registry has every blob; it is reported only when the manifest is new.
+        actions.append(f"push:{target or declared.name}")
+    return Plan(tuple(actions), tuple(differences), tuple(warnings))
+
+
+def read(engine: Engine, declared: Declared) -> Current:
+    """The ids, reading the source's id without fetching or storing anything."""
+    image_id = _id(engine, declared.name)
+    repository_id = _id(engine, declared.repository) if declared.repository else None
+    source_id = None
+    if declared.state == "present" and (image_id is None or declared.force_source):
+        source_id = source_image_id(declared)
+    archive_id = None
+    if declared.archive_path:
+        import os
+
+        if os.path.exists(declared.archive_path):
+            ids = archive_ids(declared.archive_path)
+            archive_id = ids[0] if len(ids) == 1 else UNKNOWN
+    return Current(image_id, repository_id, source_id, archive_id)
+
+
+def _id(engine: Engine, name: str) -> str | None:
+    try:
+        return engine.images.get(name).id
+    except ImageNotFound:
+        return None
+
+
+def source_image_id(declared: Declared) -> str | None:
+    """The id the source would give: from the archive's or the registry's manifest; UNKNOWN otherwise."""
+    try:
+        if declared.source == "load" and declared.load_path:
+            ids = archive_ids(declared.load_path)
+            return ids[0] if len(ids) == 1 else UNKNOWN
+        if declared.source == "pull":
+            return remote_image_id(declared.name, **dict(declared.pull_options))
+    except IntermodalError:
+        return UNKNOWN  # the real run reports the error itself
+    return UNKNOWN
+
+
+def archive_ids(path: str) -> list[str]:
+    """Image ids in a docker-archive (manifest.json) or OCI archive, read without unpacking layers."""
+    import json
+    import os
+    import tarfile
+
+    from intermodal.errors import InvalidArchive
+
+    if os.path.isdir(path):
+        manifest_file = os.path.join(path, "manifest.json")
+        if not os.path.exists(manifest_file):
+            return [UNKNOWN]
+        with open(manifest_file, "rb") as f:
+            entries = json.load(f)
+    else:
+        try:
+            with tarfile.open(path) as tar:
+                member = tar.extractfile("manifest.json")
+                if member is None:
+                    return [UNKNOWN]
+                entries = json.load(member)
+        except KeyError:
+            return [UNKNOWN]  # an OCI layout without manifest.json: its id needs the config blob
+        except (tarfile.TarError, OSError, ValueError) as err:
+            raise InvalidArchive(f"cannot read {path}: {err}; check that it is an image archive") from None
+    ids = []
+    for entry in entries:
+        config = entry.get("Config", "")
+        base = os.path.basename(config).removesuffix(".json")
+        ids.append("sha256:" + base if len(base) == 64 else UNKNOWN)
+    return ids
+
+
+def remote_image_id(reference: str, *, tls_verify: bool = True, platform: str | None = None) -> str:
+    """The config digest the registry's manifest names (two small GETs, no layers)."""
+    from intermodal.images import reference as refs
+    from intermodal.images.manifest import parse_manifest
+    from intermodal.images.pull import _resolve, parse_platform  # no public "resolve only" yet
+    from intermodal.images.registry import RegistryClient
+
+    ref = refs.parse(reference)
+    with RegistryClient(ref.domain, tls_verify=tls_verify, retries=1) as client:
+        _top, data, media_type = _resolve(client, ref, parse_platform(platform))
+    return parse_manifest(data, media_type).config.digest
+
+
+def apply(engine: Engine, declared: Declared, the_plan: Plan) -> tuple[bool, str | None]:
+    """Run the plan; returns (changed, the image id now). A source that gave the same id changed nothing."""
+    images = engine.images
+    before = _id(engine, declared.name)
+    changed = False
+    for action in the_plan.actions:
+        kind, _, arg = action.partition(":")
+        if kind == "remove":
+            images.remove(declared.name, force=declared.force_absent)
+            changed = True
+        elif kind == "pull":
+            images.pull(declared.name, **dict(declared.pull_options))
+        elif kind == "load":
+            records = images.load(declared.load_path)
+            if declared.name not in {t for r in records for t in r.tags} and len(records) == 1:
+                images.tag(records[0].id, declared.name)
+        elif kind == "import":
+            images.import_rootfs(declared.load_path, declared.name)
+        elif kind == "build":
+            build = getattr(images, "build", None)
+            if build is None:
+                raise InvalidArgument("source build: this engine cannot build images yet; use pull, load or import")
+            build(tag=declared.name, **dict(declared.build or {}))
+        elif kind == "tag":
+            images.tag(declared.name, arg)
+            changed = True
+        elif kind == "save":
+            images.save([declared.name], arg)
+            changed = True
+        elif kind == "push":
+            images.push(declared.name if arg == declared.name else arg)
+    after = _id(engine, declared.name)
+    return changed or before != after, after

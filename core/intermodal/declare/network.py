@@ -1,0 +1,134 @@
+"""Networks: a declaration against the network's record.
+
+The engine picks a subnet when none is given, so for networks an option left
+out is not managed (it is never compared); a declared option that differs
+recreates the network, which the engine refuses while containers use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from intermodal.declare import normalise as norm
+from intermodal.declare.compare import equal
+from intermodal.declare.options import comparison_modes
+from intermodal.declare.plan import Difference, Plan
+from intermodal.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from intermodal.engine import Engine
+    from intermodal.network.store import NetworkRecord
+
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+MTU_OPTION = "com.docker.network.driver.mtu"
+
+
+@dataclass(frozen=True)
+class Declared:
+    name: str
+    state: str = "present"
+    values: Mapping[str, Any] = field(default_factory=dict)  # only what the user gave, normalised
+    force: bool = False
+    modes: Mapping[str, str] = field(default_factory=dict)
+
+
+def declare(options: Mapping[str, Any]) -> Declared:
+    o = {k: v for k, v in options.items() if v is not None}
+    if not o.get("name"):
+        raise InvalidArgument("name is required: give the network's name")
+    if o.get("enable_ipv6"):
+        raise InvalidArgument("enable_ipv6: IPv6 networks are not supported by the engine yet; leave it out")
+    values: dict[str, Any] = {}
+    if "driver" in o:
+        if o["driver"] != "bridge":
+            raise InvalidArgument(f"driver {o['driver']!r} is not supported; use bridge")
+        values["driver"] = "bridge"
+    if "driver_options" in o:
+        values["options"] = norm.string_map(o["driver_options"], "driver_options")
+    if "internal" in o:
+        values["internal"] = bool(o["internal"])
+    if "labels" in o:
+        values["labels"] = norm.string_map(o["labels"], "labels")
+    pools = o.get("ipam_config") or []
+    if len(pools) > 1:
+        raise InvalidArgument("ipam_config: the engine takes one IPv4 pool per network; give one")
+    if pools:
+        values["ipam"] = _pool(pools[0])
+    return Declared(o["name"], o.get("state", "present"), values, bool(o.get("force")),
+                    comparison_modes("network", o.get("comparisons")))
+
+
+def _pool(pool: Mapping[str, Any]) -> dict[str, str]:
+    unknown = sorted(k for k, v in pool.items() if v is not None and k not in ("subnet", "gateway", "iprange"))
+    if unknown:
+        raise InvalidArgument(f"ipam_config: {', '.join(unknown)} not supported; give subnet, gateway, iprange")
+    out = {}
+    if pool.get("subnet"):
+        out["subnet"] = norm.cidr(pool["subnet"])
+    if pool.get("gateway"):
+        out["gateway"] = norm.ip(pool["gateway"])
+    if pool.get("iprange"):
+        out["iprange"] = norm.cidr(pool["iprange"])
+    if not out.get("subnet") and out:
+        raise InvalidArgument("ipam_config: gateway and iprange need a subnet; give the subnet too")
+    return out
+
+
+def actual(record: NetworkRecord) -> dict[str, Any]:
+    """The record in the declaration's terms; the bridge name and MTU are driver options, as in Docker."""
+    pool = {"subnet": norm.cidr(record.subnet), "gateway": norm.ip(record.gateway)}
+    if record.ip_range:
+        pool["iprange"] = norm.cidr(record.ip_range)
+    return {"driver": record.driver, "internal": record.internal, "labels": dict(record.labels),
+            "options": {BRIDGE_NAME_OPTION: record.bridge, MTU_OPTION: str(record.mtu), **record.options},
+            "ipam": pool}
+
+
+def compare(values: Mapping[str, Any], current: Mapping[str, Any], modes: Mapping[str, str]) -> list[Difference]:
+    out = []
+    for name, want in values.items():
+        have = current.get(name)
+        mode = modes.get(name, "strict")
+        if name in ("ipam", "options"):
+            have = {k: v for k, v in (have or {}).items() if k in want or _user_choice(name, k, mode)}
+        if not equal(want, have, mode):
+            out.append(Difference(name, want, have))
+    return out
+
+
+def _user_choice(name: str, key: str, mode: str) -> bool:
+    """Pool keys and the bridge name and MTU left out are the engine's choice; other options the user's."""
+    return mode == "strict" and name == "options" and key not in (BRIDGE_NAME_OPTION, MTU_OPTION)
+
+
+def plan(declared: Declared, current: NetworkRecord | None) -> Plan:
+    if declared.state == "absent":
+        return Plan(("remove",) if current else ())
+    if current is None:
+        return Plan(("create",))
+    differences = compare(declared.values, actual(current), declared.modes)
+    return Plan(("recreate",) if differences or declared.force else (), tuple(differences))
+
+
+def read(engine: Engine, name: str) -> NetworkRecord | None:
+    networks = engine.networks
+    return networks.get(name) if networks.exists(name) else None
+
+
+def create_args(declared: Declared) -> dict[str, Any]:
+    v = declared.values
+    pool = v.get("ipam") or {}
+    return {"subnet": pool.get("subnet"), "gateway": pool.get("gateway"), "ip_range": pool.get("iprange"),
+            "internal": bool(v.get("internal")), "labels": dict(v.get("labels") or {}),
+            "options": dict(v.get("options") or {}), "driver": v.get("driver", "bridge")}
+
+
+def apply(engine: Engine, declared: Declared, the_plan: Plan) -> None:
+    networks = engine.networks
+    for action in the_plan.actions:
+        if action in ("remove", "recreate"):
+            networks.remove(declared.name)
+        if action in ("create", "recreate"):
+            networks.create(declared.name, **create_args(declared))

@@ -1,0 +1,204 @@
+# Copyright: intermodal developers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""What every intermodal.containers module runs: argument spec from the shared option table, plan, apply.
+
+The decisions are `intermodal.declare`'s (shared with the Salt states); this
+file only maps them to Ansible: check mode does not execute the plan, the
+diff shows before/after of each differing option, warnings become module
+warnings, engine errors become failures with the engine's message.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from intermodal.declare import options as declare_options
+    from intermodal.errors import IntermodalError
+except ImportError:
+    ENGINE_IMPORT_ERROR = traceback.format_exc()
+    declare_options = None
+    IntermodalError = Exception  # only caught once the engine is importable
+else:
+    ENGINE_IMPORT_ERROR = None
+
+ENGINE_HINT = ("install the intermodal engine on the target host (pip install intermodal, or the repository's "
+               "scripts/setup), and point ansible_python_interpreter at that Python")
+TYPES = {"str": "str", "int": "int", "bool": "bool", "float": "float", "list": "list", "dict": "dict",
+         "path": "path", "raw": "raw"}
+
+
+def argument_spec(kind):
+    """The Ansible argument spec of *kind*, generated from the declare option table."""
+    spec = {}
+    for option in declare_options.table(kind).values():
+        arg = {"type": TYPES[option.type]}
+        if option.elements:
+            arg["elements"] = option.elements
+        if option.choices:
+            arg["choices"] = list(option.choices)
+        if option.aliases:
+            arg["aliases"] = list(option.aliases)
+        if option.default is not None:
+            arg["default"] = option.default
+        if option.required:
+            arg["required"] = True
+        spec[option.name] = arg
+    return spec
+
+
+def _fail_without_engine():
+    """The engine is not importable on the target: fail with missing_required_lib, not a traceback."""
+    from ansible.module_utils.basic import _load_params
+
+    module = AnsibleModule(argument_spec={k: {"type": "raw"} for k in _load_params()}, supports_check_mode=True)
+    module.fail_json(msg=missing_required_lib("intermodal", reason=ENGINE_HINT), exception=ENGINE_IMPORT_ERROR)
+
+
+def new_module(kind, required=None):
+    if ENGINE_IMPORT_ERROR:
+        _fail_without_engine()
+    return AnsibleModule(argument_spec=argument_spec(kind), supports_check_mode=True,
+                         required_if=required or [])
+
+
+def engine_for(module):
+    from intermodal.engine import Engine
+
+    return Engine(root=module.params.get("root"))
+
+
+def run_module(kind):
+    """One resource module: declare, plan, run unless check mode, return changed/diff/the object."""
+    required = {"container": [("state", "present", ["image"]), ("state", "started", ["image"]),
+                              ("state", "stopped", ["image"])]}.get(kind)
+    module = new_module(kind, required)
+    try:
+        result = _RUNNERS[kind](module, engine_for(module))
+    except IntermodalError as err:
+        module.fail_json(msg=str(err), error=type(err).__name__)
+    module.exit_json(**result)
+
+
+def _report(module, plan, changed, **extra):
+    for warning in plan.warnings:
+        module.warn(warning)
+    data = plan.to_data()
+    del data["warnings"]  # Ansible shows module.warn() itself; a `warnings` key would be shown twice
+    result = {"changed": changed, **data, **extra}
+    if module._diff:
+        before, after = plan.before_after()
+        result["diff"] = {"before": before, "after": after}
+    return result
+
+
+def _params(module):
+    return {k: v for k, v in module.params.items() if k != "root"}
+
+
+def _container(module, engine):
+    from intermodal.declare import container
+
+    declared = container.declare(_params(module))
+    plan = container.make_plan(engine, declared)
+    changed = plan.changed
+    if not module.check_mode and plan.changed:
+        changed, plan = container.apply(engine, declared, plan)
+    exists = engine.containers.exists(declared.name)
+    return _report(module, plan, changed, container=engine.containers.inspect(declared.name) if exists else {})
+
+
+def _network(module, engine):
+    from intermodal.declare import network
+
+    declared = network.declare(_params(module))
+    plan = network.plan(declared, network.read(engine, declared.name))
+    if not module.check_mode:
+        network.apply(engine, declared, plan)
+    exists = engine.networks.exists(declared.name)
+    return _report(module, plan, plan.changed, network=engine.networks.inspect(declared.name) if exists else {})
+
+
+def _volume(module, engine):
+    from intermodal.declare import volume
+
+    declared = volume.declare(_params(module))
+    plan = volume.plan(declared, volume.read(engine, declared.name))
+    if not module.check_mode:
+        volume.apply(engine, declared, plan)
+    current = volume.read(engine, declared.name)
+    return _report(module, plan, plan.changed, volume=current or {})
+
+
+def _image(module, engine):
+    from intermodal.declare import image
+
+    declared = image.declare(_params(module))
+    plan = image.plan(declared, image.read(engine, declared))
+    changed = plan.changed
+    if not module.check_mode and plan.changed:
+        changed, _ = image.apply(engine, declared, plan)
+    exists = engine.images.exists(declared.name)
+    return _report(module, plan, changed, image=engine.images.inspect(declared.name) if exists else {})
+
+
+_RUNNERS = {"container": _container, "network": _network, "volume": _volume, "image": _image}
+
+
+def run_info(kind):
+    """An *_info module: read only, never changed."""
+    module = new_module(kind)
+    try:
+        result = _INFO[kind](module, engine_for(module), module.params)
+    except IntermodalError as err:
+        module.fail_json(msg=str(err), error=type(err).__name__)
+    module.exit_json(changed=False, **result)
+
+
+def _image_info(module, engine, p):
+    images = engine.images
+    names = p.get("name")
+    if names is None:
+        return {"images": [images.inspect(r.id) for r in images.list()]}
+    return {"images": [images.inspect(n) for n in names if images.exists(n)]}
+
+
+def _network_info(module, engine, p):
+    exists = engine.networks.exists(p["name"])
+    return {"exists": exists, "network": engine.networks.inspect(p["name"]) if exists else {}}
+
+
+def _volume_info(module, engine, p):
+    exists = engine.volumes.exists(p["name"])
+    return {"exists": exists, "volume": engine.volumes.get(p["name"]) if exists else {}}
+
+
+def _container_info(module, engine, p):
+    exists = engine.containers.exists(p["name"])
+    return {"exists": exists, "container": engine.containers.inspect(p["name"]) if exists else {}}
+
+
+def _host_info(module, engine, p):
+    from intermodal.engine_info import engine_info
+
+    info = engine_info(engine)
+    containers = engine.containers.list() if engine.paths.containers.is_dir() else []
+    info.update({"Containers": len(containers), "ContainersRunning": sum(c.status == "running" for c in containers),
+                 "Networks": len(engine.networks.list()), "Volumes": len(engine.volumes.list())})
+    result = {"host_info": info}
+    if p.get("images"):
+        result["images"] = [{"Id": r.id, "RepoTags": list(r.tags), "Size": r.size} for r in engine.images.list()]
+    if p.get("containers"):
+        result["containers"] = [{"Id": c.id, "Name": c.name, "Image": c.record.get("ImageName"),
+                                 "Status": c.status} for c in containers]
+    if p.get("networks"):
+        result["networks"] = [{"Id": n.id, "Name": n.name, "Driver": n.driver} for n in engine.networks.list()]
+    if p.get("volumes"):
+        result["volumes"] = [{"Name": v["Name"], "Driver": v["Driver"]} for v in engine.volumes.list()]
+    return result
+
+
+_INFO = {"image_info": _image_info, "network_info": _network_info, "volume_info": _volume_info,
+         "container_info": _container_info, "host_info": _host_info}

@@ -1,0 +1,20 @@
+"""The image module through ansible-playbook: import, tag, save, load, pull, absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.requires("registry", "busybox")
+
+
+def test_images(playbook, busybox_tar: Path, registry, tmp_path_factory):
+    from intermodal.engine import Engine
+
+    # The registry gets busybox as bb:1 from a separate engine root, so the playbook's root starts empty.
+    source = Engine(root=tmp_path_factory.mktemp("source-engine"))
+    source.images.import_rootfs(busybox_tar, "busybox:latest", changes=['CMD ["sh"]'])
+    source.images.push("busybox:latest", f"{registry.host}/bb:1", tls_verify=False)
+    proc = playbook("images.yml", busybox_tar=str(busybox_tar), registry=registry.host)
+    assert "failed=0" in proc.stdout
