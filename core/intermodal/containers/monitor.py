@@ -132,14 +132,31 @@ class Monitor:
                 if fd is not None:
                     os.close(fd)
         if code != 0:
+            error = _runtime_error(log_file) or self._stderr_tail() or f"the runtime's run exited with {code}"
             self.close_output()
-            error = _runtime_error(log_file) or f"the runtime's run exited with {code}"
             _spawn_wait([*cfg["runtime"], "delete", "--force", cid], None, None, None)
             self.reap(0)
             return False, {"error": error, "code": _exit_code_for(error)}
         with open(pid_file) as f:
             pid = int(f.read().strip())
         return True, {"pid": pid, "start": _start_time(pid)}
+
+    def _stderr_tail(self):
+        """The runtime's last stderr line (it shares the container's stderr) when its log has no error."""
+        if self.err_r is None:
+            return ""
+        os.set_blocking(self.err_r, False)
+        data = b""
+        try:
+            while len(data) < 65536:
+                chunk = os.read(self.err_r, 65536)
+                if not chunk:
+                    break
+                data += chunk
+        except BlockingIOError:
+            pass
+        lines = [ln for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+        return lines[-1] if lines else ""
 
     def report_ready(self, ok, info):
         fd = self.fds.pop("ready", None)
