@@ -215,3 +215,21 @@ def test_signals_to_imod_run_reach_the_container(imod, busybox_image, engine_roo
             proc.kill()
             proc.wait(timeout=30)
     assert (proc.returncode, out) == (9, b"got-term\n")
+
+
+@pytest.mark.parametrize("verb", [("stop", "-t", "1"), ("rm", "-f"), ("kill",)])
+def test_paused_container_can_be_stopped_removed_killed(imod, busybox_image, verb):
+    imod("run", "-d", "--name", "frozen", busybox_image, "sleep", "1000")
+    imod("pause", "frozen")
+    imod(*verb, "frozen")
+    names = imod("ps", "-a", "--format", "{{.Names}} {{.State}}").stdout
+    assert names == (b"" if verb[0] == "rm" else b"frozen exited\n")
+
+
+def test_restart_runs_the_command_again(imod, busybox_image):
+    imod("run", "-d", "--name", "again", busybox_image, "sh", "-c",
+         'echo started; trap "exit 0" TERM; while true; do sleep 0.05; done')
+    wait_for(lambda: imod("logs", "again").stdout == b"started\n", "the first start")
+    imod("restart", "-t", "5", "again")
+    wait_for(lambda: imod("logs", "again").stdout == b"started\nstarted\n", "the second start")
+    assert state(imod, "again")["Status"] == "running"

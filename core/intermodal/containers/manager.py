@@ -287,7 +287,10 @@ class ContainerManager:
         if state.get("Status") in ("running", "paused"):
             runtime.kill(cid, sig)
             if state.get("Status") == "paused":
-                runtime.resume(cid)
+                try:
+                    runtime.resume(cid)  # a frozen process takes its signal once thawed
+                except RuntimeFailure:
+                    pass  # the runtime thawed it to deliver SIGKILL, and it is gone already
         if self._wait_exited(cid, record, None if timeout < 0 else timeout):
             return
         runtime.kill(cid, signal.SIGKILL)
