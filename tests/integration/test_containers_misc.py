@@ -121,3 +121,13 @@ def _wait_gone(pid: int) -> None:
     while start_time(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not start_time(pid)
+
+
+def test_inspect_finds_containers_then_images_then_volumes(imod, busybox_image):
+    imod("create", "--name", "both", busybox_image, "true")
+    imod("volume", "create", "vol")
+    assert imod("inspect", "-f", "{{.Name}}", "both").stdout == b"/both\n"
+    assert imod("inspect", "-f", "{{.Id}}", busybox_image).stdout.startswith(b"sha256:")
+    assert imod("inspect", "-f", "{{.Name}}", "vol").stdout == b"vol\n"
+    proc = imod("inspect", "--type", "image", "both", check=False)
+    assert proc.returncode == 1 and b"no such object: both" in proc.stderr

@@ -527,3 +527,41 @@ def _run_commit(ctx: Context, args: argparse.Namespace) -> int:
 
 
 commit = Command("commit", "Create a new image from a container's changes", _configure_commit, _run_commit)
+
+
+def _configure_inspect_any(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="+", metavar="NAME|ID")
+    p.add_argument("-f", "--format", help="a Go-style template, e.g. '{{.Id}}'")
+    p.add_argument("--type", choices=("container", "image", "volume"), help="look only for this kind of object")
+
+
+def _run_inspect_any(ctx: Context, args: argparse.Namespace) -> int:
+    """Docker's `inspect`: a container of that name first, then an image, then a volume."""
+    from intermodal.errors import NotFound
+
+    engine = ctx.engine
+    lookups = {"container": engine.containers.inspect, "image": engine.images.inspect,
+               "volume": engine.volumes.inspect}
+    kinds = [args.type] if args.type else ["container", "image", "volume"]
+    found, code = [], 0
+    for name in args.names:
+        for kind in kinds:
+            try:
+                found.append(lookups[kind](name))
+                break
+            except (NotFound, InvalidArgument):
+                continue
+        else:
+            print(f"Error: no such object: {name}", file=sys.stderr)
+            code = 1
+    if args.format:
+        from intermodal.cli.format import render
+
+        render(args.format, found)
+    else:
+        print_json(found)
+    return code
+
+
+inspect_any = Command("inspect", "Show the details of containers, images or volumes", _configure_inspect_any,
+                      _run_inspect_any)

@@ -67,6 +67,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "top": "containers:top",
     "cp": "containers:cp",
     "commit": "containers:commit",
+    "inspect": "containers:inspect_any",
     "container": {
         "run": "containers:run",
         "create": "containers:create",
