@@ -149,3 +149,18 @@ class NetworkError(IntermodalError):
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+
+
+class DockerfileError(InvalidArgument):
+    """A Dockerfile cannot be parsed or names something the build cannot use; the message gives the line."""
+
+
+class BuildFailed(IntermodalError):
+    """A build step failed (a RUN exited non-zero); nothing was tagged."""
+
+    exit_code = 1  # as `docker build` and `podman build` exit
+
+    def __init__(self, message: str, step: str = "", code: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.code = code

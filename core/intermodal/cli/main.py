@@ -27,6 +27,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "push": "registry:push",
         "save": "archive:save",
         "load": "archive:load",
+        "build": "build:build",
     },
     "history": "images:history",
     "tag": "images:tag",
@@ -38,6 +39,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "logout": "registry:logout",
     "save": "archive:save",
     "load": "archive:load",
+    "build": "build:build",
     "network": {
         "create": "networks:create",
         "ls": "networks:list_networks",

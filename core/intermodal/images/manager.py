@@ -110,6 +110,16 @@ class ImageManager:
 
         return load(self, source)
 
+    def build(self, context: str, **options: Any) -> ImageRecord:
+        """Build an image from a Dockerfile in *context*; options as `images.build.executor.BuildOptions`.
+
+        Raises DockerfileError (bad Dockerfile, with its line), BuildFailed (a RUN failed; nothing tagged),
+        InvalidArgument, ImageNotFound.
+        """
+        from intermodal.images.build.executor import BuildOptions, build
+
+        return build(self, BuildOptions(context=context, **options))
+
     def _record(self, name_or_record: str | ImageRecord) -> ImageRecord:
         return name_or_record if isinstance(name_or_record, ImageRecord) else self.get(name_or_record)
 
