@@ -179,3 +179,25 @@ def test_init_is_pid_one_and_passes_signals_on(imod, busybox_image):
     imod("stop", "-t", "30", "reaped")  # sleep as pid 1 would ignore SIGTERM; under the init it dies of it
     info = json.loads(imod("container", "inspect", "reaped").stdout)[0]
     assert info["State"]["ExitCode"] == 143
+
+
+def test_env_file_and_capabilities(imod, busybox_image, tmp_path):
+    env_file = tmp_path / "env"
+    env_file.write_text("# a comment\nFROM_FILE=yes\n\nOVERRIDDEN=file\n")
+    out = imod("run", "--rm", "--env-file", str(env_file), "-e", "OVERRIDDEN=flag", busybox_image, "sh", "-c",
+               "echo $FROM_FILE $OVERRIDDEN")
+    assert out.stdout == b"yes flag\n"
+    caps = imod("run", "--rm", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN", busybox_image, "sh", "-c",
+                "grep CapEff /proc/self/status").stdout.split()[1]
+    assert caps == b"0000000000001000"  # CAP_NET_ADMIN (12) alone
+    proc = imod("run", "--rm", "--cap-drop", "CHOWN", busybox_image, "chown", "nobody", "/tmp", check=False)
+    assert proc.returncode == 1 and b"Operation not permitted" in proc.stderr
+
+
+def test_privileged_and_cpus(imod, busybox_image):
+    out = imod("run", "--rm", "--privileged", busybox_image, "sh", "-c",
+               "grep CapEff /proc/self/status; grep -c . /proc/self/mountinfo >/dev/null; "
+               "mount -t tmpfs none /tmp && echo mounted").stdout.decode()
+    assert "mounted" in out and out.split()[1] != "00000000a80425fb"
+    out = imod("run", "--rm", "--cpus", "0.5", busybox_image, "cat", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+    assert out.stdout == b"50000\n"

@@ -140,15 +140,21 @@ def health_argv(test: list[str]) -> list[str]:
 
 def capabilities(spec: ContainerSpec) -> list[str]:
     last = _cap_last()
-    known = ALL_CAPS[: last + 1]
+    # All the kernel knows that we hold ourselves: a container cannot get
+    # more than its engine has (e.g. when intermodal itself runs confined).
+    bounding = _own_bounding()
+    known = [c for i, c in enumerate(ALL_CAPS[: last + 1]) if bounding >> i & 1]
     if spec.privileged:
-        return list(known)
+        return known
     caps = list(DEFAULT_CAPS)
     for cap in spec.cap_add:
         if cap == "ALL":
             caps = list(known)
         elif cap not in ALL_CAPS:
             raise InvalidArgument(f"unknown capability {cap!r} in --cap-add: see capabilities(7) for the names")
+        elif cap not in known:
+            raise InvalidArgument(f"cannot add {cap}: intermodal itself does not hold it here (see CapBnd in "
+                                  "/proc/self/status)")
         elif cap not in caps:
             caps.append(cap)
     for cap in spec.cap_drop:
@@ -159,6 +165,17 @@ def capabilities(spec: ContainerSpec) -> list[str]:
         else:
             caps = [c for c in caps if c != cap]
     return [c for c in caps if c in known]
+
+
+def _own_bounding() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return (1 << len(ALL_CAPS)) - 1
 
 
 def _cap_last() -> int:
