@@ -298,3 +298,21 @@ def test_cli_build_tags_args_and_file(imod, busybox_image, tmp_path):
     assert info["Id"] == "sha256:" + image_id and info["Config"]["Labels"] == {"a": "b"}
     again = imod("image", "build", "-q", "-f", str(ctx / "build.df"), "--build-arg", "V=7", "--label", "a=b", str(ctx))
     assert again.stdout.decode().strip() == image_id  # quiet prints just the id; all cached, same image
+
+
+@pytest.fixture
+def vfs(monkeypatch):
+    monkeypatch.setenv("IMOD_STORAGE_DRIVER", "vfs")
+
+
+def test_vfs_driver_diffs_by_comparing_trees(vfs, engine, busybox_image, tmp_path):
+    ctx = write_context(tmp_path / "ctx", {
+        "Dockerfile": "FROM busybox\nRUN rm /bin/vi && mkdir /d && echo x > /d/f && echo changed > /etc/passwd\n",
+    })
+    record = engine.images.build(str(ctx), output=io.StringIO())
+    assert engine.images.store.layers.driver.name == "vfs"
+    names = layer_names(engine, record, -1)
+    assert {"bin/.wh.vi", "d", "d/f", "etc/passwd"} <= set(names)
+    assert "bin/sh" not in names and "etc/group" not in names  # unchanged files are not in the layer
+    top = engine.images.store.layers.layers(record.diff_ids)[-1].path
+    assert not (top / "bin" / "vi").exists() and (top / "d" / "f").read_text() == "x\n"

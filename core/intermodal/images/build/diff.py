@@ -43,25 +43,40 @@ def write_upper(upper: Path, out: BinaryIO, skip: Callable[[str, os.stat_result]
 
 def write_compare(lower: Path | None, rootfs: Path, out: BinaryIO,
                   skip: Callable[[str, os.stat_result], bool] | None = None) -> int:
-    """What differs between the snapshot *lower* and the copy *rootfs*, as a layer tar (vfs)."""
+    """What differs between the snapshot *lower* and the copy *rootfs*, as a layer tar (vfs).
+
+    A directory whose entries changed is written too, with its metadata (as Docker's changes.go does),
+    so permissions of the parents travel with the change.
+    """
+    seen: set[str] = set()
+    changed: list[tuple[str, str]] = []
+    for rel, path, st in _entries(rootfs):
+        seen.add(rel)
+        if skip is not None and skip(rel, st):
+            continue
+        old = _lstat(lower / rel) if lower is not None else None
+        if old is None or not _same(old, st, lower / rel, path):  # type: ignore[operator]
+            changed.append((rel, path))
+    seen.add("")  # the root: a removed top-level entry is whited out
+    removed = [(rel, st) for rel, _, st in (_entries(lower) if lower is not None else ())
+               if rel not in seen and os.path.dirname(rel) in seen]
+    parents = {p for rel in [r for r, _ in changed] + [r for r, _ in removed] for p in _ancestors(rel)}
+    names = {rel for rel, _ in changed}
     count = 0
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        seen: set[str] = set()
-        for rel, path, st in _entries(rootfs):
-            seen.add(rel)
-            if skip is not None and skip(rel, st):
-                continue
-            old = _lstat(lower / rel) if lower is not None else None
-            if old is not None and _same(old, st, lower / rel, path):
-                continue
-            _add(tar, path, rel)
-            count += 1
-        for rel, _, st in _entries(lower) if lower is not None else ():
-            parent = os.path.dirname(rel)
-            if rel not in seen and (not parent or parent in seen):
-                _add_marker(tar, _join(parent, WHITEOUT + os.path.basename(rel)), st)
+        for rel, path, _ in _entries(rootfs):
+            if rel in names or rel in parents:
+                _add(tar, path, rel)
                 count += 1
+        for rel, st in removed:
+            _add_marker(tar, _join(os.path.dirname(rel), WHITEOUT + os.path.basename(rel)), st)
+            count += 1
     return count
+
+
+def _ancestors(rel: str) -> list[str]:
+    parts = rel.split("/")[:-1]
+    return ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
 
 
 def _entries(root: Path):
