@@ -316,3 +316,41 @@ def test_vfs_driver_diffs_by_comparing_trees(vfs, engine, busybox_image, tmp_pat
     assert "bin/sh" not in names and "etc/group" not in names  # unchanged files are not in the layer
     top = engine.images.store.layers.layers(record.diff_ids)[-1].path
     assert not (top / "bin" / "vi").exists() and (top / "d" / "f").read_text() == "x\n"
+
+
+def test_copy_keeps_hard_links_applies_chmod_and_a_scratch_run_fails_clearly(build, engine, tmp_path):
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": "FROM scratch\nCOPY --chmod=700 f g /x/\n", "f": "data"})
+    (ctx / "g").hardlink_to(ctx / "f")
+    record, _ = build({}, context=ctx)
+    descriptor = engine.images.store.manifest(record).layers[0]
+    with engine.images.store.blobs.open(descriptor.digest) as f, tarfile.open(fileobj=f, mode="r|gz") as tar:
+        members = {m.name: m for m in tar}
+    assert members["x/f"].isreg() and members["x/f"].mode == 0o700 and members["x/f"].size == 4
+    assert members["x/g"].islnk() and members["x/g"].linkname == "x/f"
+    assert members["x"].isdir() and (members["x"].uid, members["x"].gid) == (0, 0)
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY f /f\nRUN true\n")
+    with pytest.raises(BuildFailed, match=r'Dockerfile:3: error building at STEP "RUN true": exec /bin/sh'):
+        build({}, context=ctx, tags=("scratch:1",))
+    assert not engine.images.exists("scratch:1")
+
+
+def test_copy_from_an_image(build, engine):
+    record, _ = build({"Dockerfile": "FROM scratch\nCOPY --from=busybox /bin/busybox /bin/sh /bin/\n"})
+    names = layer_names(engine, record, 0)
+    assert names == ["bin", "bin/busybox", "bin/sh"]
+
+
+@pytest.mark.requires("registry")
+def test_from_pulls_a_missing_base_and_pull_pulls_again(engine, busybox_image, registry, tmp_path, imod):
+    engine.images.push(busybox_image, f"{registry.host}/base/bb:1", tls_verify=False)
+    from intermodal.engine import Engine
+
+    other = Engine(root=tmp_path / "other")  # a store without the base image
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": f"FROM {registry.host}/base/bb:1\nRUN echo ok > /ok\n"})
+    record = other.images.build(str(ctx), tls_verify=False, output=io.StringIO())
+    assert other.images.exists(f"{registry.host}/base/bb:1") and len(record.diff_ids) == 2
+    before = registry.log_size()
+    again = other.images.build(str(ctx), tls_verify=False, output=io.StringIO())
+    assert registry.requests("GET", "/manifests/", since=before) == 0 and again.id == record.id
+    other.images.build(str(ctx), tls_verify=False, pull=True, output=io.StringIO())
+    assert registry.requests("GET", "/manifests/", since=before) >= 1

@@ -20,6 +20,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pull", action="store_true", help="pull base images even when they are here")
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="add a label; repeatable")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    p.add_argument("--tls-verify", default="true", choices=("true", "false"), metavar="BOOL",
+                   help="verify the registry's TLS certificate when pulling a base image (default true)")
 
 
 def _pairs(values: list[str], what: str, from_env: bool) -> dict[str, str]:
@@ -44,7 +46,8 @@ def _run(ctx: Context, args: argparse.Namespace) -> int:
     record = ctx.engine.images.build(
         args.context, dockerfile=args.file, tags=tuple(args.tag),
         build_args=_pairs(args.build_arg, "--build-arg", True), target=args.target, no_cache=args.no_cache,
-        pull=args.pull, labels=_pairs(args.label, "--label", False), quiet=args.quiet)
+        pull=args.pull, labels=_pairs(args.label, "--label", False), quiet=args.quiet,
+        tls_verify=args.tls_verify == "true")
     print(record.id.split(":", 1)[1])  # the full id last, as podman prints it
     return 0
 

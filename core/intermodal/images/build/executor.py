@@ -22,7 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from intermodal.errors import BuildFailed, DockerfileError, ImageNotFound, InvalidArgument, RegistryError
+from intermodal.errors import (
+    BuildFailed,
+    DockerfileError,
+    ImageNotFound,
+    InvalidArgument,
+    KernelError,
+    RegistryError,
+    RuntimeFailure,
+)
 from intermodal.images import mediatypes as mt
 from intermodal.images import reference as refs
 from intermodal.images.build import steps
@@ -56,6 +64,7 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
     output: TextIO | None = None  # progress lines and RUN output; default stdout
+    tls_verify: bool = True  # for pulling base images (False: a plain-http or self-signed registry)
 
 
 @dataclass
@@ -209,7 +218,7 @@ class Builder:
             with contextlib.suppress(ImageNotFound):
                 return self.images.get(name)
         try:
-            return self.images.pull(name)
+            return self.images.pull(name, tls_verify=self.options.tls_verify)
         except ImageNotFound:
             raise DockerfileError(f"{self.file}:{line}: FROM {name}: no such image here or in its registry; "
                                   "pull or load it first, or fix the name") from None
@@ -375,8 +384,12 @@ class Builder:
         with steps.mounted(self.images, scope.state, "run") as (directory, rootfs):
             workdir = steps.resolve_in_root(rootfs, scope.section.get("WorkingDir") or "/")
             os.makedirs(rootfs / workdir.lstrip("/"), mode=0o755, exist_ok=True)
-            result, created = steps.run_container(self.images, rootfs, scope.state.config, argv, run_args,
-                                                  self._emit)
+            try:
+                result, created = steps.run_container(self.images, rootfs, scope.state.config, argv, run_args,
+                                                      self._emit)
+            except (RuntimeFailure, KernelError, InvalidArgument) as err:
+                raise BuildFailed(f'{self.file}:{ins.line}: error building at STEP "{ins.original}": {err}; '
+                                  "nothing was tagged", ins.original) from None
             if result.code != 0:
                 tail = result.output.decode(errors="replace")[-2000:] if self.options.quiet else ""
                 raise BuildFailed(f'{self.file}:{ins.line}: error building at STEP "{ins.original}": the command '

@@ -195,12 +195,8 @@ class LayerTar:
             self.tar.addfile(info, io.BytesIO(item.data))
             return
         assert item.host is not None and item.st is not None
+        # a second name of a file already written becomes a hard link to it (tarfile tracks the inodes)
         info = self.tar.gettarinfo(str(item.host), name)
-        if info.type not in (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.AREGTYPE):
-            if stat.S_ISREG(item.st.st_mode):
-                info.type = tarfile.REGTYPE  # a hard link in the context is copied as a file
-            else:
-                info.type = tarfile.REGTYPE if stat.S_ISREG(item.st.st_mode) else info.type
         info.uname = info.gname = ""
         self._own(info)
         if self.chmod is not None and info.type != tarfile.SYMTYPE:
@@ -274,9 +270,10 @@ def run_container(images: Any, rootfs: Path, image_config: dict[str, Any], argv:
     paths = images.engine.paths
     cid = "build-" + os.urandom(6).hex()
     section = image_config.get("config") or {}
+    # no USER: root, also in an image without /etc/passwd (scratch), where the name cannot be looked up
+    user = section.get("User") or ("root" if (rootfs / "etc" / "passwd").is_file() else "0:0")
     spec = ContainerSpec(image="build", command=tuple(argv), entrypoint=(), env=tuple(extra_env),
-                         workdir=section.get("WorkingDir") or "/", user=section.get("User") or None,
-                         network="none")
+                         workdir=section.get("WorkingDir") or "/", user=user, network="none")
     inputs = oci.BundleInputs(cid, str(rootfs), cid[6:18], {}, (), f"/intermodal/{cid}")
     bundle = oci.build_config(spec, image_config, inputs)
     created = {m["destination"] for m in bundle["mounts"]
