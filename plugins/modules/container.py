@@ -194,6 +194,12 @@ options:
     description:
       - 'User (and group) to run as: name, uid or uid:gid.'
     type: str
+  validate_certs:
+    description:
+      - 'Verify the registry''s TLS certificate when pulling.'
+    type: bool
+    default: true
+    aliases: [tls_verify]
   volumes:
     description:
       - 'Docker -v items: /ctr, name:/ctr[:ro], /host:/ctr[:ro].'

@@ -17,13 +17,14 @@ from intermodal.declare import normalise as norm
 from intermodal.declare.compare import equal
 from intermodal.declare.options import UPDATE, change_kind, comparison_modes
 from intermodal.declare.plan import Difference, Plan
-from intermodal.errors import ImageNotFound, InvalidArgument
+from intermodal.errors import ImageNotFound, IntermodalError, InvalidArgument
 
 if TYPE_CHECKING:
     from intermodal.containers.spec import ContainerSpec
     from intermodal.engine import Engine
 
 DEFAULT_STOP_TIMEOUT = 10
+UNKNOWN = "unknown"
 LIVE = ("running", "paused", "restarting")
 
 
@@ -106,7 +107,7 @@ def declare(options: Mapping[str, Any]) -> Declared:
              "pids_limit": "pids_limit", "init": "init"}
     fields.update({plain[k]: v for k, v in o.items() if k in plain})
     spec = ContainerSpec.build(str(o["image"]), name=name, **fields)
-    return Declared(spec=spec, pull_options=dict(o.get("pull_options") or {}), **common)
+    return Declared(spec=spec, pull_options={"tls_verify": bool(o.get("validate_certs", True))}, **common)
 
 
 # -- both sides -------------------------------------------------------------------------------------
@@ -171,26 +172,31 @@ def compare(declared: Mapping[str, Any], current: Mapping[str, Any], modes: Mapp
 
 
 def plan(declared: Declared, current: Current | None, *, image_id: str | None = None,
-         image_config: Mapping[str, Any] | None = None, can_update: bool = False) -> Plan:
+         image_config: Mapping[str, Any] | None = None, remote_id: str | None = None,
+         can_update: bool = False) -> Plan:
     """The actions that bring *current* to *declared*. Pure: *image_id*/*image_config* are the declared
-    image as the store has it now (None: not present locally, so it would be pulled)."""
+    image as the store has it now (None: not present locally, so it would be pulled); *remote_id* is
+    the id the registry names for it (pull=always; "unknown" when it could not be asked)."""
     if declared.state == "absent":
-        return Plan(("remove",) if current else ())
+        return Plan(("remove",), (Difference("state", "absent", current.status),)) if current else Plan()
     assert declared.spec is not None
     actions: list[str] = []
     warnings: list[str] = []
-    pull = image_id is None or declared.pull == "always"
     if image_id is None and declared.pull == "never":
         raise ImageNotFound(f"image {declared.spec.image} is not present and pull is never; pull or load it first")
-    if pull:
+    # pull=always pulls only when the registry names another image: a pull that moves nothing is no change.
+    if image_id is None or (declared.pull == "always" and remote_id != image_id):
         actions.append("pull")
-        if declared.pull == "always" and image_id is not None:
-            warnings.append("pull: always may move the image; the container is recreated only if its id changes")
+        if image_id is not None and remote_id in (None, UNKNOWN):
+            warnings.append(f"the registry could not tell the id of {declared.spec.image}; it is pulled, and the "
+                            "container is recreated only if the id moves")
+        elif image_id is not None:
+            image_id = None  # the image will move: compare as if it were not here
     if current is None:
         actions.append("create")
         if declared.state == "started":
             actions.append("start")
-        return Plan(tuple(actions), (), tuple(warnings))
+        return Plan(tuple(actions), (Difference("state", declared.state, "absent"),), tuple(warnings))
     differences: list[Difference] = []
     if image_id is None:
         differences.append(Difference("image", declared.spec.image, current.image_id))
@@ -240,8 +246,20 @@ def read(engine: Engine, declared: Declared) -> tuple[Current | None, str | None
 
 def make_plan(engine: Engine, declared: Declared) -> Plan:
     current, image_id, image_config = read(engine, declared)
-    return plan(declared, current, image_id=image_id, image_config=image_config,
+    remote_id = None
+    if declared.pull == "always" and declared.spec is not None and image_id is not None:
+        from intermodal.declare.image import remote_image_id
+
+        try:
+            remote_id = remote_image_id(declared.spec.image, **_remote_options(declared.pull_options))
+        except IntermodalError:
+            remote_id = UNKNOWN  # the pull itself reports the registry's error
+    return plan(declared, current, image_id=image_id, image_config=image_config, remote_id=remote_id,
                 can_update=hasattr(engine.containers, "update"))
+
+
+def _remote_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k in ("tls_verify", "platform")}
 
 
 def apply(engine: Engine, declared: Declared, the_plan: Plan) -> tuple[bool, Plan]:
@@ -249,16 +267,24 @@ def apply(engine: Engine, declared: Declared, the_plan: Plan) -> tuple[bool, Pla
     against the pulled image, so a pull that moved nothing changes nothing."""
     if "pull" in the_plan.actions:
         assert declared.spec is not None
-        before = the_plan.data.get("image_id")
+        before = _local_id(engine, declared.spec.image)
         engine.images.pull(declared.spec.image, **dict(declared.pull_options))
-        the_plan = make_plan(engine, declared)
-        the_plan = Plan(tuple(a for a in the_plan.actions if a != "pull"), the_plan.differences,
-                        the_plan.warnings, the_plan.data)
-        moved = before != the_plan.data.get("image_id")
-        _run(engine, declared, the_plan)
-        return moved or the_plan.changed, the_plan
+        current, image_id, image_config = read(engine, declared)
+        rest = plan(declared, current, image_id=image_id, image_config=image_config, remote_id=image_id,
+                    can_update=hasattr(engine.containers, "update"))
+        _run(engine, declared, rest)
+        moved = before != image_id
+        ran = Plan((("pull",) if moved else ()) + rest.actions, rest.differences, the_plan.warnings, rest.data)
+        return ran.changed, ran
     _run(engine, declared, the_plan)
     return the_plan.changed, the_plan
+
+
+def _local_id(engine: Engine, name: str) -> str | None:
+    try:
+        return engine.images.get(name).id
+    except ImageNotFound:
+        return None
 
 
 def _run(engine: Engine, declared: Declared, the_plan: Plan) -> None:

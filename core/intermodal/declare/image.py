@@ -77,7 +77,7 @@ def declare(options: Mapping[str, Any]) -> Declared:
 def plan(declared: Declared, current: Current) -> Plan:
     """Actions: pull, load, import, build, tag:<repository>, save:<path>, push:<reference>, remove."""
     if declared.state == "absent":
-        return Plan(("remove",) if current.image_id else ())
+        return Plan(("remove",), (Difference("state", "absent", "present"),)) if current.image_id else Plan()
     actions: list[str] = []
     differences: list[Difference] = []
     warnings: list[str] = []

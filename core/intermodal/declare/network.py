@@ -105,9 +105,9 @@ def _user_choice(name: str, key: str, mode: str) -> bool:
 
 def plan(declared: Declared, current: NetworkRecord | None) -> Plan:
     if declared.state == "absent":
-        return Plan(("remove",) if current else ())
+        return Plan(("remove",), (Difference("state", "absent", "present"),)) if current else Plan()
     if current is None:
-        return Plan(("create",))
+        return Plan(("create",), (Difference("state", "present", "absent"),))
     differences = compare(declared.values, actual(current), declared.modes)
     return Plan(("recreate",) if differences or declared.force else (), tuple(differences))
 

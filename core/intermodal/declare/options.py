@@ -59,6 +59,8 @@ CONTAINER = _t(
     Option("image", field="image", doc="The image to run: a reference or an id; compared by image id."),
     Option("pull", default="missing", choices=("missing", "always", "never"),
            doc="When to pull the image: when missing, always (changes only if the id moves), never."),
+    Option("validate_certs", "bool", default=True, aliases=("tls_verify",),
+           doc="Verify the registry's TLS certificate when pulling."),
     Option("command", "raw", field="command", image="Cmd",
            doc="argv list, or a string split like a shell; [] or unset uses the image's CMD."),
     Option("entrypoint", "raw", field="entrypoint", image="Entrypoint",

@@ -55,9 +55,9 @@ def actual(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def plan(declared: Declared, current: Mapping[str, Any] | None) -> Plan:
     if declared.state == "absent":
-        return Plan(("remove",) if current else ())
+        return Plan(("remove",), (Difference("state", "absent", "present"),)) if current else Plan()
     if current is None:
-        return Plan(("create",))
+        return Plan(("create",), (Difference("state", "present", "absent"),))
     have = actual(current)
     differences = tuple(Difference(k, v, have.get(k)) for k, v in declared.values.items()
                         if not equal(v, have.get(k), "strict"))

@@ -1,0 +1,51 @@
+"""The collection as users meet it: ansible-doc, --check/--diff from the command line, a target without the engine."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def recap(stdout: str) -> dict[str, int]:
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("localhost") and "ok=" in ln)
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+
+
+def test_ansible_doc_reads_well():
+    exe = Path(sys.executable).parent / "ansible-doc"
+    proc = subprocess.run([str(exe), "intermodal.containers.container"], cwd=ROOT, capture_output=True, text=True,
+                          env={"ANSIBLE_NOCOLOR": "1", "PATH": "/usr/bin:/bin", "HOME": "/root"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for text in ("restart_policy", "comparisons", "EXAMPLES", "RETURN VALUES", "intermodal.containers.engine"):
+        assert text in proc.stdout, text
+    assert "WARNING" not in proc.stderr.upper(), proc.stderr
+
+
+def test_check_then_real_then_again(playbook, engine_root: Path):
+    check = playbook("check_flag.yml", "--check", "--diff")
+    assert recap(check.stdout)["changed"] == 2
+    assert not (engine_root / "volumes" / "data").exists()  # check mode touched nothing
+    assert '-    "state": "absent"' in check.stdout and '+    "state": "present"' in check.stdout  # the diff
+    real = playbook("check_flag.yml", "--diff")
+    assert recap(real.stdout)["changed"] == 2
+    again = playbook("check_flag.yml", "--check")
+    assert recap(again.stdout)["changed"] == 0
+    assert recap(playbook("check_flag.yml").stdout)["changed"] == 0
+
+
+def test_a_target_without_the_engine(playbook):
+    system_python = shutil.which("python3", path="/usr/bin:/bin")
+    if system_python is None:
+        pytest.skip("needs a system python3 without intermodal")
+    probe = subprocess.run([system_python, "-c", "import intermodal"], capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip(f"{system_python} can import intermodal")
+    proc = playbook("no_engine.yml", system_python=system_python)
+    assert recap(proc.stdout)["failed"] == 0 and recap(proc.stdout)["ignored"] == 1
