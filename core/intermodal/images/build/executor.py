@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import posixpath
 import re
 import sys
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from intermodal.images import mediatypes as mt
 from intermodal.images import reference as refs
 from intermodal.images.build import steps
 from intermodal.images.build.cache import BuildCache, State, key
-from intermodal.images.build.context import BuildContext, FileHashes, Source, content_digest, resolve_sources, walk
+from intermodal.images.build.context import BuildContext, FileHashes
 from intermodal.images.build.dockerfile import Dockerfile, Instruction, Stage, json_list, parse
 from intermodal.images.build.words import SubstitutionError, expand, expand_words, split_words
 from intermodal.images.changes import DEFAULT_SHELL, apply_changes
@@ -210,7 +209,7 @@ class Builder:
         if section.get("OnBuild"):
             self._say(f"[Warning] the ONBUILD triggers of {base} are not run by intermodal; they are dropped")
             section.pop("OnBuild")
-        layers = [_oci_layer(d.to_json()) for d in self.images.store.manifest(record).layers]
+        layers = [oci_layer(d.to_json()) for d in self.images.store.manifest(record).layers]
         return State(config, layers)
 
     def _image(self, name: str, line: int) -> ImageRecord:
@@ -397,7 +396,12 @@ class Builder:
                                   + (f"\n{tail}" if tail else ""), ins.original, result.code)
             descriptor, diff_id = steps.add_layer(self.images, scope.state,
                                                   self._diff_writer(scope.state, directory, rootfs, created))
-        self._done(scope, cache_key, _with_layer(scope.state, descriptor, diff_id, prefix + " ".join(argv)))
+        self._done(scope, cache_key, with_layer(scope.state, descriptor, diff_id, prefix + " ".join(argv)))
+
+    def _copy(self, scope: Scope, ins: Instruction) -> None:
+        from intermodal.images.build.copying import copy_step
+
+        copy_step(self, scope, ins)
 
     def _diff_writer(self, state: State, directory: Path, rootfs: Path, created: set[str]):
         from intermodal.images.build import diff
@@ -429,106 +433,9 @@ class Builder:
                 tar.close()
 
             descriptor, diff_id = steps.add_layer(self.images, scope.state, write)
-        state = _with_layer(scope.state, descriptor, diff_id, created_by)
+        state = with_layer(scope.state, descriptor, diff_id, created_by)
         state.config["config"] = section
         self._done(scope, cache_key, state)
-
-    def _copy(self, scope: Scope, ins: Instruction) -> None:
-        env = scope.env()
-        listed = ins.json_args
-        words = [expand(w, env, self.escape) for w in listed] if listed is not None else expand_words(
-            ins.args, env, self.escape)
-        if len(words) < 2:
-            raise ins.error(f"{ins.keyword} needs at least one source and a destination", self.file)
-        names, dest = words[:-1], words[-1]
-        docs = {f"<<{h.name}": h for h in ins.heredocs}
-        names = [n for n in names if not _is_heredoc(n, docs)]
-        heredocs = list(ins.heredocs)
-        for name in names:
-            if ins.keyword == "ADD" and re.match(r"^[a-z][a-z0-9+.-]*://|^git@", name):
-                raise ins.error(f"ADD {name}: downloading from a URL is not supported by intermodal; download "
-                                "the file into the build context and ADD or COPY it from there", self.file)
-        chmod = ins.flag("chmod")
-        try:
-            mode = int(chmod, 8) if chmod else None
-        except ValueError:
-            raise ins.error(f"--chmod={chmod} is not an octal mode like 755", self.file) from None
-        with contextlib.ExitStack() as stack:
-            root, excluded = self._copy_root(scope, ins, stack)
-            sources = resolve_sources(root, names, lambda why: ins.error(why, self.file), excluded)
-            plan = [(s, walk(s, excluded)) for s in sources]
-            digest = content_digest([(f"{s.rel}/{rel}", p, st) for s, entries in plan for rel, p, st in entries],
-                                    self.hashes if excluded is not None else None)
-            digest += "".join(f"|{h.name}:{h.content}" for h in heredocs)
-            cache_key = self._key(scope, ins, digest)
-            if self._cached(scope, cache_key):
-                return
-            multi = len(plan) + len(heredocs) > 1 or any(s.wildcard for s in sources)
-            _, rootfs = stack.enter_context(steps.mounted(self.images, scope.state, "copy"))
-            owner = steps.resolve_owner(rootfs, expand(ins.flag("chown") or "", env, self.escape) or None)
-            target = self._destination(scope, ins, rootfs, dest, multi)
-
-            def write(out) -> None:
-                tar = steps.LayerTar(out, rootfs, owner, mode)
-                try:
-                    self._write_copy(tar, ins, plan, heredocs, target, env)
-                finally:
-                    tar.close()
-
-            descriptor, diff_id = steps.add_layer(self.images, scope.state, write)
-        kind = "multi" if multi else ("dir" if plan and plan[0][0].path.is_dir() else "file")
-        created_by = f"{NOP}{ins.keyword} {kind}:{digest.split(':', 1)[1][:64]} in {dest} "
-        self._done(scope, cache_key, _with_layer(scope.state, descriptor, diff_id, created_by))
-
-    def _copy_root(self, scope: Scope, ins: Instruction, stack: contextlib.ExitStack):
-        """Where sources come from: the context (with its ignore rules), or --from's stage or image."""
-        ref = ins.flag("from")
-        if ref is None:
-            return self.context.root, self.context.excluded
-        ref = self._expand_meta(ref, ins.line)
-        other = self.df.stage(ref)
-        if other is not None:
-            if other.index >= scope.stage.index:
-                raise ins.error(f"--from={ref} names this or a later stage; copy only from earlier stages", self.file)
-            state = self.results[other.index]
-        else:
-            record = self._image(ref, ins.line)
-            state = State(self.images.store.config(record),
-                          [_oci_layer(d.to_json()) for d in self.images.store.manifest(record).layers])
-        _, rootfs = stack.enter_context(steps.mounted(self.images, state, "from"))
-        return rootfs, None
-
-    def _destination(self, scope: Scope, ins: Instruction, rootfs: Path, dest: str, multi: bool) -> tuple[str, bool]:
-        workdir = scope.section.get("WorkingDir") or "/"
-        as_dir = dest.endswith("/") or dest in (".", "")
-        path = dest if dest.startswith("/") else posixpath.join(workdir, dest)
-        real = steps.resolve_in_root(rootfs, path)
-        host = rootfs / real.lstrip("/")
-        is_dir = as_dir or (os.path.isdir(host) and not os.path.islink(host))
-        if multi and not is_dir:
-            raise ins.error(f"with more than one source the destination must be a directory ending in /, "
-                            f"not {dest!r}", self.file)
-        return real, is_dir
-
-    def _write_copy(self, tar: steps.LayerTar, ins: Instruction, plan: list[tuple[Source, list]], heredocs: list,
-                    target: tuple[str, bool], env: dict[str, str]) -> None:
-        dest, is_dir = target
-        for source, entries in plan:
-            if source.path.is_dir():  # a directory: its contents go into the destination
-                tar.parents(dest.rstrip("/") + "/x")
-                for rel, host, st in entries:
-                    tar.add(steps.CopyItem(posixpath.join(dest, rel), host, st))
-                continue
-            _, host, st = entries[0]
-            if ins.keyword == "ADD" and steps.is_archive(host):
-                tar.add_archive(host, dest)
-                continue
-            name = posixpath.join(dest, posixpath.basename(source.rel)) if is_dir else dest
-            tar.add(steps.CopyItem(name, host, st))
-        for doc in heredocs:
-            text = expand(doc.content, env, self.escape) if doc.expand else doc.content
-            name = posixpath.join(dest, doc.name) if is_dir else dest
-            tar.add(steps.CopyItem(name, None, None, data=text.encode()))
 
     # -- the image ----------------------------------------------------------------------------
 
@@ -573,10 +480,6 @@ class Builder:
             self.out.flush()
 
 
-def _is_heredoc(name: str, docs: dict[str, Any]) -> bool:
-    return name.startswith("<<") and re.sub(r"[-\"']", "", name) in docs
-
-
 def _quote(value: str) -> str:
     """A literal for `apply_changes`, which expands again: single quotes keep it as it is."""
     return "'" + value.replace("'", "'\"'\"'") + "'"
@@ -595,7 +498,7 @@ def _history(state: State, created_by: str, *, empty: bool) -> None:
     state.config["created"] = now
 
 
-def _with_layer(state: State, descriptor: dict[str, Any], diff_id: str, created_by: str) -> State:
+def with_layer(state: State, descriptor: dict[str, Any], diff_id: str, created_by: str) -> State:
     new = state.copy()
     new.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})["diff_ids"].append(diff_id)
     new.layers.append(descriptor)
@@ -603,7 +506,7 @@ def _with_layer(state: State, descriptor: dict[str, Any], diff_id: str, created_
     return new
 
 
-def _oci_layer(descriptor: dict[str, Any]) -> dict[str, Any]:
+def oci_layer(descriptor: dict[str, Any]) -> dict[str, Any]:
     """The base's layer descriptor as an OCI one (the bytes are the same: only the name differs)."""
     out = dict(descriptor)
     if out.get("mediaType") == mt.DOCKER_LAYER_GZIP:
