@@ -138,3 +138,12 @@ def test_image_declarations_checked():
         img({"source": "load"})
     with pytest.raises(InvalidArgument, match="source"):
         img({"source": "ftp"})
+
+
+def test_image_push_only_when_the_registry_holds_another_id():
+    push = img({"push": True, "repository": "reg:5000/app:1"})
+    current = image.Current(ID, repository_id=ID, pushed_id=ID)
+    assert image.plan(push, current).actions == ()
+    assert image.plan(push, image.Current(ID, repository_id=ID)).actions == ("push:reg:5000/app:1",)
+    unknown = image.plan(push, image.Current(ID, repository_id=ID, pushed_id=image.UNKNOWN))
+    assert unknown.changed and unknown.warnings

@@ -47,6 +47,7 @@ class Current:
     repository_id: str | None = None
     source_id: str | None = None  # the id the source would give; UNKNOWN when it cannot be read
     archive_id: str | None = None  # the id in archive_path, if that file exists
+    pushed_id: str | None = None  # the id the registry has under the push target; UNKNOWN if it cannot tell
 
 
 def declare(options: Mapping[str, Any]) -> Declared:
@@ -103,9 +104,11 @@ def plan(declared: Declared, current: Current) -> Plan:
     if declared.archive_path and (image_id is None or current.archive_id != image_id):
         actions.append(f"save:{declared.archive_path}")
         differences.append(Difference("archive", image_id, current.archive_id))
-    if declared.push:
-        # Pushing is cheap when the registry has every blob; it is reported only when the manifest is new.
+    if declared.push and (image_id is None or current.pushed_id != image_id):
         actions.append(f"push:{target or declared.name}")
+        differences.append(Difference("pushed", image_id, current.pushed_id))
+        if current.pushed_id == UNKNOWN:
+            warnings.append("the registry could not tell what it holds; the image is pushed again")
     return Plan(tuple(actions), tuple(differences), tuple(warnings))
 
 
@@ -123,7 +126,22 @@ def read(engine: Engine, declared: Declared) -> Current:
         if os.path.exists(declared.archive_path):
             ids = archive_ids(declared.archive_path)
             archive_id = ids[0] if len(ids) == 1 else UNKNOWN
-    return Current(image_id, repository_id, source_id, archive_id)
+    pushed_id = None
+    if declared.push and declared.state == "present":
+        pushed_id = _remote_or_none(declared.repository or declared.name, declared.pull_options)
+    return Current(image_id, repository_id, source_id, archive_id, pushed_id)
+
+
+def _remote_or_none(reference: str, options: Mapping[str, Any]) -> str | None:
+    from intermodal.errors import ManifestUnknown
+
+    try:
+        return remote_image_id(reference, tls_verify=bool(options.get("tls_verify", True)),
+                               platform=options.get("platform"))
+    except ManifestUnknown:
+        return None  # not pushed yet
+    except IntermodalError:
+        return UNKNOWN
 
 
 def _id(engine: Engine, name: str) -> str | None:
@@ -222,6 +240,8 @@ def apply(engine: Engine, declared: Declared, the_plan: Plan) -> tuple[bool, str
             images.save([declared.name], arg)
             changed = True
         elif kind == "push":
-            images.push(declared.name if arg == declared.name else arg)
+            images.push(declared.name, None if arg == declared.name else arg,
+                        tls_verify=bool(declared.pull_options.get("tls_verify", True)))
+            changed = True
     after = _id(engine, declared.name)
     return changed or before != after, after
