@@ -91,3 +91,16 @@ def test_walk_and_content_digest_leave_out_ignored_files(tmp_path):
     assert content_digest(walk(source, ctx.excluded)) == before  # an ignored file does not bust the cache
     (tmp_path / "d" / "keep").write_text("changed")
     assert content_digest(walk(source, ctx.excluded)) != before
+
+
+def test_an_exception_inside_an_excluded_directory_is_copied(tmp_path):
+    for name in ("logs/keep.log", "logs/drop.log", "logs/deep/x.log"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    (tmp_path / ".dockerignore").write_text("logs\n!logs/keep.log\n")
+    ctx = BuildContext(tmp_path)
+    root = ctx.sources(["."], DockerfileError)[0]
+    names = [rel for rel, _, _ in walk(root, ctx.excluded, ctx.has_exceptions)]
+    assert "logs/keep.log" in names
+    assert not any(n.startswith("logs/") and n != "logs/keep.log" for n in names) and "logs" not in names
+    assert [rel for rel, _, _ in walk(root, ctx.excluded)] == [".dockerignore"]  # without: not entered

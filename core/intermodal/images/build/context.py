@@ -133,6 +133,11 @@ class BuildContext:
     def excluded(self, rel: str) -> bool:
         return bool(self.patterns) and ignored(self.patterns, rel)
 
+    @property
+    def has_exceptions(self) -> bool:
+        """Whether a ``!`` pattern can take back something inside an excluded directory."""
+        return any(p.exclusion for p in self.patterns)
+
     def sources(self, names: list[str], ins_error) -> list[Source]:
         """Resolve COPY sources (globs allowed) inside the context; refuse escapes and misses."""
         return resolve_sources(self.root, names, ins_error, self.excluded)
@@ -183,10 +188,12 @@ def _glob(root: Path, pattern: str, excluded) -> list[str]:
     return sorted(found)
 
 
-def walk(source: Source, excluded=None) -> list[tuple[str, Path, os.stat_result]]:
+def walk(source: Source, excluded=None, descend_excluded: bool = False) -> list[tuple[str, Path, os.stat_result]]:
     """Every entry a source copies: (path relative to the source, host path, lstat), parents first.
 
     A directory source copies its contents; a symlink given by name is followed (inside the root).
+    An excluded directory is not entered unless *descend_excluded* (a ``!`` pattern may take
+    something inside it back); its kept entries then get new parents.
     """
     st = os.stat(source.path) if os.path.islink(source.path) else os.lstat(source.path)
     if not stat.S_ISDIR(st.st_mode):
@@ -200,6 +207,8 @@ def walk(source: Source, excluded=None) -> list[tuple[str, Path, os.stat_result]
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             full = os.path.join(dirpath, name)
             if excluded and excluded(_ctx_rel(source, rel)):
+                if descend_excluded:
+                    keep.append(name)
                 continue
             keep.append(name)
             out.append((rel, Path(full), os.lstat(full)))

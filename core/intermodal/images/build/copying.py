@@ -28,6 +28,7 @@ from intermodal.images.build.words import expand, expand_words
 if TYPE_CHECKING:
     from intermodal.images.build.executor import Builder, Scope
 
+
 def copy_step(b: Builder, scope: Scope, ins: Instruction) -> None:
     """COPY or ADD: the layer tar written straight from the sources, cached by their content."""
     env = scope.env()
@@ -52,7 +53,8 @@ def copy_step(b: Builder, scope: Scope, ins: Instruction) -> None:
     with contextlib.ExitStack() as stack:
         root, excluded = _copy_root(b, scope, ins, stack)
         sources = resolve_sources(root, names, lambda why: ins.error(why, b.file), excluded)
-        plan = [(s, walk(s, excluded)) for s in sources]
+        descend = excluded is not None and b.context.has_exceptions
+        plan = [(s, walk(s, excluded, descend)) for s in sources]
         digest = content_digest([(f"{s.rel}/{rel}", p, st) for s, entries in plan for rel, p, st in entries],
                                 b.hashes if excluded is not None else None)
         digest += "".join(f"|{h.name}:{h.content}" for h in heredocs)

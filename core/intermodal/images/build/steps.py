@@ -152,7 +152,8 @@ class LayerTar:
     """A layer tar being written: parents first, each path once, owners and modes as Docker sets them."""
 
     def __init__(self, out: BinaryIO, rootfs: Path, owner: Owner | None, chmod: int | None) -> None:
-        self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115 - close()
+        self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,  # noqa: SIM115 - close()
+                                copybufsize=1 << 20)
         self.rootfs, self.owner, self.chmod = rootfs, owner, chmod
         self.written: set[str] = set()
 
