@@ -228,3 +228,31 @@ def test_declaration_needs_an_image_unless_absent():
     with pytest.raises(InvalidArgument, match="image is required"):
         container.declare({"name": "c1", "state": "started"})
     assert container.declare({"name": "c1", "state": "absent"}).spec is None
+
+
+def test_every_spec_field_is_compared():
+    """A field added to ContainerSpec needs a row in declare.options.CONTAINER and a line in expected()."""
+    from dataclasses import fields
+
+    compared = set(container.expected(ContainerSpec.build("busybox"), BUSYBOX))
+    by_identity = {"image", "name"}  # the image by id, the name is the container's identity
+    log = {"log_max_size", "log_max_file"}  # compared together as "log"
+    missing = {f.name for f in fields(ContainerSpec)} - compared - by_identity - log
+    assert not missing, f"ContainerSpec fields the planner does not compare yet: {sorted(missing)}"
+    from intermodal.declare.options import CONTAINER
+
+    assert compared <= {row.field for row in CONTAINER.values()}
+
+
+def test_differences_of_every_kind_render_as_json():
+    import json
+
+    current = stored(mounts=["data:/data"], healthcheck={"cmd": "true"}, restart="always", cap_add=["NET_ADMIN"])
+    plan = planned({"volumes": ["data:/data:ro"], "healthcheck": {"test": "false"}, "restart_policy": "no",
+                    "capabilities": ["SYS_TIME"]}, current)
+    assert {d.name for d in plan.differences} == {"mounts", "healthcheck", "restart", "cap_add"}
+    before, after = plan.before_after()
+    json.dumps([before, after, plan.to_data()])
+    assert after["mounts"] == [{"Type": "volume", "Source": "data", "Target": "/data", "ReadOnly": True,
+                                "Options": []}]
+    assert before["restart"] == {"Name": "always", "MaximumRetryCount": 0}
