@@ -76,7 +76,9 @@ def test_expand_errors(word, message):
 @pytest.mark.parametrize(("text", "expected"), [
     ("a b  c", ["a", "b", "c"]),
     ('k="a b" j=c', ["k=a b", "j=c"]),
-    ("x=$SP", ["x=a b"]),  # expansion does not split words again
+    ("x=$SP", ["x=a", "b"]),  # an unquoted expansion is split on blanks (buildkit's ProcessWords)
+    ('"$SP" x', ["a b", "x"]),  # a quoted one is not
+    ("${UNSET:-x} y", ["x", "y"]),
     ("a\\ b c", ["a b", "c"]),
     ("'q w' e", ["q w", "e"]),
 ])

@@ -23,7 +23,7 @@ from intermodal.images.build.cache import State
 from intermodal.images.build.context import Source, content_digest, resolve_sources, walk
 from intermodal.images.build.dockerfile import Instruction
 from intermodal.images.build.executor import NOP, oci_layer, with_layer
-from intermodal.images.build.words import expand, expand_words
+from intermodal.images.build.words import expand, split_words
 
 if TYPE_CHECKING:
     from intermodal.images.build.executor import Builder, Scope
@@ -33,8 +33,8 @@ def copy_step(b: Builder, scope: Scope, ins: Instruction) -> None:
     """COPY or ADD: the layer tar written straight from the sources, cached by their content."""
     env = scope.env()
     listed = ins.json_args
-    words = [expand(w, env, b.escape) for w in listed] if listed is not None else expand_words(
-        ins.args, env, b.escape)
+    # each word is expanded on its own: a variable's blanks do not make more sources
+    words = [expand(w, env, b.escape) for w in (listed if listed is not None else split_words(ins.args, b.escape))]
     if len(words) < 2:
         raise ins.error(f"{ins.keyword} needs at least one source and a destination", b.file)
     names, dest = words[:-1], words[-1]

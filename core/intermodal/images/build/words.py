@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from intermodal.errors import InvalidArgument
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SPLIT = "\0"  # marks where an unquoted expansion had blanks (no Dockerfile text holds a NUL)
 
 
 class SubstitutionError(InvalidArgument):
@@ -61,13 +62,21 @@ def split_words(text: str, escape: str = "\\") -> list[str]:
 
 
 def expand_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
-    """Each blank-separated word expanded (ProcessWords): EXPOSE, VOLUME, the pairs of ENV and LABEL."""
-    return [expand(w, env, escape) for w in split_words(text, escape)]
+    """Words expanded as ProcessWords does (EXPOSE, VOLUME, COPY): an unquoted variable's value is
+    split on blanks, a quoted one is not."""
+    out: list[str] = []
+    for raw in split_words(text, escape):
+        value = _Lexer(raw, env, escape, split=True).word()
+        if _SPLIT in value:
+            out.extend(part for part in value.split(_SPLIT) if part)
+        else:
+            out.append(value)
+    return out
 
 
 class _Lexer:
-    def __init__(self, text: str, env: Mapping[str, str], escape: str) -> None:
-        self.text, self.env, self.escape, self.pos = text, env, escape, 0
+    def __init__(self, text: str, env: Mapping[str, str], escape: str, split: bool = False) -> None:
+        self.text, self.env, self.escape, self.pos, self.split = text, env, escape, 0, split
 
     def _peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
@@ -90,7 +99,8 @@ class _Lexer:
             elif c == '"':
                 out.append(self._double())
             elif c == "$":
-                out.append(self._dollar())
+                value = self._dollar()
+                out.append(re.sub(r"\s+", _SPLIT, value) if self.split and not stop else value)
             elif c == self.escape:
                 if self.pos < len(self.text):
                     out.append(self._next())
