@@ -111,6 +111,6 @@ def test_flags_and_stages():
     assert second.instructions[0].flag("chmod") == "755"
 
 
-def test_crlf_line_endings():
-    ins = only("FROM x\r\nRUN a \\\r\n b\r\n")
+def test_crlf_line_endings_and_a_byte_order_mark():
+    ins = only("\ufeff# escape=`\r\nFROM x\r\nRUN a `\r\n b\r\n")
     assert ins[0].args == "a  b"

@@ -103,7 +103,7 @@ def json_list(text: str) -> list[str] | None:
 
 def parse(text: str, name: str = "Dockerfile") -> Dockerfile:
     """Raises DockerfileError ("Dockerfile:LINE: why") for anything the build cannot run."""
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").split("\n")  # a UTF-8 BOM is not text
     directives, start = _directives(lines, name)
     escape = directives.get("escape", "\\")
     if escape not in ("\\", "`"):
