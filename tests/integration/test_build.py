@@ -354,3 +354,13 @@ def test_from_pulls_a_missing_base_and_pull_pulls_again(engine, busybox_image, r
     assert registry.requests("GET", "/manifests/", since=before) == 0 and again.id == record.id
     other.images.build(str(ctx), tls_verify=False, pull=True, output=io.StringIO())
     assert registry.requests("GET", "/manifests/", since=before) >= 1
+
+
+def test_onbuild_triggers_are_recorded_then_run_by_a_child_build(build, engine):
+    parent, _ = build({"Dockerfile": "FROM busybox\nONBUILD RUN echo triggered > /t\nONBUILD COPY f /f\n"},
+                      tags=("parent:1",))
+    assert engine.images.config(parent)["config"]["OnBuild"] == ["RUN echo triggered > /t", "COPY f /f"]
+    child, out = build({"Dockerfile": "FROM parent:1\nRUN cat /t /f\n", "f": "from-child-context\n"})
+    assert "--> Executing 2 build trigger(s) of parent:1" in out
+    assert "triggered\nfrom-child-context\n" in out
+    assert "OnBuild" not in engine.images.config(child)["config"]  # triggers are used up

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -183,6 +183,14 @@ class Builder:
         base = self._expand_meta(stage.base, stage.line)
         self._announce(f"FROM {base}" + (f" AS {stage.name}" if stage.name else ""))
         scope = Scope(stage, self._base_state(base, stage))
+        triggers = self._triggers(scope, stage, base)
+        if triggers:
+            self._say(f"--> Executing {len(triggers)} build trigger(s) of {base}")
+        for ins in triggers:
+            try:
+                self._dispatch(scope, ins)
+            except SubstitutionError as err:
+                raise ins.error(str(err), self.file) from None
         for ins in stage.instructions:
             self._announce(ins.original)
             try:
@@ -205,12 +213,22 @@ class Builder:
         record = self._image(base, stage.line)
         drop = ("container", "container_config")  # the base's build container says nothing about ours
         config = {k: v for k, v in self.images.store.config(record).items() if k not in drop}
-        section = config.setdefault("config", {})
-        if section.get("OnBuild"):
-            self._say(f"[Warning] the ONBUILD triggers of {base} are not run by intermodal; they are dropped")
-            section.pop("OnBuild")
+        config.setdefault("config", {})
         layers = [oci_layer(d.to_json()) for d in self.images.store.manifest(record).layers]
         return State(config, layers)
+
+    def _triggers(self, scope: Scope, stage: Stage, base: str) -> list[Instruction]:
+        """The base image's ONBUILD instructions: taken out of the config, run first (as Docker does)."""
+        other = self.df.stage(base)
+        if other is not None and other.index < stage.index:
+            return []  # FROM an earlier stage of this file: its ONBUILD is for images built from the result
+        triggers = scope.section.get("OnBuild") or []
+        if not triggers:
+            return []
+        scope.state = scope.state.copy()
+        scope.state.config["config"].pop("OnBuild")
+        parsed = parse("FROM scratch\n" + "\n".join(triggers), f"{self.file} (ONBUILD of {base})")
+        return [replace(ins, line=stage.line) for ins in parsed.stages[0].instructions]
 
     def _image(self, name: str, line: int) -> ImageRecord:
         if not self.options.pull:
