@@ -127,7 +127,9 @@ def test_build_args_env_and_history(build, engine):
         "ENV FROM_ARG=$WHO\n"
         "LABEL who=$WHO\n"
     )
-    record, out = build({"Dockerfile": dockerfile}, build_args={"WHO": "alice", "UNUSED": "x"})
+    dockerfile += "RUN echo proxy=$http_proxy >> /args\n"
+    record, out = build({"Dockerfile": dockerfile}, build_args={"WHO": "alice", "UNUSED": "x",
+                                                                "http_proxy": "http://127.0.0.1:3128"})
     assert "[Warning] one or more build-args ['UNUSED'] were not consumed" in out
     config = engine.images.config(record)
     assert "FROM_ARG=alice" in config["config"]["Env"]
@@ -142,7 +144,8 @@ def test_build_args_env_and_history(build, engine):
     assert "empty_layer" not in run
     assert sum(not h.get("empty_layer") for h in config["history"]) == len(record.diff_ids)
     rootfs_file = engine.images.store.layers.layers(record.diff_ids)[-1].path / "args"
-    assert rootfs_file.read_text() == "tag=latest who=alice shadowed=env\n"
+    assert rootfs_file.read_text() == "tag=latest who=alice shadowed=env\nproxy=http://127.0.0.1:3128\n"
+    assert "3128" not in json.dumps(config["history"])  # a proxy setting is not written into the image
 
 
 def test_dockerignore_workdir_user_env_and_chown_seen_in_a_run(build, imod):

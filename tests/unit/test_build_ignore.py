@@ -104,3 +104,14 @@ def test_an_exception_inside_an_excluded_directory_is_copied(tmp_path):
     assert "logs/keep.log" in names
     assert not any(n.startswith("logs/") and n != "logs/keep.log" for n in names) and "logs" not in names
     assert [rel for rel, _, _ in walk(root, ctx.excluded)] == [".dockerignore"]  # without: not entered
+
+
+def test_an_ignore_file_named_after_the_dockerfile_wins(tmp_path):
+    (tmp_path / ".dockerignore").write_text("a\n")
+    (tmp_path / "app.df").write_text("FROM x\n")
+    (tmp_path / "app.df.dockerignore").write_text("b\n")
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    ctx = BuildContext(tmp_path)
+    assert ctx.dockerfile(None) == tmp_path / "Dockerfile" and ctx.excluded("a")
+    assert ctx.dockerfile(str(tmp_path / "app.df")) == tmp_path / "app.df"
+    assert ctx.excluded("b") and not ctx.excluded("a")

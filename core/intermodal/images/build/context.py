@@ -119,7 +119,19 @@ class BuildContext:
         return []
 
     def dockerfile(self, name: str | None) -> Path:
-        """The Dockerfile: -f as given (relative to the working directory), else Containerfile or Dockerfile."""
+        """The Dockerfile: -f as given (relative to the working directory), else Containerfile or Dockerfile.
+
+        A ``<Dockerfile>.dockerignore`` beside it replaces the context's ignore file (as buildkit does).
+        """
+        path = self._find_dockerfile(name)
+        for suffix in (".containerignore", ".dockerignore"):
+            own = path.with_name(path.name + suffix)
+            if own.is_file():
+                self.patterns = parse_ignore(own.read_text(encoding="utf-8", errors="replace"))
+                break
+        return path
+
+    def _find_dockerfile(self, name: str | None) -> Path:
         if name:
             path = Path(name)
             if not path.is_file():

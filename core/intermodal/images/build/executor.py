@@ -402,8 +402,8 @@ class Builder:
             workdir = steps.resolve_in_root(rootfs, scope.section.get("WorkingDir") or "/")
             os.makedirs(rootfs / workdir.lstrip("/"), mode=0o755, exist_ok=True)
             try:
-                result, created = steps.run_container(self.images, rootfs, scope.state.config, argv, run_args,
-                                                      self._emit)
+                result, created = steps.run_container(self.images, rootfs, scope.state.config, argv,
+                                                      run_args + self._proxies(scope, run_args), self._emit)
             except (RuntimeFailure, KernelError, InvalidArgument) as err:
                 raise BuildFailed(f'{self.file}:{ins.line}: error building at STEP "{ins.original}": {err}; '
                                   "nothing was tagged", ins.original) from None
@@ -420,6 +420,14 @@ class Builder:
         from intermodal.images.build.copying import copy_step
 
         copy_step(self, scope, ins)
+
+    def _proxies(self, scope: Scope, run_args: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Proxy build args reach RUN without an ARG line, but stay out of history and the cache (Docker)."""
+        taken = {k for k, _ in run_args} | {e.partition("=")[0] for e in scope.section.get("Env") or ()}
+        out = [(k, self.options.build_args[k]) for k in PREDEFINED_ARGS
+               if k in self.options.build_args and k not in taken]
+        self.used_args.update(k for k, _ in out)
+        return out
 
     def _diff_writer(self, state: State, directory: Path, rootfs: Path, created: set[str]):
         from intermodal.images.build import diff
