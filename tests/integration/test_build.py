@@ -310,15 +310,21 @@ def vfs(monkeypatch):
 
 def test_vfs_driver_diffs_by_comparing_trees(vfs, engine, busybox_image, tmp_path):
     ctx = write_context(tmp_path / "ctx", {
-        "Dockerfile": "FROM busybox\nRUN rm /bin/vi && mkdir /d && echo x > /d/f && echo changed > /etc/passwd\n",
+        "Dockerfile": ("FROM busybox\nRUN rm /bin/vi && mkdir /d && echo x > /d/f && echo changed > /etc/passwd\n"
+                       "WORKDIR /w\nCOPY c .\nFROM scratch\nCOPY --from=0 /w/c /c\n"),
+        "c": "copied\n",
     })
-    record = engine.images.build(str(ctx), output=io.StringIO())
+    final = engine.images.build(str(ctx), output=io.StringIO())
     assert engine.images.store.layers.driver.name == "vfs"
-    names = layer_names(engine, record, -1)
+    assert layer_names(engine, final, 0) == ["c"]
+    record = engine.images.build(str(ctx), output=io.StringIO(), target="0")
+    assert layer_names(engine, record, -1) == ["w", "w/c"] and layer_names(engine, record, -2) == ["w"]
+    names = layer_names(engine, record, 1)
     assert {"bin/.wh.vi", "d", "d/f", "etc/passwd"} <= set(names)
     assert "bin/sh" not in names and "etc/group" not in names  # unchanged files are not in the layer
-    top = engine.images.store.layers.layers(record.diff_ids)[-1].path
+    top = engine.images.store.layers.layers(record.diff_ids)[-1].path  # vfs: the whole snapshot
     assert not (top / "bin" / "vi").exists() and (top / "d" / "f").read_text() == "x\n"
+    assert (top / "w" / "c").read_text() == "copied\n"
 
 
 def test_copy_keeps_hard_links_applies_chmod_and_a_scratch_run_fails_clearly(build, engine, tmp_path):

@@ -62,7 +62,7 @@ def copy_step(b: Builder, scope: Scope, ins: Instruction) -> None:
         if b._cached(scope, cache_key):
             return
         multi = len(plan) + len(heredocs) > 1 or any(s.wildcard for s in sources)
-        _, rootfs = stack.enter_context(steps.mounted(b.images, scope.state, "copy"))
+        rootfs = stack.enter_context(steps.viewed(b.images, scope.state, "copy"))
         owner = steps.resolve_owner(rootfs, expand(ins.flag("chown") or "", env, b.escape) or None)
         target = _destination(b, scope, ins, rootfs, dest, multi)
 
@@ -93,7 +93,7 @@ def _copy_root(b: Builder, scope: Scope, ins: Instruction, stack: contextlib.Exi
         record = b._image(ref, ins.line)
         state = State(b.images.store.config(record),
                       [oci_layer(d.to_json()) for d in b.images.store.manifest(record).layers])
-    _, rootfs = stack.enter_context(steps.mounted(b.images, state, "from"))
+    rootfs = stack.enter_context(steps.viewed(b.images, state, "from"))
     return rootfs, None
 
 def _destination(b: Builder, scope: Scope, ins: Instruction, rootfs: Path, dest: str,

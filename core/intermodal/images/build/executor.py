@@ -444,7 +444,7 @@ class Builder:
         cache_key = self._key(scope, ins)
         if self._cached(scope, cache_key):
             return
-        with steps.mounted(self.images, scope.state, "workdir") as (_, rootfs):
+        with steps.viewed(self.images, scope.state, "workdir") as rootfs:
             real = steps.resolve_in_root(rootfs, section["WorkingDir"])
             if os.path.isdir(rootfs / real.lstrip("/")):
                 state = scope.state.copy()

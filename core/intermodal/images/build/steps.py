@@ -50,6 +50,27 @@ def mounted(images: Any, state: State, what: str) -> Iterator[tuple[Path, Path]]
             remove_tree(directory)
 
 
+@contextmanager
+def viewed(images: Any, state: State, what: str) -> Iterator[Path]:
+    """The state's root filesystem to read only: on vfs the top layer's snapshot itself (no copy)."""
+    layers = images.store.layers
+    if layers.driver.name != "vfs":
+        with mounted(images, state, what) as (_, rootfs):
+            yield rootfs
+        return
+    if not state.diff_ids:
+        empty = images.engine.paths.tmp / f"build-{what}-{os.getpid()}-{os.urandom(4).hex()}"
+        empty.mkdir(parents=True, mode=0o755)
+        try:
+            yield empty
+        finally:
+            remove_tree(empty)
+        return
+    descriptors = [Descriptor.from_json(d, "build layer") for d in state.layers]
+    with images.store.gc_guard():
+        yield layers.ensure(descriptors, state.diff_ids)[-1].path
+
+
 def add_layer(images: Any, state: State, write: Callable[[BinaryIO], None]) -> tuple[dict[str, Any], str]:
     """Stream the tar that *write* produces into a new layer on top of *state*; (descriptor json, diff_id)."""
     from intermodal.storage.layers import chain_ids
