@@ -106,6 +106,8 @@ def _container(module, engine):
     changed = plan.changed
     if not module.check_mode and plan.changed:
         changed, plan = container.apply(engine, declared, plan)
+    if declared.wait_healthy and not module.check_mode:
+        container.wait_healthy(engine, declared)
     exists = engine.containers.exists(declared.name)
     return _report(module, plan, changed, container=engine.containers.inspect(declared.name) if exists else {})
 

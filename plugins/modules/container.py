@@ -72,6 +72,11 @@ options:
     description:
       - 'test (string: CMD-SHELL; list: CMD or [NONE] to disable), interval, timeout, start_period, retries.'
     type: dict
+  healthy_wait_timeout:
+    description:
+      - 'Seconds state=healthy waits for the healthcheck to pass before failing.'
+    type: float
+    default: 300
   hostname:
     description:
       - 'The container''s hostname (default: its short id).'
@@ -169,9 +174,9 @@ options:
     type: path
   state:
     description:
-      - 'absent removes, present creates, stopped creates stopped, started creates and runs.'
+      - 'absent removes, present creates, stopped creates stopped, started creates and runs, healthy also waits until its healthcheck passes (as started when it has none).'
     type: str
-    choices: ['absent', 'present', 'stopped', 'started']
+    choices: ['absent', 'present', 'stopped', 'started', 'healthy']
     default: 'started'
   stop_signal:
     description:

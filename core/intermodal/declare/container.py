@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from intermodal.engine import Engine
 
 DEFAULT_STOP_TIMEOUT = 10
+STATES = ("absent", "present", "stopped", "started", "healthy")
+HEALTH_POLL = 0.2
 UNKNOWN = "unknown"
 LIVE = ("running", "paused", "restarting")
 
@@ -40,6 +42,8 @@ class Declared:
     restart: bool = False
     modes: Mapping[str, str] = field(default_factory=dict)
     pull_options: Mapping[str, Any] = field(default_factory=dict)
+    wait_healthy: bool = False  # state=healthy: started, then its healthcheck must pass
+    healthy_wait_timeout: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,12 @@ def declare(options: Mapping[str, Any]) -> Declared:
     if not name:
         raise InvalidArgument("name is required: give the container's name")
     state = o.get("state", "started")
+    if state not in STATES:
+        raise InvalidArgument(f"state {state!r}: use one of {', '.join(STATES)}")
     modes = comparison_modes("container", o.get("comparisons"))
-    common = {"name": name, "state": state, "pull": o.get("pull", "missing"), "recreate": bool(o.get("recreate")),
-              "restart": bool(o.get("restart")), "modes": modes}
+    common = {"name": name, "state": "started" if state == "healthy" else state, "modes": modes,
+              "wait_healthy": state == "healthy", "healthy_wait_timeout": float(o.get("healthy_wait_timeout", 300)),
+              "pull": o.get("pull", "missing"), "recreate": bool(o.get("recreate")), "restart": bool(o.get("restart"))}
     if state == "absent":
         return Declared(**common)
     if not o.get("image"):
@@ -305,3 +312,32 @@ def _run(engine: Engine, declared: Declared, the_plan: Plan) -> None:
             assert declared.spec is not None
             changed = {d.name for d in the_plan.differences}
             containers.update(declared.name, **{f: getattr(declared.spec, f) for f in changed})
+
+
+def wait_healthy(engine: Engine, declared: Declared) -> str:
+    """After a run with state=healthy: wait until the healthcheck passes; returns the last health status.
+
+    Waiting is not a change. Raises RuntimeFailure when the container stops, turns unhealthy, or is
+    still starting after healthy_wait_timeout seconds.
+    """
+    import time
+
+    from intermodal.errors import RuntimeFailure
+
+    deadline = time.monotonic() + declared.healthy_wait_timeout
+    while True:
+        c = engine.containers.get(declared.name)
+        health = (c.state.get("Health") or {}).get("Status")
+        if c.status != "running":
+            raise RuntimeFailure(f"container {declared.name} is {c.status} (exit code {c.exit_code}), not healthy; "
+                                 f"see `imod logs {declared.name}`")
+        if health in (None, "healthy"):
+            return health or "none"  # no healthcheck: healthy means started, as in community.docker
+        if health == "unhealthy":
+            raise RuntimeFailure(f"container {declared.name} is unhealthy; its healthcheck log is in "
+                                 f"`imod inspect {declared.name}` (State.Health.Log)")
+        if time.monotonic() >= deadline:
+            raise RuntimeFailure(f"container {declared.name} is still {health} after "
+                                 f"{declared.healthy_wait_timeout:g}s; raise healthy_wait_timeout or check the "
+                                 "healthcheck")
+        time.sleep(HEALTH_POLL)

@@ -54,8 +54,11 @@ COMMON = _t(
 
 CONTAINER = _t(
     Option("name", doc="The container's name.", required=True),
-    Option("state", default="started", choices=("absent", "present", "stopped", "started"),
-           doc="absent removes, present creates, stopped creates stopped, started creates and runs."),
+    Option("state", default="started", choices=("absent", "present", "stopped", "started", "healthy"),
+           doc="absent removes, present creates, stopped creates stopped, started creates and runs, healthy "
+               "also waits until its healthcheck passes (as started when it has none)."),
+    Option("healthy_wait_timeout", "float", default=300,
+           doc="Seconds state=healthy waits for the healthcheck to pass before failing."),
     Option("image", field="image", doc="The image to run: a reference or an id; compared by image id."),
     Option("pull", default="missing", choices=("missing", "always", "never"),
            doc="When to pull the image: when missing, always (changes only if the id moves), never."),
