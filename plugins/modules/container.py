@@ -122,9 +122,13 @@ options:
     required: true
   network_mode:
     description:
-      - 'none (a loopback only) or host; bridge networks come with the engine''s networking.'
+      - 'none (a loopback only), host, bridge (the default network; default is the same) or a network''s name.'
     type: str
-    choices: ['none', 'host']
+  networks:
+    description:
+      - 'The network to join, as a list of one dict: name, ipv4_address, aliases (one network per container so far).'
+    type: list
+    elements: dict
   pids_limit:
     description:
       - 'Maximum number of processes.'

@@ -215,7 +215,7 @@ def test_comparisons_are_arguments(comparisons, changed):
     ({"log_options": {"tag": "x"}}, "max-size and max-file"),
     ({"comparisons": {"nosuch": "strict"}}, "unknown option"),
     ({"comparisons": {"env": "loose"}}, "unknown mode"),
-    ({"published_ports": ["80:80"]}, "cannot publish"),
+    ({"published_ports": ["80:80"]}, "cannot publish|need a network"),  # 23: not without a network
     ({"log_driver": "syslog"}, "json-file"),
     ({"mounts": [{"type": "bind", "target": "/x"}]}, "no source"),
 ])
@@ -236,12 +236,12 @@ def test_every_spec_field_is_compared():
 
     compared = set(container.expected(ContainerSpec.build("busybox"), BUSYBOX))
     by_identity = {"image", "name"}  # the image by id, the name is the container's identity
-    log = {"log_max_size", "log_max_file"}  # compared together as "log"
-    missing = {f.name for f in fields(ContainerSpec)} - compared - by_identity - log
+    together = {"log_max_size", "log_max_file", "ip", "network_aliases"}  # compared as "log" and "network"
+    missing = {f.name for f in fields(ContainerSpec)} - compared - by_identity - together
     assert not missing, f"ContainerSpec fields the planner does not compare yet: {sorted(missing)}"
     from intermodal.declare.options import CONTAINER
 
-    assert compared <= {row.field for row in CONTAINER.values()}
+    assert compared - {"ports"} <= {row.field for row in CONTAINER.values()}
 
 
 def test_differences_of_every_kind_render_as_json():
@@ -256,3 +256,38 @@ def test_differences_of_every_kind_render_as_json():
     assert after["mounts"] == [{"Type": "volume", "Source": "data", "Target": "/data", "ReadOnly": True,
                                 "Options": []}]
     assert before["restart"] == {"Name": "always", "MaximumRetryCount": 0}
+
+
+NETWORKING = "ports" in container.SPEC_FIELDS and "ip" in container.SPEC_FIELDS
+needs_networking = pytest.mark.skipif(not NETWORKING, reason="ContainerSpec has no ports/ip yet")
+
+
+@needs_networking
+@pytest.mark.parametrize(("case", "declared", "fields", "changed"), [
+    ("ports in another order", {"published_ports": ["80:80", "443:443"]}, {"ports": ["443:443", "80:80"]}, False),
+    ("0.0.0.0 is every address", {"published_ports": ["0.0.0.0:5555:80"]}, {"ports": ["5555:80"]}, False),
+    ("tcp is the default", {"published_ports": ["80:80/tcp"]}, {"ports": ["80:80"]}, False),
+    ("a random host port is the same request", {"published_ports": ["80"]}, {"ports": ["80"]}, False),
+    ("another host port", {"published_ports": ["8080:80"]}, {"ports": ["8081:80"]}, True),
+    ("a port removed", {}, {"ports": ["80:80"]}, True),
+    ("37 default is bridge", {"network_mode": "default"}, {"network": "bridge"}, False),
+    ("networks by name", {"networks": [{"name": "net1"}]}, {"network": "net1"}, False),
+    ("39 static ip", {"networks": [{"name": "net1", "ipv4_address": "172.16.44.11"}]},
+     {"network": "net1", "ip": "172.16.44.11"}, False),
+    ("40 aliases as a set", {"networks": [{"name": "net1", "aliases": ["b", "a"]}]},
+     {"network": "net1", "network_aliases": ["a", "b"]}, False),
+    ("another ip", {"networks": [{"name": "net1", "ipv4_address": "172.16.44.12"}]},
+     {"network": "net1", "ip": "172.16.44.11"}, True),
+    ("another network", {"network_mode": "net2"}, {"network": "net1"}, True),
+])
+def test_ports_and_networks(case, declared, fields, changed):
+    base = {"network_mode": "bridge"} if "network_mode" not in declared and "networks" not in declared else {}
+    stored_fields = {"network": "bridge", **fields}
+    plan = planned({**base, **declared}, stored(**stored_fields))
+    assert plan.changed is changed, case
+
+
+@needs_networking
+def test_23_ports_with_host_networking_are_refused():
+    with pytest.raises(InvalidArgument):
+        container.declare({"name": "c1", "image": "busybox", "network_mode": "host", "published_ports": ["80:80"]})

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from intermodal.containers.spec import ContainerSpec
 from intermodal.declare import normalise as norm
 from intermodal.declare.compare import equal
 from intermodal.declare.options import UPDATE, change_kind, comparison_modes
@@ -20,10 +21,10 @@ from intermodal.declare.plan import Difference, Plan
 from intermodal.errors import ImageNotFound, IntermodalError, InvalidArgument
 
 if TYPE_CHECKING:
-    from intermodal.containers.spec import ContainerSpec
     from intermodal.engine import Engine
 
 DEFAULT_STOP_TIMEOUT = 10
+SPEC_FIELDS = frozenset(ContainerSpec.__dataclass_fields__)
 STATES = ("absent", "present", "stopped", "started", "healthy")
 HEALTH_POLL = 0.2
 UNKNOWN = "unknown"
@@ -62,7 +63,7 @@ class Current:
 
 def declare(options: Mapping[str, Any]) -> Declared:
     """Options as the front ends name them (community.docker's) to a `Declared`. Raises InvalidArgument."""
-    from intermodal.containers.spec import ContainerSpec, parse_env, read_env_file
+    from intermodal.containers.spec import parse_env, read_env_file
 
     o = {k: v for k, v in options.items() if v is not None}
     name = o.get("name")
@@ -79,7 +80,7 @@ def declare(options: Mapping[str, Any]) -> Declared:
         return Declared(**common)
     if not o.get("image"):
         raise InvalidArgument(f"image is required for state={state}: name the image to run")
-    if o.get("published_ports"):
+    if o.get("published_ports") and "ports" not in SPEC_FIELDS:
         raise InvalidArgument("published_ports: this engine cannot publish container ports yet (it needs bridge "
                               "networking for containers); leave the option out or use network_mode: host")
     if o.get("log_driver") not in (None, "json-file", "local"):
@@ -107,7 +108,8 @@ def declare(options: Mapping[str, Any]) -> Declared:
     if "healthcheck" in o:
         fields["healthcheck"] = norm.healthcheck(o["healthcheck"])
     fields.update(norm.log_options(o.get("log_options")))
-    plain = {"working_dir": "workdir", "user": "user", "hostname": "hostname", "network_mode": "network",
+    fields.update(_network(o))
+    plain = {"working_dir": "workdir", "user": "user", "hostname": "hostname",
              "stop_signal": "stop_signal", "stop_timeout": "stop_timeout", "auto_remove": "auto_remove",
              "interactive": "interactive", "tty": "tty", "read_only": "read_only", "privileged": "privileged",
              "capabilities": "cap_add", "cap_drop": "cap_drop", "memory": "memory", "cpus": "cpus",
@@ -115,6 +117,34 @@ def declare(options: Mapping[str, Any]) -> Declared:
     fields.update({plain[k]: v for k, v in o.items() if k in plain})
     spec = ContainerSpec.build(str(o["image"]), name=name, **fields)
     return Declared(spec=spec, pull_options={"tls_verify": bool(o.get("validate_certs", True))}, **common)
+
+
+def _network(o: Mapping[str, Any]) -> dict[str, Any]:
+    """network_mode, networks and published_ports as the spec's network, ip, network_aliases and ports."""
+    out: dict[str, Any] = {}
+    mode = o.get("network_mode")
+    if mode is not None:
+        out["network"] = "bridge" if mode == "default" else str(mode)  # Docker: default is bridge
+    networks = o.get("networks")
+    if networks:
+        if "ip" not in SPEC_FIELDS:
+            raise InvalidArgument("networks: this engine cannot join containers to networks yet; use network_mode "
+                                  "none or host")
+        if len(networks) > 1:
+            raise InvalidArgument("networks: the engine joins a container to one network so far; give one")
+        net = networks[0]
+        if not net.get("name"):
+            raise InvalidArgument("networks: each item needs a name")
+        if mode is not None and out["network"] != net["name"]:
+            raise InvalidArgument(f"network_mode {mode} and networks {net['name']} disagree; give one of them")
+        out["network"] = str(net["name"])
+        if net.get("ipv4_address"):
+            out["ip"] = norm.ip(net["ipv4_address"])
+        if net.get("aliases"):
+            out["network_aliases"] = tuple(str(a) for a in net["aliases"])
+    if o.get("published_ports"):
+        out["ports"] = tuple(str(p) for p in o["published_ports"])
+    return out
 
 
 # -- both sides -------------------------------------------------------------------------------------
@@ -143,7 +173,10 @@ def expected(spec: ContainerSpec, image_config: Mapping[str, Any]) -> dict[str, 
         "hostname": spec.hostname,
         "labels": {**(img.get("Labels") or {}), **dict(spec.labels)},
         "mounts": norm.mount_set(spec.mounts),
-        "network": spec.network,
+        "network": {"name": spec.network, "ip": norm.ip(ip) if (ip := getattr(spec, "ip", None)) else None,
+                    "aliases": frozenset(getattr(spec, "network_aliases", ()))},
+        # The requests as declared, as sets: a random or ranged host port is the same request every run.
+        "ports": norm.ports(getattr(spec, "ports", ())),
         "restart": {"Name": restart.name,
                     "MaximumRetryCount": restart.max_retries if restart.name == "on-failure" else 0},
         "stop_signal": oci.stop_signal(spec, dict(image_config)),

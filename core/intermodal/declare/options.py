@@ -82,8 +82,12 @@ CONTAINER = _t(
            doc="Mounts as dicts: type (bind, volume, tmpfs), source, target, read_only, propagation, "
                "tmpfs_size, tmpfs_mode, no_copy."),
     Option("tmpfs", "list", "str", field="mounts", doc="tmpfs mounts: /path[:size=64m,mode=1777]."),
-    Option("network_mode", field="network", default=None, choices=("none", "host"),
-           doc="none (a loopback only) or host; bridge networks come with the engine's networking."),
+    Option("network_mode", field="network",
+           doc="none (a loopback only), host, bridge (the default network; default is the same) or a network's "
+               "name."),
+    Option("networks", "list", "dict", field="network",
+           doc="The network to join, as a list of one dict: name, ipv4_address, aliases (one network per "
+               "container so far)."),
     Option("restart_policy", field="restart", change=UPDATE, choices=("no", "on-failure", "always", "unless-stopped"),
            doc="When the engine restarts the container."),
     Option("restart_retries", "int", field="restart", change=UPDATE,
