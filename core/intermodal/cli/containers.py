@@ -32,7 +32,11 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mount", action="append", default=[], help="type=volume|bind|tmpfs,source=..,target=..")
     p.add_argument("--tmpfs", action="append", default=[], help="PATH[:size=64m,mode=1777]")
     p.add_argument("--read-only", action="store_true")
-    p.add_argument("--network", "--net", default="none", help="none (default) or host; bridge is not available yet")
+    p.add_argument("--network", "--net", default="none",
+                   help="none (the default: loopback only), host, bridge, or a network's name")
+    p.add_argument("-p", "--publish", action="append", default=[], help="[IP:][HOST-PORT:]PORT[/PROTO]")
+    p.add_argument("--network-alias", action="append", default=[])
+    p.add_argument("--ip", help="the container's address on its network")
     p.add_argument("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
@@ -77,7 +81,8 @@ def _spec(args: argparse.Namespace):
     options = {
         "name": args.name, "command": args.command or None, "env": env, "workdir": args.workdir,
         "user": args.user, "hostname": args.hostname, "labels": args.label, "mounts": mounts,
-        "network": args.network, "restart": args.restart, "stop_signal": args.stop_signal,
+        "network": args.network, "ports": args.publish, "network_aliases": args.network_alias, "ip": args.ip,
+        "restart": args.restart, "stop_signal": args.stop_signal,
         "stop_timeout": args.stop_timeout, "auto_remove": args.rm, "interactive": args.interactive,
         "tty": args.tty, "read_only": args.read_only, "privileged": args.privileged, "cap_add": args.cap_add,
         "cap_drop": args.cap_drop, "memory": args.memory, "cpus": args.cpus, "pids_limit": args.pids_limit,

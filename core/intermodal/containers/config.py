@@ -245,6 +245,7 @@ class BundleInputs:
     etc_files: dict[str, str]  # container path -> host file (hosts, hostname, resolv.conf)
     mounts: tuple[tuple[Mount, str], ...]  # each spec mount with its host source (volume dir, host path)
     cgroups_path: str
+    netns: str | None = None  # the network namespace to join (a bridge or named network), made at start
 
 
 def build_config(spec: ContainerSpec, image_config: dict[str, Any], inputs: BundleInputs) -> dict[str, Any]:
@@ -277,7 +278,7 @@ def build_config(spec: ContainerSpec, image_config: dict[str, Any], inputs: Bund
         "hostname": inputs.hostname,
         "mounts": default_mounts(spec) + user_mounts(inputs.mounts) + etc_mounts(inputs.etc_files) + init_mounts,
         "linux": {
-            "namespaces": namespaces(spec),
+            "namespaces": namespaces(spec, inputs.netns),
             "cgroupsPath": inputs.cgroups_path,
             "resources": resources(spec),
             "maskedPaths": [] if spec.privileged else list(MASKED_PATHS),
@@ -306,11 +307,13 @@ def init_binary() -> str:
                           "or set IMOD_INIT to one")
 
 
-def namespaces(spec: ContainerSpec) -> list[dict[str, str]]:
-    kinds = ["pid", "ipc", "uts", "mount"]
+def namespaces(spec: ContainerSpec, netns: str | None = None) -> list[dict[str, str]]:
+    out = [{"type": k} for k in ("pid", "ipc", "uts", "mount")]
     if spec.network == "none":
-        kinds.append("network")  # a new, empty one: only loopback, which the runtime brings up
-    return [{"type": k} for k in kinds]
+        out.append({"type": "network"})  # a new, empty one: only loopback, which the runtime brings up
+    elif spec.network != "host":
+        out.append({"type": "network", "path": netns or ""})  # made and wired at start (containers/net.py)
+    return out
 
 
 def default_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:

@@ -43,6 +43,9 @@ def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec,
             directory = store.dir(cid)
             directory.mkdir(parents=True, mode=0o700)
             undo.append(lambda: remove_tree(directory))
+            from intermodal.containers import net
+
+            net.check_network(engine, spec)
             rootfs = engine.images.store.layers.mount(image.diff_ids, directory)
             undo.append(lambda: engine.images.store.layers.unmount(directory))
             spec = spec.with_name(name)
@@ -50,7 +53,8 @@ def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec,
             hostname = spec.hostname or (os.uname().nodename if spec.network == "host" else cid[:12])
             etc = etc_files(directory, hostname, spec.network)
             runtime = _runtime_binary()
-            inputs = oci.BundleInputs(cid, str(rootfs), hostname, etc, tuple(mounts), f"/intermodal/{cid}")
+            netns = str(net.netns_path(engine, cid)) if net.uses_network(spec) else None
+            inputs = oci.BundleInputs(cid, str(rootfs), hostname, etc, tuple(mounts), f"/intermodal/{cid}", netns)
             bundle = oci.build_config(spec, image_config, inputs)
             write_json_durable(directory / "bundle" / "config.json", bundle)
             store.write_state(cid, {"Status": "created", "Running": False, "Paused": False, "Restarting": False,

@@ -82,8 +82,16 @@ def inspect_container(c: Container, directory: Path) -> dict[str, Any]:
             "AttachStdout": True,
             "AttachStderr": True,
         },
-        "NetworkSettings": {"Networks": {spec.network: {}}},
+        "NetworkSettings": _network_settings(c, spec),
     }
+
+
+def _network_settings(c: Container, spec: Any) -> dict[str, Any]:
+    from intermodal.containers import net
+
+    if not net.uses_network(spec):
+        return {"Networks": {spec.network: {}}, "Ports": {}}
+    return net.settings(c.manager.engine, c.id)
 
 
 def ps_row(c: Container, *, no_trunc: bool = False, now: float | None = None) -> dict[str, Any]:
@@ -100,12 +108,18 @@ def ps_row(c: Container, *, no_trunc: bool = False, now: float | None = None) ->
         "CreatedAt": c.record.get("Created", ""),
         "Status": st.describe(c.state, now),
         "State": c.status,
-        "Ports": "",
+        "Ports": _ports(c, spec),
         "Names": c.name,
         "Labels": ",".join(f"{k}={v}" for k, v in spec.labels),
         "Mounts": ",".join(m.get("Source", "") for m in c.record.get("Mounts", ())),
         "Networks": spec.network,
     }
+
+
+def _ports(c: Container, spec: Any) -> str:
+    from intermodal.containers import net
+
+    return net.ports_text(c.manager.engine, c.id) if spec.ports else ""
 
 
 def _command(c: Container) -> list[str]:

@@ -193,6 +193,10 @@ class ContainerManager:
         runtime = self._runtime(record)
         runtime.delete(cid, force=True)  # a leftover from a crash would block `create`
         spec = ContainerSpec.from_json(record["Spec"])
+        from intermodal.containers import net
+
+        if net.uses_network(spec):
+            net.connect(self.engine, cid, record, spec, directory)
         if spec.tty:
             _set_console_size(directory / "bundle" / "config.json", console_size)
         if not all((directory / f).stat().st_size if (directory / f).exists() else 0
@@ -387,6 +391,10 @@ class ContainerManager:
             record = self.store.read_record(cid)
             directory = self.store.dir(cid)
             self._runtime(record).delete(cid, force=True)
+            from intermodal.containers import net
+
+            if net.uses_network(ContainerSpec.from_json(record["Spec"])):
+                net.disconnect(self.engine, cid)
             self.engine.images.store.layers.unmount(directory)
             if volumes:
                 anonymous = [m["Source"] for m in record.get("Mounts", ())

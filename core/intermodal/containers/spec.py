@@ -77,7 +77,10 @@ class ContainerSpec:
     hostname: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
     mounts: tuple[Mount, ...] = ()
-    network: str = "none"
+    network: str = "none"  # none, host, or a network's name (bridge: the default one)
+    ports: tuple[str, ...] = ()  # `-p` items as given; the network code parses and resolves them
+    network_aliases: tuple[str, ...] = ()
+    ip: str | None = None
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     stop_signal: int | None = None  # None: the image's STOPSIGNAL, else SIGTERM
     stop_timeout: int | None = None  # seconds; None: 10
@@ -114,10 +117,16 @@ class ContainerSpec:
         if not self.image:
             raise InvalidArgument("no image given: name the image to run, e.g. `imod run busybox`")
         if self.network not in NETWORK_MODES:
-            if self.network == "bridge":
-                raise InvalidArgument(
-                    "--network bridge is not available yet in this intermodal; use --network none or --network host")
-            raise InvalidArgument(f"unknown network {self.network!r}: use --network none or --network host")
+            from intermodal.fsutil import check_name
+
+            check_name(self.network, "network")
+        elif self.ports or self.ip or self.network_aliases:
+            raise InvalidArgument(f"--publish, --ip and --network-alias need a network; with --network "
+                                  f"{self.network} there is none to publish on: use --network bridge")
+        for item in self.ports:
+            from intermodal.network.ports import parse
+
+            parse(item)  # refuse a bad -p now; ports are resolved (and checked as free) at start
         if self.name is not None:
             from intermodal.fsutil import check_name
 
@@ -163,7 +172,7 @@ class ContainerSpec:
         for key in ("command", "entrypoint"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
-        for key in ("cap_add", "cap_drop"):
+        for key in ("cap_add", "cap_drop", "ports", "network_aliases"):
             data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
@@ -443,4 +452,6 @@ _NORMALISE = {
     "log_max_size": parse_size,
     "log_max_file": int,
     "healthcheck": parse_healthcheck,
+    "ports": lambda v: tuple(str(p) for p in ([v] if isinstance(v, str) else v)),
+    "network_aliases": lambda v: tuple(str(a) for a in ([v] if isinstance(v, str) else v)),
 }

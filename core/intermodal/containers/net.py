@@ -1,0 +1,108 @@
+"""A container on a network (`--network bridge` or a named one): its namespace and its endpoint.
+
+The network namespace is made at the first start, before the runtime runs,
+as a file under the run root that a bind mount keeps alive (`unshare
+--net=FILE`, as `ip netns add` does under /run/netns); the OCI config names
+that file, so the runtime joins it instead of making a new one.
+`engine.networks.attach` then plugs it into the network, publishes ports and
+writes the container's hosts and resolv.conf (which the engine bind-mounts).
+The namespace and its endpoint stay from the first start to `rm`, so a
+restarted container keeps its address. `none` and `host` need none of this.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from intermodal.errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from intermodal.containers.spec import ContainerSpec
+    from intermodal.engine import Engine
+
+LOCAL_MODES = ("none", "host")
+
+
+def uses_network(spec: ContainerSpec) -> bool:
+    return spec.network not in LOCAL_MODES
+
+
+def netns_path(engine: Engine, cid: str) -> Path:
+    return engine.paths.run_root / "netns" / cid
+
+
+def check_network(engine: Engine, spec: ContainerSpec) -> None:
+    """At create: the network must exist (the default `bridge` is made on first use)."""
+    if not uses_network(spec):
+        return
+    if spec.network == "bridge":
+        engine.networks.ensure_default()
+    else:
+        engine.networks.get(spec.network)  # raises NetworkNotFound with its own advice
+
+
+def connect(engine: Engine, cid: str, record: dict[str, Any], spec: ContainerSpec, directory: Path) -> None:
+    """At start: the namespace and the endpoint, unless an earlier start left them in place."""
+    from intermodal.network.manager import EndpointRequest
+
+    networks = engine.networks
+    path = netns_path(engine, cid)
+    if networks.endpoints(cid) and _is_netns(path):
+        return
+    if networks.endpoints(cid):
+        networks.detach(cid)  # the namespace is gone (a reboot): plug a new one in
+    _make_netns(path)
+    try:
+        networks.attach(cid, path, [EndpointRequest(spec.network, spec.ip, tuple(spec.network_aliases))],
+                        list(spec.ports), name=record["Name"], hostname=record["Hostname"],
+                        hosts_path=directory / "hosts", resolv_path=directory / "resolv.conf")
+    except BaseException:
+        _remove_netns(path)
+        raise
+
+
+def disconnect(engine: Engine, cid: str) -> None:
+    """At rm: the endpoint, its ports and addresses, then the namespace."""
+    engine.networks.detach(cid)
+    _remove_netns(netns_path(engine, cid))
+
+
+def settings(engine: Engine, cid: str) -> dict[str, Any]:
+    return engine.networks.container_settings(cid)
+
+
+def ports_text(engine: Engine, cid: str) -> str:
+    """`ps`'s PORTS column: 0.0.0.0:8080->80/tcp, ..."""
+    return ", ".join(f"{b.host_ip or '0.0.0.0'}:{b.host_port}->{b.key()}" for b in engine.networks.published_ports(cid))
+
+
+def _is_netns(path: Path) -> bool:
+    """A live namespace file is a bind mount of nsfs: another device than its directory's."""
+    try:
+        return os.stat(path).st_dev != os.stat(path.parent).st_dev
+    except FileNotFoundError:
+        return False
+
+
+def _make_netns(path: Path) -> None:
+    if _is_netns(path):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch(mode=0o600)
+    proc = subprocess.run(["unshare", f"--net={path}", "true"], capture_output=True)
+    if proc.returncode != 0:
+        path.unlink(missing_ok=True)
+        raise RuntimeFailure(f"could not make a network namespace at {path}: "
+                             f"{proc.stderr.decode(errors='replace').strip()}; check that unshare(1) works here")
+
+
+def _remove_netns(path: Path) -> None:
+    if _is_netns(path):
+        proc = subprocess.run(["umount", "--lazy", str(path)], capture_output=True)
+        if proc.returncode != 0 and _is_netns(path):
+            raise RuntimeFailure(f"could not unmount the network namespace {path}: "
+                                 f"{proc.stderr.decode(errors='replace').strip()}")
+    path.unlink(missing_ok=True)

@@ -1,0 +1,76 @@
+"""Containers on networks (`--network bridge` or a named one), through engine.networks."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.containers import clean_containers  # noqa: F401 - the fixture below
+from tests.support.netns import free_subnets, leak_check_fixture, net_engine_fixture, spaces_fixture  # noqa: F401
+
+pytestmark = [pytest.mark.requires("root", "overlay", "runc", "busybox", "nft"),
+              pytest.mark.usefixtures("clean_containers")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fetch(url: str) -> bytes:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_bridge_gives_an_address_and_publishes_ports(net_engine, imod, busybox_image, engine_root: Path):
+    out = imod("run", "--rm", "--network", "bridge", busybox_image, "sh", "-c", "ip -o -4 addr show eth0")
+    assert b" inet " in out.stdout
+    port = _free_port()
+    imod("run", "-d", "--name", "web", "--network", "bridge", "-p", f"127.0.0.1:{port}:80", busybox_image,
+         "httpd", "-f", "-p", "80", "-h", "/var/www")
+    assert _fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"
+    assert imod("ps", "--format", "{{.Ports}}").stdout == f"127.0.0.1:{port}->80/tcp\n".encode()
+    info = json.loads(imod("container", "inspect", "web").stdout)[0]
+    address = info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    assert address and address in (engine_root / "containers" / info["Id"] / "hosts").read_text()
+    imod("restart", "-t", "1", "web")  # the namespace and the address stay until rm
+    info = json.loads(imod("container", "inspect", "web").stdout)[0]
+    assert info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"] == address
+    imod("rm", "-f", "web")
+    assert not list((engine_root / "run" / "netns").iterdir())
+    assert net_engine.networks.store.containers() == []
+
+
+def test_named_network_resolves_container_names(net_engine, imod, busybox_image):
+    (subnet,) = free_subnets(1)
+    imod("network", "create", "--subnet", subnet, "app")
+    imod("run", "-d", "--name", "db", "--network", "app", busybox_image, "sleep", "1000")
+    out = imod("run", "--rm", "--network", "app", busybox_image, "ping", "-c", "1", "-W", "5", "db", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    proc = imod("network", "rm", "app", check=False)
+    assert proc.returncode != 0  # in use by db
+    imod("rm", "-f", "db")
+    imod("network", "rm", "app")
+
+
+def test_bad_network_input_is_refused_before_anything_is_made(net_engine, imod, busybox_image):
+    proc = imod("run", "--rm", "--network", "nosuchnet", busybox_image, "true", check=False)
+    assert proc.returncode == 125 and b"nosuchnet" in proc.stderr
+    proc = imod("run", "--rm", "-p", "80", busybox_image, "true", check=False)
+    assert proc.returncode == 125 and b"--network bridge" in proc.stderr
+    proc = imod("run", "--rm", "--network", "bridge", "-p", "99999:80", busybox_image, "true", check=False)
+    assert proc.returncode == 125
+    assert imod("ps", "-a", "-q").stdout == b""
