@@ -130,8 +130,9 @@ def test_spec_build_normalises_and_round_trips():
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"network": "bridge"}, "not available yet"),
-    ({"network": "weird"}, "unknown network"),
+    ({"network": "bad name!"}, "invalid network name"),
+    ({"ports": ["80"]}, "need a network"),
+    ({"network": "bridge", "ports": ["http"]}, "port"),
     ({"name": "../x"}, "invalid container name"),
     ({"auto_remove": True, "restart": "always"}, "cannot be combined"),
     ({"mounts": ["/a", "v:/a"]}, "duplicate mount point"),
