@@ -58,3 +58,19 @@ def test_features_lists_what_is_supported(capsys):
     assert features["ociVersionMax"].startswith("1.") and "createContainer" in features["hooks"]
     assert "user" in features["linux"]["namespaces"] and "rbind" in features["mountOptions"]
     assert "CAP_SYS_ADMIN" in features["linux"]["capabilities"]
+
+
+@pytest.mark.parametrize(("argv", "verb"), [
+    (["--root", "/r", "--log", "l", "create", "--bundle", "b", "id"], "create"),
+    (["--log-format=json", "--systemd-cgroup", "state", "x"], "state"),
+    (["--debug"], None), (["exec", "x", "sh"], "exec"),
+])
+def test_the_verb_is_found_past_the_global_flags(argv, verb):
+    from intermodal.runtime.cli import _verb_in
+
+    assert _verb_in(argv) == verb
+
+
+def test_a_parser_for_one_verb_parses_like_the_full_one():
+    argv = ["--root", "/r", "kill", "--all", "ctr", "KILL"]
+    assert vars(_parser("kill").parse_args(argv)) == vars(_parser().parse_args(argv))
