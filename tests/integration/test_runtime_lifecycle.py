@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from intermodal.errors import IncorrectState, InvalidSpec
+from intermodal.errors import ContainerNotFound, IncorrectState, InvalidSpec
 from tests.support import bundle as _bundle
 
 pytestmark = pytest.mark.requires("root", "busybox")
@@ -95,3 +95,21 @@ def test_pause_and_resume(busybox_bundle, created):
     ctr.resume()
     assert ctr.state()["status"] == "running"
     ctr.delete(force=True)
+
+
+def test_force_delete_clears_a_create_killed_midway(created):
+    (created.root / "half-made").mkdir(parents=True)  # what a SIGKILLed create leaves: no state.json
+    with pytest.raises(ContainerNotFound):
+        created.runtime.delete("half-made")
+    created.runtime.delete("half-made", force=True)
+    created.runtime.delete("never-existed", force=True)
+    assert not (created.root / "half-made").exists()
+
+
+def test_kill_of_a_paused_container(busybox_bundle, created):
+    ctr = created.create(busybox_bundle.args("sleep", "30"))
+    ctr.start()
+    ctr.pause()
+    ctr.kill(signal.SIGKILL)
+    assert ctr.wait(10) == -signal.SIGKILL
+    ctr.delete()

@@ -163,15 +163,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from intermodal.errors import ContainerNotFound
-
-    try:
-        ctr = _runtime(args).get(args.id)
-    except ContainerNotFound:
-        if args.force:
-            return 0  # runc: `delete --force` of a missing container succeeds
-        raise
-    ctr.delete(force=args.force)
+    _runtime(args).delete(args.id, force=args.force)
     return 0
 
 

@@ -9,6 +9,7 @@ the container to its own parent (conmon is a subreaper).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from intermodal.errors import IntermodalError, RuntimeFailure
+from intermodal.errors import ContainerNotFound, IntermodalError, RuntimeFailure
 from intermodal.fsutil import atomic_write, remove_tree
 from intermodal.runtime import state
 from intermodal.runtime.state import FIFO, Record, Status, Store, state_json
@@ -44,6 +45,20 @@ class Runtime:
     def get(self, container_id: str) -> Container:
         self.store.load(container_id)  # raises ContainerNotFound
         return Container(self, container_id)
+
+    def delete(self, container_id: str, *, force: bool = False) -> None:
+        """Delete a container; with *force* also the leftovers of a create that was killed midway
+        (a directory without state) and a missing container (like runc, not an error then)."""
+        try:
+            ctr = self.get(container_id)
+        except ContainerNotFound:
+            if not force:
+                raise
+            with contextlib.suppress(ContainerNotFound), self.store.lock(container_id):
+                if not (self.store.dir(container_id) / state.STATE_FILE).exists():
+                    remove_tree(self.store.dir(container_id))
+            return
+        ctr.delete(force=force)
 
     def list(self) -> list[dict]:
         out = []
@@ -154,6 +169,10 @@ class Container:
                     _signal(pid, sig)
             if current.can_kill():
                 os.kill(rec.pid, sig)
+            if sig == signal.SIGKILL and current is Status.PAUSED and (mgr := self._manager(rec)) is not None:
+                mgr.thaw()  # a frozen task cannot act on SIGKILL until it is thawed
+                rec.paused = False
+                self.runtime.store.save(rec)
 
     def pause(self) -> None:
         self._freeze(True)
