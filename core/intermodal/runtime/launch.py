@@ -207,8 +207,6 @@ def _drive(ch: _ParentChannel, ctx: init.Context, stage1: int, manager, resource
         manager.apply(stage1)
         if resources is not None:
             manager.set(resources)
-        for warning in getattr(manager, "warnings", ()):
-            log.warning("%s", warning)  # what the host could not apply exactly (cgroups/manager.py)
     ch.send(b"go")
     msg = ch.recv()
     if msg == b"userns":
