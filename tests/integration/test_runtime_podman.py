@@ -1,4 +1,4 @@
-"""podman from Debian drives imod-runtime: run --rm, run -d, exec (with and without a tty), stop, rm.
+"""podman from Debian drives imod-runtime: run --rm, run -d, exec (with and without a tty), pause, stop, rm.
 
 A throwaway podman store (vfs, cgroupfs, file events) under a temporary
 directory holds a busybox image imported from the locally built rootfs tar;
@@ -86,6 +86,10 @@ def test_detached_exec_stop_rm(podman):
         assert out == ["in-exec", cid[:12]]
         assert podman("exec", "imod-s1", "sh", "-c", "exit 9", check=False).returncode == 9
         assert podman("exec", "-t", "imod-s1", "tty").stdout.strip().startswith("/dev/pts/")
+        podman("pause", "imod-s1")
+        assert podman("inspect", "--format", "{{.State.Status}}", "imod-s1").stdout.strip() == "paused"
+        podman("unpause", "imod-s1")
+        assert podman("inspect", "--format", "{{.State.Status}}", "imod-s1").stdout.strip() == "running"
         podman("stop", "-t", "1", "imod-s1")
         status = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "imod-s1").stdout.split()
         assert status == ["exited", "137"]  # sleep as pid 1 ignores SIGTERM: podman falls back to SIGKILL
