@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,12 +51,17 @@ def playbook(engine_root: Path, tmp_path: Path):
 
 @pytest.fixture
 def clean_networks(engine_root: Path):
-    """Whatever a playbook left, removed through the engine (bridges and firewall rules with it)."""
+    """Whatever a playbook left, removed through the engine (containers first, then bridges and firewall rules)."""
     yield
     from intermodal.engine import Engine
 
-    networks = Engine(root=engine_root).networks
-    for net in networks.list():
+    engine = Engine(root=engine_root)
+    if engine.paths.containers.is_dir():
+        for c in engine.containers.list():
+            engine.containers.remove(c.id, force=True, volumes=True)
+    left = []
+    for net in engine.networks.list():
         if not net.default:
-            networks.remove(net.id)
-    shutil.rmtree(engine_root, ignore_errors=True)
+            left.append(net.name)
+            engine.networks.remove(net.id)
+    assert not left, f"networks left behind by the playbook: {left}"

@@ -32,3 +32,21 @@ def test_container_pull_always(playbook, busybox_tar: Path, registry, tmp_path_f
     command = shlex.join([sys.executable, "-c", move, str(source_root), str(busybox_tar)])
     proc = playbook("containers_pull.yml", registry=registry.host, move_tag=command)
     assert "failed=0" in proc.stdout
+
+
+@pytest.mark.requires("nft")
+@pytest.mark.usefixtures("clean_networks")
+def test_container_on_a_network(playbook, busybox_tar: Path):
+    import os
+    import socket
+
+    from intermodal.declare.container import SPEC_FIELDS
+
+    if "ports" not in SPEC_FIELDS:
+        pytest.skip("the engine's containers have no networks yet")
+    with socket.socket() as s:  # a free port for the published one
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subnet = f"10.{200 + os.getpid() % 50}.{(os.getpid() + 1) % 250}"
+    proc = playbook("containers_networks.yml", busybox_tar=str(busybox_tar), subnet=subnet, port=port)
+    assert "failed=0" in proc.stdout
