@@ -16,5 +16,9 @@ def test_images(playbook, busybox_tar: Path, registry, tmp_path_factory):
     source = Engine(root=tmp_path_factory.mktemp("source-engine"))
     source.images.import_rootfs(busybox_tar, "busybox:latest", changes=['CMD ["sh"]'])
     source.images.push("busybox:latest", f"{registry.host}/bb:1", tls_verify=False)
-    proc = playbook("images.yml", busybox_tar=str(busybox_tar), registry=registry.host)
+    context = tmp_path_factory.mktemp("context")
+    (context / "Dockerfile").write_text('FROM busybox\nARG GREETING\nLABEL greeting=$GREETING\nCOPY f /f\n'
+                                        'CMD ["sh"]\n')
+    (context / "f").write_text("content\n")
+    proc = playbook("images.yml", busybox_tar=str(busybox_tar), registry=registry.host, context=str(context))
     assert "failed=0" in proc.stdout

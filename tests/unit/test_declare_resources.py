@@ -147,3 +147,14 @@ def test_image_push_only_when_the_registry_holds_another_id():
     assert image.plan(push, image.Current(ID, repository_id=ID)).actions == ("push:reg:5000/app:1",)
     unknown = image.plan(push, image.Current(ID, repository_id=ID, pushed_id=image.UNKNOWN))
     assert unknown.changed and unknown.warnings
+
+
+def test_build_options_map_community_docker_names():
+    declared = img({"source": "build", "build": {"path": "/ctx", "args": {"N": 1}, "nocache": True,
+                                                "dockerfile": "Containerfile"}})
+    assert image.build_options(declared) == {"context": "/ctx", "build_args": {"N": "1"}, "no_cache": True,
+                                             "dockerfile": "Containerfile"}
+    with pytest.raises(InvalidArgument, match=r"build\.path"):
+        img({"source": "build", "build": {}})
+    with pytest.raises(InvalidArgument, match="not supported"):
+        image.build_options(img({"source": "build", "build": {"path": "/ctx", "cache_from": ["x"]}}))

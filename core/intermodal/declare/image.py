@@ -66,6 +66,8 @@ def declare(options: Mapping[str, Any]) -> Declared:
         name = str(refs.parse(str(explicit)))
     if o.get("source") in ("load", "import") and not o.get("load_path"):
         raise InvalidArgument(f"source {o['source']} needs load_path: the archive or rootfs tar to read")
+    if o.get("source") == "build" and not (o.get("build") or {}).get("path"):
+        raise InvalidArgument("source build needs build.path: the build context directory")
     repository = str(refs.parse(o["repository"])) if o.get("repository") else None
     pull_options = {"tls_verify": bool(o.get("validate_certs", True))}
     if o.get("platform"):
@@ -210,6 +212,40 @@ def remote_image_id(reference: str, *, tls_verify: bool = True, platform: str | 
     return parse_manifest(data, media_type).config.digest
 
 
+BUILD_KEYS = {"path": "context", "dockerfile": "dockerfile", "args": "build_args", "target": "target",
+              "nocache": "no_cache", "pull": "pull", "labels": "labels"}
+
+
+def build_options(declared: Declared) -> dict[str, Any]:
+    """community.docker's `build` dict as the engine's build options. Raises InvalidArgument."""
+    from intermodal.declare import normalise as norm
+
+    given = {k: v for k, v in (declared.build or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(BUILD_KEYS))
+    if unknown:
+        raise InvalidArgument(f"build: {', '.join(unknown)} not supported; use {', '.join(BUILD_KEYS)}")
+    if not given.get("path"):
+        raise InvalidArgument("build: path is required: the build context directory")
+    out = {BUILD_KEYS[k]: v for k, v in given.items()}
+    for key, what in (("build_args", "build.args"), ("labels", "build.labels")):
+        if key in out:
+            out[key] = norm.string_map(out[key], what)
+    return out
+
+
+def _build(engine: Engine, declared: Declared) -> None:
+    import io
+
+    build = getattr(engine.images, "build", None)
+    if build is None:
+        raise InvalidArgument("source build: this engine cannot build images yet; use pull, load or import")
+    options = build_options(declared)
+    context = options.pop("context")
+    # The build's progress goes to a buffer: a module's stdout is its JSON result.
+    build(context, tags=(declared.name,), output=io.StringIO(),
+          tls_verify=bool(declared.pull_options.get("tls_verify", True)), **options)
+
+
 def apply(engine: Engine, declared: Declared, the_plan: Plan) -> tuple[bool, str | None]:
     """Run the plan; returns (changed, the image id now). A source that gave the same id changed nothing."""
     images = engine.images
@@ -229,10 +265,7 @@ def apply(engine: Engine, declared: Declared, the_plan: Plan) -> tuple[bool, str
         elif kind == "import":
             images.import_rootfs(declared.load_path, declared.name)
         elif kind == "build":
-            build = getattr(images, "build", None)
-            if build is None:
-                raise InvalidArgument("source build: this engine cannot build images yet; use pull, load or import")
-            build(tag=declared.name, **dict(declared.build or {}))
+            _build(engine, declared)
         elif kind == "tag":
             images.tag(declared.name, arg)
             changed = True
