@@ -76,6 +76,11 @@ def _pool(pool: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def expected(declared: Declared) -> dict[str, Any]:
+    """Only what the user gave: the engine's own choices (subnet, gateway, bridge name) are not managed."""
+    return dict(declared.values)
+
+
 def actual(record: NetworkRecord) -> dict[str, Any]:
     """The record in the declaration's terms; the bridge name and MTU are driver options, as in Docker."""
     pool = {"subnet": norm.cidr(record.subnet), "gateway": norm.ip(record.gateway)}
@@ -108,7 +113,7 @@ def plan(declared: Declared, current: NetworkRecord | None) -> Plan:
         return Plan(("remove",), (Difference("state", "absent", "present"),)) if current else Plan()
     if current is None:
         return Plan(("create",), (Difference("state", "present", "absent"),))
-    differences = compare(declared.values, actual(current), declared.modes)
+    differences = compare(expected(declared), actual(current), declared.modes)
     return Plan(("recreate",) if differences or declared.force else (), tuple(differences))
 
 

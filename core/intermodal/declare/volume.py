@@ -53,14 +53,20 @@ def actual(record: Mapping[str, Any]) -> dict[str, Any]:
             "options": dict(record.get("Options") or {})}
 
 
+def expected(declared: Declared) -> dict[str, Any]:
+    return dict(declared.values)
+
+
+def compare(values: Mapping[str, Any], current: Mapping[str, Any]) -> list[Difference]:
+    return [Difference(k, v, current.get(k)) for k, v in values.items() if not equal(v, current.get(k), "strict")]
+
+
 def plan(declared: Declared, current: Mapping[str, Any] | None) -> Plan:
     if declared.state == "absent":
         return Plan(("remove",), (Difference("state", "absent", "present"),)) if current else Plan()
     if current is None:
         return Plan(("create",), (Difference("state", "present", "absent"),))
-    have = actual(current)
-    differences = tuple(Difference(k, v, have.get(k)) for k, v in declared.values.items()
-                        if not equal(v, have.get(k), "strict"))
+    differences = tuple(compare(expected(declared), actual(current)))
     if declared.recreate == "always" or (differences and declared.recreate == "options-changed"):
         return Plan(("recreate",), differences)
     warnings = ()
