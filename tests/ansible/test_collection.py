@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.containers import clean_containers  # noqa: F401 - a fixture
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -49,3 +51,12 @@ def test_a_target_without_the_engine(playbook):
         pytest.skip(f"{system_python} can import intermodal")
     proc = playbook("no_engine.yml", system_python=system_python)
     assert recap(proc.stdout)["failed"] == 0 and recap(proc.stdout)["ignored"] == 1
+
+
+@pytest.mark.requires("root", "overlay", "runc", "busybox")
+@pytest.mark.usefixtures("clean_containers")
+def test_connection_plugin_runs_tasks_in_a_container(playbook, busybox_tar: Path):
+    if not Path("/usr/bin/python3").exists() or not Path("/usr/lib64").is_dir():
+        pytest.skip("needs a merged-/usr host with /usr/bin/python3 to lend the container")
+    proc = playbook("connection.yml", busybox_tar=str(busybox_tar))
+    assert recap(proc.stdout)["failed"] == 0
