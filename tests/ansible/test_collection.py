@@ -60,3 +60,31 @@ def test_connection_plugin_runs_tasks_in_a_container(playbook, busybox_tar: Path
         pytest.skip("needs a merged-/usr host with /usr/bin/python3 to lend the container")
     proc = playbook("connection.yml", busybox_tar=str(busybox_tar))
     assert recap(proc.stdout)["failed"] == 0
+
+
+@pytest.mark.requires("root", "overlay", "runc", "busybox")
+@pytest.mark.usefixtures("clean_containers")
+def test_inventory_plugin_lists_running_containers(engine, busybox_tar: Path, tmp_path: Path):
+    import json
+
+    from intermodal.containers.spec import ContainerSpec
+
+    engine.images.import_rootfs(busybox_tar, "busybox:latest", changes=['CMD ["sh"]'])
+    engine.containers.run(ContainerSpec.build("busybox", name="web", command=["sleep", "100"],
+                                              labels={"tier": "front"}))
+    engine.containers.create(ContainerSpec.build("busybox", name="idle", command=["true"]))
+    source = tmp_path / "hosts.intermodal.yml"
+    source.write_text(f"plugin: intermodal.containers.containers\nroot: {engine.paths.root}\n"
+                      "keyed_groups:\n  - key: imod_labels.tier | default('none')\n    prefix: tier\n")
+    exe = Path(sys.executable).parent / "ansible-inventory"
+    proc = subprocess.run([str(exe), "-i", str(source), "--list"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # Values from an inventory plugin are not templated (2.19 marks them unsafe in --list output).
+    data = json.loads(proc.stdout, object_hook=lambda d: d.get("__ansible_unsafe", d) if len(d) == 1 else d)
+    web = data["_meta"]["hostvars"]["web"]
+    assert web["ansible_connection"] == "intermodal.containers.imod"
+    assert web["ansible_imod_root"] == str(engine.paths.root) and web["imod_status"] == "running"
+    assert "idle" not in data["_meta"]["hostvars"]  # running only, by default
+    for group in ("running", "image_busybox", "label_tier_front", "tier_front"):
+        assert data[group]["hosts"] == ["web"], group
