@@ -47,10 +47,11 @@ def main() -> str:
         results = _interleaved(runs, repeat=21)
         if podman:
             results[-1].note = "runc, overlay"
+        out = _bridge(work, imod, podman)
         base = "podman run --rm --network none busybox true" if podman else "python3 -c pass"
         extra = {"imod beyond the interpreter (median difference)":
                  f"{(results[1].median - results[0].median) * 1000:.0f} ms"}
-        out = table("`run --rm busybox true`", results, baseline=base, extra=extra)
+        out = table("`run --rm busybox true`", results, baseline=base, extra=extra) + "\n" + out
         out += "\n" + _memory(imod, podman) + "\n" + _ps(work, imod)
         return out
     finally:
@@ -59,6 +60,27 @@ def main() -> str:
             subprocess.run([*podman, "rm", "-f", "-a"], capture_output=True)
             subprocess.run([*podman, "system", "reset", "-f"], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _bridge(work: Path, imod: list[str], podman: list[str] | None) -> str:
+    """With a network: imod on its bridge (test names and a free subnet, so nothing on the host clashes)."""
+    from tests.support.netns import cleanup_engine, engine_settings
+
+    from intermodal.engine import Engine
+
+    settings = engine_settings(work / "imod")
+    try:
+        runs = {"imod run --rm --network bridge busybox true":
+                command([*imod, "run", "--rm", "--network", "bridge", "busybox", "true"])}
+        if podman:
+            runs["podman run --rm busybox true (its default bridge)"] = command(
+                [*podman, "run", "--rm", *_PODMAN_RUN[2:], "busybox", "true"])
+        results = _interleaved(runs, repeat=11)
+        base = results[-1].name
+        return table("`run --rm` with a bridge network", results, baseline=base)
+    finally:
+        cleanup_engine(Engine(root=work / "imod"), settings["table"])
+        (work / "imod" / "networks" / "config.json").unlink(missing_ok=True)
 
 
 def _interleaved(runs: dict, repeat: int, warmup: int = 2) -> list[Result]:
