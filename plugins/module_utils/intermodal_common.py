@@ -57,11 +57,11 @@ def _fail_without_engine():
     module.fail_json(msg=missing_required_lib("intermodal", reason=ENGINE_HINT), exception=ENGINE_IMPORT_ERROR)
 
 
-def new_module(kind, required=None):
+def new_module(kind, required=None, check_mode=True, **kwargs):
     if ENGINE_IMPORT_ERROR:
         _fail_without_engine()
-    return AnsibleModule(argument_spec=argument_spec(kind), supports_check_mode=True,
-                         required_if=required or [])
+    return AnsibleModule(argument_spec=argument_spec(kind), supports_check_mode=check_mode,
+                         required_if=required or [], **kwargs)
 
 
 def engine_for(module):
@@ -204,3 +204,47 @@ def _host_info(module, engine, p):
 
 _INFO = {"image_info": _image_info, "network_info": _network_info, "volume_info": _volume_info,
          "container_info": _container_info, "host_info": _host_info}
+
+
+def run_exec(kind):
+    """container_exec: run a command in a running container through `imod exec`; always a change."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    module = new_module(kind, check_mode=False, required_one_of=[("command", "argv")],
+                        mutually_exclusive=[("command", "argv")])
+    p = module.params
+    try:
+        from intermodal.declare import normalise
+
+        argv = list(p["argv"]) if p["argv"] is not None else list(normalise.command(p["command"]) or ())
+        env = normalise.string_map(p["env"], "env", strict_bools=True)
+    except IntermodalError as err:
+        module.fail_json(msg=str(err), error=type(err).__name__)
+    if not argv:
+        module.fail_json(msg="the command is empty: give command or argv")
+    imod = os.path.join(os.path.dirname(sys.executable), "imod")
+    imod = imod if os.path.exists(imod) else shutil.which("imod")
+    if not imod:
+        module.fail_json(msg=missing_required_lib("intermodal (its imod command)", reason=ENGINE_HINT))
+    cmd = [imod] + (["--root", p["root"]] if p["root"] else []) + ["exec"]
+    if p["stdin"] is not None:
+        cmd.append("-i")
+    if p["chdir"]:
+        cmd += ["-w", p["chdir"]]
+    if p["user"]:
+        cmd += ["-u", p["user"]]
+    for key, value in env.items():
+        cmd += ["-e", f"{key}={value}"]
+    cmd += [p["container"], *argv]
+    stdin = p["stdin"] + "\n" if p["stdin"] is not None and p["stdin_add_newline"] else p["stdin"]
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True,
+                          stdin=None if p["stdin"] is not None else subprocess.DEVNULL)
+    stdout, stderr = proc.stdout, proc.stderr
+    if p["strip_empty_ends"]:
+        stdout, stderr = stdout.rstrip("\r\n"), stderr.rstrip("\r\n")
+    msg = f"the command exited {proc.returncode}" if proc.returncode else ""
+    module.exit_json(changed=True, rc=proc.returncode, stdout=stdout, stderr=stderr, failed=proc.returncode != 0,
+                     msg=msg)

@@ -158,6 +158,18 @@ IMAGE = _t(
     Option("build", "dict", doc="path, dockerfile, args, target, nocache (when the engine can build)."),
 )
 
+EXEC = _t(
+    Option("container", required=True, doc="The running container's name or id."),
+    Option("command", doc="The command, split like a shell; or give argv."),
+    Option("argv", "list", "str", doc="The command as a list of arguments."),
+    Option("chdir", doc="The working directory in the container."),
+    Option("env", "dict", doc="Environment variables for the command; values must be strings."),
+    Option("user", doc="The user to run as (name, uid or uid:gid)."),
+    Option("stdin", doc="Text passed to the command's standard input."),
+    Option("stdin_add_newline", "bool", default=True, doc="Append a newline to stdin."),
+    Option("strip_empty_ends", "bool", default=True, doc="Strip trailing newlines from stdout and stderr."),
+)
+
 INFO = {
     "image_info": _t(Option("name", "list", "str", doc="Images to show; all when left out.")),
     "network_info": _t(Option("name", doc="The network to show.", required=True)),
@@ -172,7 +184,7 @@ INFO = {
 }
 
 TABLES: dict[str, dict[str, Option]] = {"container": CONTAINER, "network": NETWORK, "volume": VOLUME,
-                                        "image": IMAGE, **INFO}
+                                        "image": IMAGE, "container_exec": EXEC, **INFO}
 
 
 def table(kind: str) -> dict[str, Option]:
