@@ -48,11 +48,6 @@ class Started:
     attach: Attach | None
 
 
-def spawn_monitor(directory: Path, *, attach: bool = False, stdin: int | None = None) -> Started:
-    """Start the monitor for the container in *directory*; return what it reported on the ready pipe."""
-    return PendingMonitor(attach=attach, stdin=stdin).go(directory)
-
-
 class PendingMonitor:
     """A monitor started ahead of time: its interpreter starts while `imod` creates the container.
 
