@@ -130,6 +130,7 @@ def test_tty_without_input(imod, busybox_image):
 def test_interactive_tty_from_a_terminal(busybox_image, engine_root):
     import fcntl
     import select
+    import signal
     import struct
     import subprocess
     import sys
@@ -141,7 +142,7 @@ def test_interactive_tty_from_a_terminal(busybox_image, engine_root):
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     exe = Path(sys.executable).parent / "imod"
     proc = subprocess.Popen([str(exe), "--root", str(engine_root), "run", "--rm", "-it", busybox_image, "sh", "-c",
-                             "stty size; echo ready; read x; echo got $x; exit 5"],
+                             "stty size; echo ready; read x; stty size; echo got $x; exit 5"],
                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
     out = b""
@@ -149,6 +150,9 @@ def test_interactive_tty_from_a_terminal(busybox_image, engine_root):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if b"ready" in out and b"hello" not in out:
+                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+                proc.send_signal(signal.SIGWINCH)  # imod has no controlling terminal here: tell it ourselves
+                time.sleep(0.3)
                 os.write(master, b"hello\r")  # imod's terminal is raw: Enter is CR, the container's tty maps it
                 out += b"hello"
             if select.select([master], [], [], 0.1)[0]:
@@ -167,7 +171,7 @@ def test_interactive_tty_from_a_terminal(busybox_image, engine_root):
             proc.kill()
             proc.wait(timeout=30)
         os.close(master)
-    assert b"30 100" in out and b"got hello" in out, out
+    assert b"30 100" in out and b"40 120" in out and b"got hello" in out, out
 
 
 def test_init_is_pid_one_and_passes_signals_on(imod, busybox_image):

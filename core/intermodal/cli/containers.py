@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -131,7 +132,8 @@ def _run_run(ctx: Context, args: argparse.Namespace) -> int:
     container, started = manager.run(spec, attach=True, stdin=0 if args.interactive else None, console_size=size,
                                      **_pull(args))
     try:
-        with _proxy_signals(manager, container.id), _raw_terminal(args.tty and args.interactive):
+        with _proxy_signals(manager, container.id), _raw_terminal(args.tty and args.interactive), \
+                _pass_resizes(started.attach.status if args.tty else None):
             code = copy_output(started.attach)
         if spec.auto_remove:
             manager.remove_exited(container.id)
@@ -168,6 +170,29 @@ class _raw_terminal:
             import termios
 
             termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+
+
+class _pass_resizes:
+    """SIGWINCH: tell the monitor our terminal's new size; it sizes the container's terminal."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd, self.old = fd, None
+
+    def __enter__(self) -> None:
+        if self.fd is not None:
+            self.old = signal.signal(signal.SIGWINCH, self._send)
+
+    def __exit__(self, *exc) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGWINCH, self.old)
+
+    def _send(self, _sig: int, _frame) -> None:
+        size = _terminal_size()
+        if size:
+            try:
+                os.write(self.fd, (json.dumps({"resize": list(size)}) + "\n").encode())
+            except OSError:
+                pass  # the monitor is done
 
 
 class _proxy_signals:

@@ -210,6 +210,9 @@ class Monitor:
         tty_in = getattr(self, "tty_in", None)
         if tty_in is not None:
             poller.register(tty_in, select.POLLIN)
+        control = self.fds.get("status") if self.cfg.get("tty") and self.status_sent is None else None
+        if control is not None:
+            poller.register(control, select.POLLIN)  # `imod run -t` sends terminal sizes here
         health = None
         if self.cfg.get("healthcheck"):
             from intermodal.containers.monitor_health import Health  # only then: memory per monitor
@@ -234,6 +237,11 @@ class Monitor:
                     drain(fd)
                     if status is None:
                         status = self.reap(pid, health)
+                    continue
+                if fd == control:
+                    if not self.control(control):
+                        poller.unregister(control)
+                        control = None
                     continue
                 if fd == tty_in:
                     if not self.to_terminal(tty_in):
@@ -270,6 +278,26 @@ class Monitor:
         self.log.flush()
         code = os.waitstatus_to_exitcode(status)
         return (128 - code if code < 0 else code), self.oom_killed()
+
+    def control(self, fd):
+        """A message from the attached `imod`: {"resize": [rows, cols]}. False once it closed its end."""
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            return False
+        if not data:
+            self.status_sent = False  # it is gone: nobody to send the exit code to
+            return False
+        for line in data.splitlines():
+            try:
+                size = loads(line.decode()).get("resize")
+            except (ValueError, StopIteration, AttributeError):
+                continue
+            if size and self.out_r is not None:
+                from intermodal.containers.monitor_console import resize
+
+                resize(self.out_r, size)
+        return True
 
     def to_terminal(self, fd):
         """Copy the user's input to the container's terminal; False at its end."""

@@ -41,9 +41,7 @@ class Console:
                 master = int.from_bytes(data[:4], sys.byteorder)
                 os.set_inheritable(master, False)
                 if size:
-                    import fcntl
-
-                    fcntl.ioctl(master, self.TIOCSWINSZ, bytes(winsize(size)))
+                    resize(master, size)
                 return master
         raise OSError("the runtime sent no terminal on the console socket")
 
@@ -51,6 +49,13 @@ class Console:
         self.sock.close()
         if not self.path.startswith("@"):
             unlink(self.path)
+
+
+def resize(master, size):
+    """Set the terminal's size (rows, columns); the container's foreground process gets SIGWINCH."""
+    import fcntl
+
+    fcntl.ioctl(master, Console.TIOCSWINSZ, bytes(winsize(size)))
 
 
 def winsize(size):
