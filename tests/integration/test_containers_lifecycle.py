@@ -233,3 +233,22 @@ def test_restart_runs_the_command_again(imod, busybox_image):
     imod("restart", "-t", "5", "again")
     wait_for(lambda: imod("logs", "again").stdout == b"started\nstarted\n", "the second start")
     assert state(imod, "again")["Status"] == "running"
+
+
+def test_a_start_whose_imod_dies_early_is_still_recorded(imod, busybox_image, engine_root: Path):
+    """The monitor records the start itself when `imod` is killed before it could."""
+    from intermodal.containers.launch import PendingMonitor
+    from intermodal.engine import Engine
+
+    imod("create", "--name", "early", busybox_image, "sleep", "1000")
+    manager = Engine(root=engine_root).containers
+    cid = manager.store.resolve("early")
+    record = manager.store.read_record(cid)
+    with manager.store.lock(cid):  # what `start` does, minus recording the result (as if killed there)
+        manager._prepare_start(cid, record, None)
+        started = PendingMonitor().go(manager.store.dir(cid))
+    assert started.ok
+    wait_for(lambda: state(imod, "early")["Status"] == "running", "the monitor to record the start")
+    assert state(imod, "early")["Pid"] == started.info["pid"]
+    imod("stop", "-t", "1", "early")
+    assert state(imod, "early")["Status"] == "exited"

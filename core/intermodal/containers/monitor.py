@@ -99,6 +99,8 @@ class Monitor:
             ok, info = self.start(first)
             if first:
                 self.report_ready(ok, info)
+                if ok:
+                    self.confirm_start(info)
             if not ok:
                 if not first:
                     self.record_exit(info.get("code", 125), False, count, error=info["error"])
@@ -177,6 +179,18 @@ class Monitor:
             pass
         lines = [ln for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
         return lines[-1] if lines else ""
+
+    def confirm_start(self, info):
+        """Wait for `imod` to record the start (it holds the lock until then); record it if `imod` died first."""
+        with Lock(self.cfg["lock"]):
+            state = self.read_state()
+            if state is None or state.get("MonitorPid") == os.getpid():
+                return
+            state.update({"Status": "running", "Running": True, "Paused": False, "Restarting": False,
+                          "Pid": info["pid"], "PidStart": info["start"], "MonitorPid": os.getpid(),
+                          "MonitorStart": start_time(os.getpid()), "StartedAt": now(), "ExitCode": 0,
+                          "Error": "", "StopRequested": False})
+            self.write_state(state)
 
     def report_ready(self, ok, info):
         fd = self.fds.pop("ready", None)
