@@ -93,6 +93,11 @@ options:
     description:
       - 'Keep stdin open.'
     type: bool
+  keep_volumes:
+    description:
+      - 'Keep the anonymous volumes of a container that is removed or recreated (named ones are always kept).'
+    type: bool
+    default: true
   labels:
     description:
       - 'Labels, on top of the image''s.'

@@ -43,6 +43,7 @@ class Declared:
     restart: bool = False
     modes: Mapping[str, str] = field(default_factory=dict)
     pull_options: Mapping[str, Any] = field(default_factory=dict)
+    keep_volumes: bool = True  # anonymous volumes outlive a removed container, as with Docker's `rm` without -v
     wait_healthy: bool = False  # state=healthy: started, then its healthcheck must pass
     healthy_wait_timeout: float = 300.0
 
@@ -75,7 +76,8 @@ def declare(options: Mapping[str, Any]) -> Declared:
     modes = comparison_modes("container", o.get("comparisons"))
     common = {"name": name, "state": "started" if state == "healthy" else state, "modes": modes,
               "wait_healthy": state == "healthy", "healthy_wait_timeout": float(o.get("healthy_wait_timeout", 300)),
-              "pull": o.get("pull", "missing"), "recreate": bool(o.get("recreate")), "restart": bool(o.get("restart"))}
+              "pull": o.get("pull", "missing"), "recreate": bool(o.get("recreate")), "restart": bool(o.get("restart")),
+              "keep_volumes": bool(o.get("keep_volumes", True))}
     if state == "absent":
         return Declared(**common)
     if not o.get("image"):
@@ -331,7 +333,7 @@ def _run(engine: Engine, declared: Declared, the_plan: Plan) -> None:
     containers = engine.containers
     for action in the_plan.actions:
         if action in ("remove", "recreate"):
-            containers.remove(declared.name, force=True)
+            containers.remove(declared.name, force=True, volumes=not declared.keep_volumes)
         if action in ("create", "recreate"):
             assert declared.spec is not None
             containers.create(declared.spec, pull="never")

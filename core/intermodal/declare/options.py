@@ -114,6 +114,9 @@ CONTAINER = _t(
            doc="Ports to publish: [ip:][host_port[-end]:]container_port[/proto]."),
     Option("recreate", "bool", default=False, doc="Recreate even when nothing differs."),
     Option("restart", "bool", default=False, doc="Restart a running container that needs no recreation."),
+    Option("keep_volumes", "bool", default=True,
+           doc="Keep the anonymous volumes of a container that is removed or recreated (named ones are always "
+               "kept)."),
     Option("comparisons", "dict",
            doc="Per option: strict, allow_more_present or ignore; '*' sets all. Overrides the defaults."),
 )
