@@ -248,3 +248,24 @@ def run_exec(kind):
     msg = f"the command exited {proc.returncode}" if proc.returncode else ""
     module.exit_json(changed=True, rc=proc.returncode, stdout=stdout, stderr=stderr, failed=proc.returncode != 0,
                      msg=msg)
+
+
+def run_prune(kind):
+    """prune: containers, then networks, volumes and images (what the removed containers held is free then)."""
+    module = new_module(kind, check_mode=False)
+    p = module.params
+    engine = engine_for(module)
+    result = {}
+    try:
+        if p["containers"]:
+            result["containers"] = engine.containers.prune() if engine.paths.containers.is_dir() else []
+        if p["networks"]:
+            result["networks"] = engine.networks.prune()
+        if p["volumes"]:
+            result["volumes"] = engine.volumes.prune(all=p["volumes_all"])["VolumesDeleted"]
+        if p["images"]:
+            deleted = engine.images.prune(all=p["images_all"])["ImagesDeleted"]
+            result["images"] = [d["Deleted"] for d in deleted if "Deleted" in d]
+    except IntermodalError as err:
+        module.fail_json(msg=str(err), error=type(err).__name__, **result)
+    module.exit_json(changed=any(result.values()), **result)

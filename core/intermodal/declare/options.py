@@ -173,6 +173,15 @@ EXEC = _t(
     Option("strip_empty_ends", "bool", default=True, doc="Strip trailing newlines from stdout and stderr."),
 )
 
+PRUNE = _t(
+    Option("containers", "bool", default=False, doc="Remove every container that is not running."),
+    Option("images", "bool", default=False, doc="Remove dangling images (unused and untagged)."),
+    Option("images_all", "bool", default=False, doc="With images: remove every unused image, tagged or not."),
+    Option("networks", "bool", default=False, doc="Remove user-defined networks without containers."),
+    Option("volumes", "bool", default=False, doc="Remove unused anonymous volumes."),
+    Option("volumes_all", "bool", default=False, doc="With volumes: remove every unused volume, named too."),
+)
+
 INFO = {
     "image_info": _t(Option("name", "list", "str", doc="Images to show; all when left out.")),
     "network_info": _t(Option("name", doc="The network to show.", required=True)),
@@ -187,7 +196,7 @@ INFO = {
 }
 
 TABLES: dict[str, dict[str, Option]] = {"container": CONTAINER, "network": NETWORK, "volume": VOLUME,
-                                        "image": IMAGE, "container_exec": EXEC, **INFO}
+                                        "image": IMAGE, "container_exec": EXEC, "prune": PRUNE, **INFO}
 
 
 def table(kind: str) -> dict[str, Option]:
