@@ -43,6 +43,40 @@ class Command:
     run: Callable[[Context, argparse.Namespace], int | None]
 
 
+def inspect_command(name: str, help: str, metavar: str, lookup: Callable[[Any], Callable[[str], dict]],
+                    example: str = "{{.Id}}") -> Command:
+    """`X inspect NAME...`: one JSON array (or a --format line per object); exit 1 if any is missing."""
+
+    def configure(p: argparse.ArgumentParser) -> None:
+        p.add_argument("names", nargs="+", metavar=metavar)
+        p.add_argument("-f", "--format", help=f"a Go-style template, e.g. '{example}'")
+
+    def run(ctx: Context, args: argparse.Namespace) -> int:
+        from intermodal.errors import IntermodalError
+
+        inspect = lookup(ctx.engine)
+        found, code = [], 0
+        for item in args.names:
+            try:
+                found.append(inspect(item))
+            except IntermodalError as err:
+                print(f"Error: {err}", file=sys.stderr)
+                code = 1
+        print_found(found, args.format)
+        return code
+
+    return Command(name, help, configure, run)
+
+
+def print_found(found: list[dict], template: str | None) -> None:
+    if template:
+        from intermodal.cli.format import render
+
+        render(template, found)
+    else:
+        print_json(found)
+
+
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=4, sort_keys=False, default=str)
     sys.stdout.write("\n")

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from intermodal.cli.base import Command, Context, human_ago, print_json, print_table
+from intermodal.cli.base import Command, Context, human_ago, inspect_command, print_found, print_table
 from intermodal.errors import IntermodalError, InvalidArgument
 
 # -- run / create ---------------------------------------------------------------
@@ -398,28 +398,6 @@ def _created(text: str, now: float) -> str:
         return ""
 
 
-def _configure_inspect(p: argparse.ArgumentParser) -> None:
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
-    p.add_argument("-f", "--format", help="a Go-style template, e.g. '{{.State.Status}}'")
-
-
-def _run_inspect(ctx: Context, args: argparse.Namespace) -> int:
-    found, code = [], 0
-    for name in args.containers:
-        try:
-            found.append(ctx.engine.containers.inspect(name))
-        except IntermodalError as err:
-            print(f"Error: {err}", file=sys.stderr)
-            code = 1
-    if args.format:
-        from intermodal.cli.format import render
-
-        render(args.format, found)
-    else:
-        print_json(found)
-    return code
-
-
 def _configure_logs(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("-f", "--follow", action="store_true")
@@ -491,7 +469,8 @@ def _run_exec(ctx: Context, args: argparse.Namespace) -> int:
 
 
 ps = Command("ps", "List containers", _configure_ps, _run_ps)
-inspect = Command("container inspect", "Show the details of containers", _configure_inspect, _run_inspect)
+inspect = inspect_command("container inspect", "Show the details of containers", "CONTAINER",
+                          lambda e: e.containers.inspect, "{{.State.Status}}")
 logs = Command("logs", "Show a container's output", _configure_logs, _run_logs)
 wait = Command("wait", "Wait for containers to stop and print their exit codes", _configure_wait, _run_wait)
 exec_ = Command("exec", "Run a command in a running container", _configure_exec, _run_exec)
@@ -584,12 +563,7 @@ def _run_inspect_any(ctx: Context, args: argparse.Namespace) -> int:
         else:
             print(f"Error: no such object: {name}", file=sys.stderr)
             code = 1
-    if args.format:
-        from intermodal.cli.format import render
-
-        render(args.format, found)
-    else:
-        print_json(found)
+    print_found(found, args.format)
     return code
 
 

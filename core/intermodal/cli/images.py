@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from intermodal.cli.base import Command, Context, human_ago, human_size, print_json, print_table
+from intermodal.cli.base import Command, Context, human_ago, human_size, inspect_command, print_table
 from intermodal.errors import IntermodalError
 
 
@@ -47,29 +47,7 @@ def _run_list(ctx: Context, args: argparse.Namespace) -> int:
 list_images = Command("images", "List images", _configure_list, _run_list)
 
 
-def _configure_inspect(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("-f", "--format", help="a Go-style template, e.g. '{{.Id}}' or '{{json .Config}}'")
-
-
-def _run_inspect(ctx: Context, args: argparse.Namespace) -> int:
-    found, code = [], 0
-    for name in args.images:
-        try:
-            found.append(ctx.engine.images.inspect(name))
-        except IntermodalError as err:
-            print(f"Error: {err}", file=__import__("sys").stderr)
-            code = 1
-    if args.format:
-        from intermodal.cli.format import render
-
-        render(args.format, found)
-    else:
-        print_json(found)
-    return code
-
-
-inspect = Command("image inspect", "Show the details of images", _configure_inspect, _run_inspect)
+inspect = inspect_command("image inspect", "Show the details of images", "IMAGE", lambda e: e.images.inspect)
 
 
 def _configure_history(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from intermodal.cli.base import Command, Context, print_json, print_table
+from intermodal.cli.base import Command, Context, inspect_command, print_table
 from intermodal.errors import IncorrectState, IntermodalError, InvalidArgument
 
 
@@ -104,29 +104,8 @@ list_networks = Command("network ls", "List networks", _configure_list, _run_lis
 
 # -- inspect, rm, prune --------------------------------------------------------------------------------
 
-def _configure_inspect(p: argparse.ArgumentParser) -> None:
-    p.add_argument("networks", nargs="+", metavar="NETWORK")
-    p.add_argument("-f", "--format", help="a Go-style template, e.g. '{{.Id}}' or '{{json .IPAM}}'")
-
-
-def _run_inspect(ctx: Context, args: argparse.Namespace) -> int:
-    found, code = [], 0
-    for name in args.networks:
-        try:
-            found.append(ctx.engine.networks.inspect(name))
-        except IntermodalError as err:
-            print(f"Error: {err}", file=sys.stderr)
-            code = 1
-    if args.format:
-        from intermodal.cli.format import render
-
-        render(args.format, found)
-    else:
-        print_json(found)
-    return code
-
-
-inspect = Command("network inspect", "Show the details of networks", _configure_inspect, _run_inspect)
+inspect = inspect_command("network inspect", "Show the details of networks", "NETWORK", lambda e: e.networks.inspect,
+                          "{{json .IPAM}}")
 
 
 def _configure_remove(p: argparse.ArgumentParser) -> None:

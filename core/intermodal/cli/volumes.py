@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from intermodal.cli.base import Command, Context, human_size, print_json, print_table
+from intermodal.cli.base import Command, Context, human_size, inspect_command, print_table
 from intermodal.errors import IntermodalError
 
 
@@ -55,18 +55,6 @@ def _configure_names(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="+", metavar="VOLUME")
 
 
-def _run_inspect(ctx: Context, args: argparse.Namespace) -> int:
-    found, code = [], 0
-    for name in args.names:
-        try:
-            found.append(ctx.engine.volumes.inspect(name))
-        except IntermodalError as err:
-            print(f"Error: {err}", file=sys.stderr)
-            code = 1
-    print_json(found)
-    return code
-
-
 def _configure_rm(p: argparse.ArgumentParser) -> None:
     _configure_names(p)
     p.add_argument("-f", "--force", action="store_true", help="remove even if containers use it")
@@ -102,6 +90,7 @@ def _run_prune(ctx: Context, args: argparse.Namespace) -> int:
 
 create = Command("volume create", "Create a volume", _configure_create, _run_create)
 ls = Command("volume ls", "List volumes", _configure_ls, _run_ls)
-inspect = Command("volume inspect", "Show the details of volumes", _configure_names, _run_inspect)
+inspect = inspect_command("volume inspect", "Show the details of volumes", "VOLUME", lambda e: e.volumes.inspect,
+                          "{{.Mountpoint}}")
 remove = Command("volume rm", "Remove volumes", _configure_rm, _run_rm)
 prune = Command("volume prune", "Remove unused volumes", _configure_prune, _run_prune)
