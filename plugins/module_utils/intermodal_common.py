@@ -116,7 +116,7 @@ def _network(module, engine):
     from intermodal.declare import network
 
     declared = network.declare(_params(module))
-    plan = network.plan(declared, network.read(engine, declared.name))
+    plan = network.plan(declared, network.read(engine, declared.name), **network.read_attached(engine, declared))
     if not module.check_mode:
         network.apply(engine, declared, plan)
     exists = engine.networks.exists(declared.name)

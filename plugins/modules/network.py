@@ -28,6 +28,16 @@ attributes:
     membership: [intermodal.containers.engine]
     description: Part of the C(intermodal.containers.engine) group for module_defaults.
 options:
+  appends:
+    description:
+      - 'Connect the connected containers, disconnecting none.'
+    type: bool
+    default: false
+  connected:
+    description:
+      - 'Running containers connected to the network (by name); others are disconnected unless appends.'
+    type: list
+    elements: str
   driver:
     description:
       - 'Only bridge.'

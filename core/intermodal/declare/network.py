@@ -7,7 +7,7 @@ recreates the network, which the engine refuses while containers use it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,8 @@ class Declared:
     values: Mapping[str, Any] = field(default_factory=dict)  # only what the user gave, normalised
     force: bool = False
     modes: Mapping[str, str] = field(default_factory=dict)
+    connected: tuple[str, ...] | None = None  # None: attachments are not managed
+    appends: bool = False
 
 
 def declare(options: Mapping[str, Any]) -> Declared:
@@ -56,8 +58,9 @@ def declare(options: Mapping[str, Any]) -> Declared:
         raise InvalidArgument("ipam_config: the engine takes one IPv4 pool per network; give one")
     if pools:
         values["ipam"] = _pool(pools[0])
+    connected = tuple(dict.fromkeys(str(c) for c in o["connected"])) if "connected" in o else None
     return Declared(o["name"], o.get("state", "present"), values, bool(o.get("force")),
-                    comparison_modes("network", o.get("comparisons")))
+                    comparison_modes("network", o.get("comparisons")), connected, bool(o.get("appends")))
 
 
 def _pool(pool: Mapping[str, Any]) -> dict[str, str]:
@@ -108,18 +111,47 @@ def _user_choice(name: str, key: str, mode: str) -> bool:
     return mode == "strict" and name == "options" and key not in (BRIDGE_NAME_OPTION, MTU_OPTION)
 
 
-def plan(declared: Declared, current: NetworkRecord | None) -> Plan:
+def plan(declared: Declared, current: NetworkRecord | None, attached: Set[str] = frozenset()) -> Plan:
+    """*attached*: names of the containers connected now (`read_attached`)."""
     if declared.state == "absent":
         return Plan(("remove",), (Difference("state", "absent", "present"),)) if current else Plan()
     if current is None:
-        return Plan(("create",), (Difference("state", "present", "absent"),))
-    differences = compare(expected(declared), actual(current), declared.modes)
-    return Plan(("recreate",) if differences or declared.force else (), tuple(differences))
+        base = Plan(("create",), (Difference("state", "present", "absent"),))
+        attached = frozenset()
+    else:
+        differences = compare(expected(declared), actual(current), declared.modes)
+        base = Plan(("recreate",) if differences or declared.force else (), tuple(differences))
+        if base.changed:
+            attached = frozenset()  # a recreated network starts empty (the engine refuses while it is used)
+    return _attachments(declared, base, attached)
+
+
+def _attachments(declared: Declared, base: Plan, attached: Set[str]) -> Plan:
+    """connect:<name> for each declared container not attached; disconnect:<name> for the others (not appends)."""
+    if declared.connected is None:
+        return base
+    want = set(declared.connected)
+    connect = [c for c in declared.connected if c not in attached]
+    disconnect = [] if declared.appends else sorted(set(attached) - want)
+    if not connect and not disconnect:
+        return base
+    have = frozenset(attached)
+    declared_set = frozenset(want | have) if declared.appends else frozenset(want)
+    return Plan(base.actions + tuple(f"disconnect:{c}" for c in disconnect) + tuple(f"connect:{c}" for c in connect),
+                (*base.differences, Difference("connected", declared_set, have)), base.warnings)
 
 
 def read(engine: Engine, name: str) -> NetworkRecord | None:
     networks = engine.networks
     return networks.get(name) if networks.exists(name) else None
+
+
+def read_attached(engine: Engine, declared: Declared) -> dict[str, frozenset[str]]:
+    """`plan`'s keyword arguments for the attachments: the names of the connected containers, if managed."""
+    if declared.connected is None or not engine.networks.exists(declared.name):
+        return {}
+    containers = engine.networks.inspect(declared.name)["Containers"].values()
+    return {"attached": frozenset(c["Name"] for c in containers)}
 
 
 def create_args(declared: Declared) -> dict[str, Any]:
@@ -133,7 +165,22 @@ def create_args(declared: Declared) -> dict[str, Any]:
 def apply(engine: Engine, declared: Declared, the_plan: Plan) -> None:
     networks = engine.networks
     for action in the_plan.actions:
-        if action in ("remove", "recreate"):
+        kind, _, container = action.partition(":")
+        if kind in ("remove", "recreate"):
             networks.remove(declared.name)
-        if action in ("create", "recreate"):
+        if kind in ("create", "recreate"):
             networks.create(declared.name, **create_args(declared))
+        elif kind == "connect":
+            _connect(engine, declared.name, container)
+        elif kind == "disconnect":
+            networks.disconnect(declared.name, engine.containers.get(container).id)
+
+
+def _connect(engine: Engine, network: str, name: str) -> None:
+    from intermodal.errors import IncorrectState
+
+    c = engine.containers.get(name)
+    pid = int((c.state or {}).get("Pid") or 0)
+    if c.status != "running" or not pid:
+        raise IncorrectState(f"container {name}", c.status, "running (start it before connecting it to a network)")
+    engine.networks.connect(network, c.id, f"/proc/{pid}/ns/net", name=c.name)

@@ -131,6 +131,9 @@ NETWORK = _t(
     Option("labels", "dict", field="labels", doc="Labels of the network."),
     Option("enable_ipv6", "bool", doc="IPv6 pools are not supported yet; true fails."),
     Option("force", "bool", default=False, doc="Recreate even when nothing differs."),
+    Option("connected", "list", "str",
+           doc="Running containers connected to the network (by name); others are disconnected unless appends."),
+    Option("appends", "bool", default=False, doc="Connect the connected containers, disconnecting none."),
 )
 
 VOLUME = _t(

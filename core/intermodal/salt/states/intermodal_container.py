@@ -1,0 +1,224 @@
+"""State `intermodal_container`: running, stopped, absent, and the one-shot `run`.
+
+Arguments are docker_container's (`environment`, `binds`, `port_bindings`,
+`mem_limit`, `networks`, `force`, ...; `intermodal.salt.common` maps them) or
+community.docker's; `root` (or the minion option `intermodal.root`) names the
+engine root. Decisions are `intermodal.declare`'s, the planner the Ansible
+module uses: `test=True` returns `result: None` with the changes the plan
+predicts, and runs nothing.
+
+.. code-block:: yaml
+
+    web:
+      intermodal_container.running:
+        - image: busybox:1.36
+        - command: httpd -f -p 8080
+        - environment: {MODE: prod}
+        - require:
+          - intermodal_image: busybox:1.36
+"""
+
+from __future__ import annotations
+
+__virtualname__ = "intermodal_container"
+
+NOT_RUNNING = "Container '{}' is not running after its start ({}, exit code {}); see `imod logs {}`."
+
+
+def __virtual__():
+    if "intermodal.version" in __salt__:  # noqa: F821 - injected by Salt's loader
+        return __virtualname__
+    return (False, __salt__.missing_fun_string("intermodal.version"))  # noqa: F821
+
+
+def _engine(root):
+    from intermodal.salt.common import engine_for
+
+    return engine_for(root, __salt__["config.get"])  # noqa: F821
+
+
+def _test():
+    return bool(__opts__.get("test"))  # noqa: F821
+
+
+def _status(engine, name):
+    return engine.containers.get(name).status if engine.containers.exists(name) else "absent"
+
+
+def _converge(name, state, root, kwargs, *, allow_absent=True):
+    """Declare, plan, run unless test; the state return with old/new of each difference and of the status."""
+    from intermodal.declare import container
+    from intermodal.errors import IntermodalError
+    from intermodal.salt.common import container_options, failure, state_return
+
+    try:
+        engine = _engine(root)
+        declared = container.declare(container_options(name, kwargs, state=state))
+        the_plan = container.make_plan(engine, declared)
+        before = _status(engine, name)
+        if _test() or not the_plan.changed:
+            return _with_status(state_return(name, "Container", the_plan, test=_test()), before, declared.state)
+        changed, the_plan = container.apply(engine, declared, the_plan)
+        after = _status(engine, name)
+    except IntermodalError as err:
+        return failure(name, str(err))
+    ret = _with_status(state_return(name, "Container", the_plan, test=False, changed=changed), before, after)
+    if declared.state == "started" and after != "running":
+        c = engine.containers.get(name)
+        ret.update(result=False, comment=NOT_RUNNING.format(name, after, c.exit_code, name))
+    return ret
+
+
+def _with_status(ret, before, after):
+    """A start, stop or create shows as the container's status moving (old/new), as docker_container does."""
+    wanted = {"started": "running", "present": "created", "stopped": "exited"}.get(after, after)
+    if (ret["changes"] or ret["result"] is None) and before != wanted:
+        ret["changes"]["state"] = {"old": before, "new": wanted}
+    return ret
+
+
+def running(name, image=None, start=True, force=False, root=None, **kwargs):
+    """The container exists as declared and (with *start*, the default) runs.
+
+    name
+        The container's name.
+    image
+        The image (repository:tag; a bare name means :latest). Pulled when missing.
+    start
+        False: created, not started (docker_container's ``start: False``).
+    force
+        Replace the container even if nothing differs.
+
+    Any other docker_container argument (command, environment, labels, binds,
+    port_bindings, networks, network_mode, restart_policy, mem_limit, ...).
+    """
+    if image is None:
+        from intermodal.salt.common import failure
+
+        return failure(name, "The 'image' argument is required.")
+    return _converge(name, "started" if start else "present", root, {**kwargs, "image": image, "force": force})
+
+
+def stopped(name, error_on_absent=True, image=None, root=None, **kwargs):
+    """The container is not running. Without *image* an existing container is only stopped (an absent
+    one fails unless *error_on_absent* is False); with *image* it is also created or replaced as declared.
+    """
+    from intermodal.declare import container
+    from intermodal.errors import IntermodalError
+    from intermodal.salt.common import failure, state_return
+
+    if image is not None:
+        return _converge(name, "stopped", root, {**kwargs, "image": image})
+    try:
+        engine = _engine(root)
+        current, _, _ = container.read(engine, container.Declared(name=name, state="absent"))
+        if current is None:
+            if error_on_absent:
+                return failure(name, f"Container '{name}' is absent.")
+            return {"name": name, "result": True, "changes": {}, "comment": f"Container '{name}' is absent."}
+        # Its own stored spec, declared stopped: the planner decides whether a stop is due.
+        declared = container.Declared(name=name, state="stopped", spec=current.spec)
+        the_plan = container.plan(declared, current, image_id=current.image_id, image_config=current.image_config)
+        if not _test() and the_plan.changed:
+            container.apply(engine, declared, the_plan)
+        after = "exited" if _test() else _status(engine, name)
+    except IntermodalError as err:
+        return failure(name, str(err))
+    return _with_status(state_return(name, "Container", the_plan, test=_test()), current.status, after)
+
+
+def absent(name, force=False, root=None, **kwargs):
+    """The container does not exist. A running container is removed only with *force*."""
+    from intermodal.declare import container
+    from intermodal.errors import IntermodalError
+    from intermodal.salt.common import failure, state_return
+
+    try:
+        engine = _engine(root)
+        declared = container.declare({"name": name, "state": "absent",
+                                      "keep_volumes": not kwargs.get("volumes", False)})
+        the_plan = container.make_plan(engine, declared)
+        status = _status(engine, name)
+        if the_plan.changed and status in container.LIVE and not force:
+            return failure(name, f"Container '{name}' is {status}; set force to True to forcibly remove it.")
+        if not _test() and the_plan.changed:
+            container.apply(engine, declared, the_plan)
+    except IntermodalError as err:
+        return failure(name, str(err))
+    return state_return(name, "Container", the_plan, test=_test())
+
+
+def run(name, image=None, bg=False, failhard=True, replace=False, force=False, timeout=None, root=None,
+        **kwargs):
+    """Run a one-shot container *name* and wait for it (unless *bg*). Always a change when it runs; guard it
+    with Salt's ``onlyif``, ``unless`` or ``creates``. An existing container of that name fails the state
+    unless *replace* (and *force* for a running one). With *failhard* (default), a non-zero exit fails.
+    """
+    from intermodal.declare import container
+    from intermodal.errors import IntermodalError
+    from intermodal.salt.common import clean, container_options, failure, run_container
+
+    if image is None:
+        return failure(name, "The 'image' argument is required.")
+    for unsupported in ("watch_action", "start", "shutdown_timeout", "follow"):
+        if unsupported in kwargs:
+            return failure(name, f"The '{unsupported}' argument is not supported.")
+    try:
+        engine = _engine(root)
+        declared = container.declare(container_options(name, {**clean(kwargs), "image": image}))
+        status = _status(engine, name)
+        if status != "absent":
+            if not replace:
+                return failure(name, f"Container '{name}' exists; set replace to True to remove it first.")
+            if status in container.LIVE and not force:
+                return failure(name, f"Container '{name}' is {status}; set force to True to replace it.")
+        if _test():
+            return {"name": name, "result": None, "changes": {},
+                    "comment": f"Container would be run{' in the background' if bg else ''}."}
+        if status != "absent":
+            engine.containers.remove(name, force=True)
+        result = run_container(engine, (declared.spec, declared.pull_options), bg=bool(bg), timeout=timeout)
+    except IntermodalError as err:
+        return failure(name, str(err))
+    ret = {"name": name, "result": True, "changes": result}
+    if bg:
+        ret["comment"] = "Container was run in the background."
+    else:
+        ret["comment"] = f"Container ran and exited with a return code of {result['ExitCode']}."
+        if failhard and result["ExitCode"] != 0:
+            ret["result"] = False
+    return ret
+
+
+def mod_watch(name, sfun=None, **kwargs):
+    """A `watch` that fired: running replaces the container (watch_action: force, the default), restarts it
+    (watch_action: restart) or sends it a signal (watch_action: SIGHUP, ...); run runs it again."""
+    from intermodal.salt.common import clean, failure
+
+    kwargs = clean(kwargs)
+    if sfun == "running":
+        action = kwargs.pop("watch_action", "force")
+        if action == "force":
+            kwargs["force"] = True
+        elif action == "restart":
+            kwargs["restart"] = True
+        else:
+            return _signal(name, action, kwargs.get("root"))
+        return running(name, **kwargs)
+    if sfun == "run":
+        return run(name, **{**kwargs, "replace": True, "force": True})
+    return failure(name, f"watch requisite is not implemented for {sfun}")
+
+
+def _signal(name, signal, root):
+    from intermodal.containers.spec import parse_signal
+    from intermodal.errors import IntermodalError
+    from intermodal.salt.common import failure
+
+    if _test():
+        return {"name": name, "result": None, "changes": {}, "comment": f"Signal {signal} would be sent."}
+    try:
+        _engine(root).containers.kill(name, parse_signal(str(signal)))
+    except IntermodalError as err:
+        return failure(name, str(err))
+    return {"name": name, "result": True, "changes": {"signal": signal}, "comment": f"Sent signal {signal}."}
