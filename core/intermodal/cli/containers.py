@@ -58,6 +58,8 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--health-retries", type=int, help="failures in a row that make it unhealthy (default 3)")
     p.add_argument("--no-healthcheck", action="store_true", help="disable the image's HEALTHCHECK")
     p.add_argument("--init", action="store_true", help="run a small init as pid 1 (reaps zombies, passes signals)")
+    p.add_argument("--runtime", help="OCI runtime: imod-runtime (default; or $IMOD_RUNTIME, or ROOT/engine.json), "
+                   "runc, crun, or a path")
     p.add_argument("--pull", default="missing", choices=("missing", "always", "never"),
                    help="pull the image: if missing (default), always, or never")
     p.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
@@ -112,7 +114,7 @@ def _pull(args: argparse.Namespace) -> dict:
 
 
 def _run_create(ctx: Context, args: argparse.Namespace) -> int:
-    container = ctx.engine.containers.create(_spec(args), **_pull(args))
+    container = ctx.engine.containers.create(_spec(args), runtime=args.runtime, **_pull(args))
     print(container.id)
     return 0
 
@@ -121,7 +123,8 @@ def _run_run(ctx: Context, args: argparse.Namespace) -> int:
     spec = _spec(args)
     manager = ctx.engine.containers
     if args.detach:
-        container, _ = manager.run(spec, console_size=_terminal_size() if args.tty else None, **_pull(args))
+        container, _ = manager.run(spec, console_size=_terminal_size() if args.tty else None, runtime=args.runtime,
+                                   **_pull(args))
         print(container.id)
         return 0
     from intermodal.containers.launch import copy_output
@@ -130,7 +133,7 @@ def _run_run(ctx: Context, args: argparse.Namespace) -> int:
         raise InvalidArgument("the input device is not a TTY: drop -t, or run from a terminal")
     size = _terminal_size() if args.tty else None
     container, started = manager.run(spec, attach=True, stdin=0 if args.interactive else None, console_size=size,
-                                     **_pull(args))
+                                     runtime=args.runtime, **_pull(args))
     try:
         with _proxy_signals(manager, container.id), _raw_terminal(args.tty and args.interactive), \
                 _pass_resizes(started.attach.status if args.tty else None):

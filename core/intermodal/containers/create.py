@@ -29,7 +29,7 @@ PULL_POLICIES = ("missing", "always", "never")
 
 
 def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec, *, pull: str = "missing",
-                     pull_options: dict[str, Any] | None = None) -> str:
+                     pull_options: dict[str, Any] | None = None, runtime: str | None = None) -> str:
     """Create the container and return its id. Raises ImageNotFound, AlreadyExists, InvalidArgument,
     and the registry's errors when the image has to be pulled."""
     image = find_image(engine, spec.image, pull, pull_options or {})
@@ -52,7 +52,7 @@ def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec,
             mounts = _volumes(engine, spec, image_config, Path(rootfs), undo)
             hostname = spec.hostname or (os.uname().nodename if spec.network == "host" else cid[:12])
             etc = etc_files(directory, hostname, spec.network)
-            runtime = _runtime_binary()
+            runtime = _runtime_name(runtime, engine.paths.root)
             netns = str(net.netns_path(engine, cid)) if net.uses_network(spec) else None
             inputs = oci.BundleInputs(cid, str(rootfs), hostname, etc, tuple(mounts), f"/intermodal/{cid}", netns)
             bundle = oci.build_config(spec, image_config, inputs)
@@ -168,10 +168,10 @@ def etc_files(directory: Path, hostname: str, network: str) -> dict[str, str]:
     return {dest: str(path) for dest, (path, _) in files.items()}
 
 
-def _runtime_binary() -> str:
+def _runtime_name(wanted: str | None, root: Path) -> str:
     from intermodal.containers.runtime_client import choose_runtime
 
-    return choose_runtime()
+    return choose_runtime(wanted, root)
 
 
 def _record(cid: str, name: str, spec: ContainerSpec, image: ImageRecord, image_config: dict[str, Any],

@@ -31,7 +31,7 @@ from intermodal.errors import (
 
 if TYPE_CHECKING:
     from intermodal.containers.launch import PendingMonitor, Started
-    from intermodal.containers.runtime_client import OciRuntime
+    from intermodal.containers.runtime_client import InProcessRuntime, OciRuntime
     from intermodal.engine import Engine
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -77,11 +77,10 @@ class ContainerManager:
     def store(self) -> ContainerStore:
         return ContainerStore(self.engine.paths)
 
-    def _runtime(self, record: dict[str, Any]) -> OciRuntime:
-        from intermodal.containers.runtime_client import OciRuntime
+    def _runtime(self, record: dict[str, Any]) -> InProcessRuntime | OciRuntime:
+        from intermodal.containers.runtime_client import runtime_for
 
-        binary = record["Runtime"]
-        return OciRuntime(binary, self.engine.paths.run_root / "runtime" / os.path.basename(binary))
+        return runtime_for(record["Runtime"], self.engine.paths.run_root)
 
     # -- reading -----------------------------------------------------------------
 
@@ -126,16 +125,20 @@ class ContainerManager:
 
     # -- create and start ------------------------------------------------------------
 
-    def create(self, spec: ContainerSpec, *, pull: str = "missing", pull_options: dict[str, Any] | None = None
-               ) -> Container:
-        """Raises ImageNotFound, AlreadyExists (name in use), InvalidArgument; registry errors when pulling.
+    def create(self, spec: ContainerSpec, *, pull: str = "missing", pull_options: dict[str, Any] | None = None,
+               runtime: str | None = None) -> Container:
+        """Raises ImageNotFound, AlreadyExists (name in use), InvalidArgument; registry errors when pulling;
+        RuntimeFailure if *runtime* is not installed.
 
         *pull* is Docker's policy (missing, always, never); *pull_options* go
         to `engine.images.pull` (tls_verify, cert_dir, authfile, credentials).
+        *runtime* names the OCI runtime (`imod-runtime`, `runc`, `crun`, or a
+        path); unset, the engine's default (runtime_client.choose_runtime).
         """
         from intermodal.containers.create import create_container
 
-        return self._load(create_container(self.engine, self.store, spec, pull=pull, pull_options=pull_options))
+        return self._load(create_container(self.engine, self.store, spec, pull=pull, pull_options=pull_options,
+                                           runtime=runtime))
 
     def start(self, name: str, *, attach: bool = False, stdin: int | None = None,
               monitor: PendingMonitor | None = None, console_size: tuple[int, int] | None = None
@@ -207,6 +210,8 @@ class ContainerManager:
         write_json(directory / "monitor.json", {
             "id": cid,
             "runtime": runtime.base,
+            "inprocess": runtime.inprocess,  # create/start/delete in the monitor itself (our runtime)
+            "runtime_root": str(runtime.state_root),
             "bundle": str(directory / "bundle"),
             "log_max_size": spec.log_max_size,
             "log_max_file": spec.log_max_file,
@@ -231,13 +236,14 @@ class ContainerManager:
 
     def run(self, spec: ContainerSpec, *, attach: bool = False, stdin: int | None = None,
             console_size: tuple[int, int] | None = None, pull: str = "missing",
-            pull_options: dict[str, Any] | None = None) -> tuple[Container, Started | None]:
+            pull_options: dict[str, Any] | None = None, runtime: str | None = None
+            ) -> tuple[Container, Started | None]:
         """create + start; on a start failure a `--rm` container is removed again."""
         from intermodal.containers.launch import PendingMonitor
 
         monitor = PendingMonitor(attach=attach, stdin=stdin)  # its interpreter starts while we create
         try:
-            container = self.create(spec, pull=pull, pull_options=pull_options)
+            container = self.create(spec, pull=pull, pull_options=pull_options, runtime=runtime)
         except BaseException:
             monitor.cancel()
             raise

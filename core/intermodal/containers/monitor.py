@@ -6,12 +6,14 @@ Run as ``python -I -S -c "...; main(sys.argv[1:])" CONTAINER_DIR [--ready FD]
 
 - forks once more (the parent, started in a new session by `imod`, exits at
   once), so it is no session leader and `imod` is not its parent;
-- becomes a child subreaper (prctl(2) PR_SET_CHILD_SUBREAPER): the runtime's
-  `run --detach` exits once the container runs, and the container's init
-  is then re-parented to us, so we can wait(2) for its exit status;
-- starts the container through the runtime's OCI CLI, with pipes for its
-  stdout and stderr (or its terminal: monitor_console.py), writes them to
-  the json-file log and, while `imod run` is attached, to the attach pipes;
+- creates and starts the container with intermodal's runtime in-process
+  (``inprocess`` in monitor.json), which makes us the parent of its init;
+  or, for another OCI runtime (runc, crun), through its CLI's
+  `run --detach`, whose container is re-parented to us as we are a child
+  subreaper (prctl(2) PR_SET_CHILD_SUBREAPER); either way we wait(2) for
+  its exit status. Its stdout and stderr are pipes (or its terminal:
+  monitor_console.py), written to the json-file log and, while `imod run`
+  is attached, to the attach pipes;
 - runs the healthcheck, if there is one (monitor_health.py);
 - records exit code, time and OOM kill in ``state.json`` under the
   container's lock, and applies the restart policy with back-off;
@@ -56,6 +58,7 @@ def main(argv):
     # Imported while `imod` still creates the container, not after.
     from intermodal.containers import restart
     from intermodal.containers.logs import LogWriter
+    from intermodal.runtime import container, launch  # noqa: F401  (our runtime, the default)
 
     cdir = argv[0] if argv[0] != "-" else read_orders(fds.pop("go"))
     if cdir is None:
@@ -113,7 +116,7 @@ class Monitor:
             # every later `start`/`rm` deletes a leftover before it goes on.
             # An attached `run --rm` that got the status deletes it itself.
             if again or not (self.cfg.get("auto_remove") and self.status_sent):
-                spawn_wait([*self.cfg["runtime"], "delete", "--force", self.cfg["id"]], None, None, None)
+                self.runtime_delete()
             if not again:
                 break
             count += 1
@@ -126,14 +129,89 @@ class Monitor:
     # -- starting ------------------------------------------------------------
 
     def start(self, first):
-        """`runtime run --detach`; returns (True, {pid, ...}) or (False, {error, code})."""
+        """Create and start the container; returns (True, {pid, ...}) or (False, {error, code})."""
+        stdin = self.fds.pop("stdin", None) if first else None
+        if self.cfg.get("inprocess"):
+            return self.start_inprocess(stdin)
+        return self.start_cli(stdin)
+
+    def start_inprocess(self, stdin):
+        """Our runtime's create + start, here: we are the parent of the container's init."""
+        from intermodal.runtime.container import Runtime
+
+        cfg = self.cfg
+        console = None
+        ours = []  # the container's ends of its stdio, closed once it has them
+        try:
+            if cfg.get("tty"):
+                from intermodal.containers.monitor_console import Console
+
+                console = Console(cfg["console_socket"])
+                stdio = None  # the runtime makes the terminal its stdio
+                self.tty_in = stdin  # we copy the user's input to the terminal
+            else:
+                self.out_r, out_w = os.pipe2(os.O_CLOEXEC)
+                self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
+                if stdin is None:
+                    stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                stdio = (stdin, out_w, err_w)
+                ours = [stdin, out_w, err_w]
+            runtime = Runtime(cfg["runtime_root"])
+            try:
+                ctr = runtime.create(cfg["id"], cfg["bundle"], stdio=stdio,
+                                     console_socket=console.path if console else None)
+                try:
+                    ctr.start()
+                except BaseException:
+                    ctr.delete(force=True)
+                    raise
+            finally:
+                for fd in ours:
+                    os.close(fd)
+            if console is not None:
+                self.out_r, self.err_r = console.receive(cfg.get("console_size")), None
+            pid = ctr.record().pid
+        except Exception as err:  # the runtime's errors (IntermodalError, OSError) become the start's error
+            self.close_output()
+            self.reap(0)
+            error = str(err) or type(err).__name__
+            return False, {"error": error, "code": exit_code_for(error)}
+        finally:
+            if console is not None:
+                console.close()
+        return True, {"pid": pid, "start": start_time(pid)}
+
+    def runtime_delete(self):
+        """Remove the exited container from the runtime (its cgroups, state); errors go to monitor.err."""
+        if not self.cfg.get("inprocess"):
+            spawn_wait([*self.cfg["runtime"], "delete", "--force", self.cfg["id"]], None, None, None)
+            return
+        from intermodal.runtime.container import Runtime
+
+        try:
+            Runtime(self.cfg["runtime_root"]).delete(self.cfg["id"], force=True)
+        except Exception as err:  # the next start or rm deletes a leftover; say why here
+            os.write(2, f"could not delete the container from the runtime: {err}\n".encode())
+
+    def runtime_kill(self, sig):
+        if not self.cfg.get("inprocess"):
+            spawn_wait([*self.cfg["runtime"], "kill", self.cfg["id"], str(sig)], None, None, None)
+            return
+        from intermodal.runtime.container import Runtime
+
+        try:
+            Runtime(self.cfg["runtime_root"]).get(self.cfg["id"]).kill(sig)
+        except Exception:
+            pass  # it is gone already
+
+    def start_cli(self, stdin):
+        """Another OCI runtime's `run --detach`."""
         cfg = self.cfg
         cid = cfg["id"]
         pid_file = os.path.join(self.cdir, "container.pid")
         log_file = os.path.join(self.cdir, "runtime.log")
         for path in (pid_file, log_file):
             unlink(path)
-        stdin = self.fds.pop("stdin", None) if first else None
         base = [*cfg["runtime"], "--log", log_file, "--log-format", "json"]
         # `run --detach` is `create` + `start` in one runtime process (one Go
         # start-up less); the container's init is then re-parented to us.
@@ -202,7 +280,7 @@ class Monitor:
                                      "MonitorStart": msg["monitor_start"], "StartedAt": now()})
                 if state is None or state.get("StopRequested"):
                     # `imod stop` came while we were starting it again: it waits for this exit.
-                    spawn_wait([*self.cfg["runtime"], "kill", self.cfg["id"], "KILL"], None, None, None)
+                    self.runtime_kill(signal.SIGKILL)
             return
         try:
             os.write(fd, (dumps(msg) + "\n").encode())

@@ -75,7 +75,7 @@ def exit_code_for(error):
     text = error.lower()
     if "executable file not found" in text or "no such file or directory" in text:
         return 127
-    if "permission denied" in text or "exec format error" in text:
+    if "permission denied" in text or "exec format error" in text or "is a directory" in text:
         return 126
     return 125
 

@@ -1,14 +1,18 @@
-"""The seam between the engine and an OCI runtime, spoken through the OCI CLI.
+"""The seam between the engine and an OCI runtime: one interface, two ways to drive it.
 
-Every runtime that implements the OCI command line (`create`, `start`,
-`state`, `kill`, `delete`, `exec`, `pause`, `resume`) fits: runc, and
-intermodal's own `imod-runtime` once it is complete (crun 1.8 refuses this
-machine's hybrid cgroup layout). The runtime is chosen once per container at
-create time (``IMOD_RUNTIME`` names a binary) and kept in its record, so the
-same runtime that created a container also deletes it.
+intermodal's own runtime (`intermodal.runtime`, CLI `imod-runtime`) is the
+default and is called in-process (`InProcessRuntime`): no interpreter
+start-up per verb, and the monitor that creates a container is its parent
+and reaps it. Any runtime with the OCI command line (`create`, `start`,
+`state`, `kill`, `delete`, `exec`, `pause`, `resume`, `ps`) fits through
+`OciRuntime`: runc, crun (crun 1.8 refuses this machine's hybrid cgroup
+layout), or `imod-runtime` by path.
 
-The monitor starts containers (`create`/`start`) itself, from the argv
-prefix this module gives it; everything else goes through here.
+The runtime is chosen once per container at create time and kept in its
+record (`Runtime`: ``imod-runtime``, or a binary's path), so the runtime that
+created a container also deletes it. The choice, first that is set:
+``--runtime`` (per container), ``$IMOD_RUNTIME``, ``runtime`` in
+``ROOT/engine.json``, else ours.
 """
 
 from __future__ import annotations
@@ -17,26 +21,223 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from intermodal.errors import RuntimeFailure
+from intermodal.errors import IntermodalError, RuntimeFailure
 
-DEFAULT_RUNTIMES = ("runc",)
+BUILTIN = "imod-runtime"
+CONFIG_FILE = "engine.json"  # under the engine root: {"runtime": "runc"}
 
 
-def choose_runtime() -> str:
-    """The runtime binary for new containers: $IMOD_RUNTIME, else runc."""
-    wanted = os.environ.get("IMOD_RUNTIME")
-    for name in ([wanted] if wanted else DEFAULT_RUNTIMES):
-        path = shutil.which(name)
-        if path:
-            return path
-    raise RuntimeFailure(f"no OCI runtime found (looked for {wanted or ', '.join(DEFAULT_RUNTIMES)}); "
-                         "install runc (scripts/setup does) or set IMOD_RUNTIME to a runtime binary")
+def choose_runtime(wanted: str | None = None, root: Path | None = None) -> str:
+    """The runtime for a new container, as its record keeps it: ``imod-runtime`` or a binary's absolute path.
+
+    Raises RuntimeFailure if the runtime asked for is not installed."""
+    name = wanted or os.environ.get("IMOD_RUNTIME") or (configured_runtime(root) if root else None) or BUILTIN
+    if name == BUILTIN:
+        return BUILTIN
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeFailure(f"OCI runtime {name!r} not found; install it (runc, crun), give its path, "
+                             f"or leave --runtime/IMOD_RUNTIME unset for intermodal's own ({BUILTIN})")
+    return os.path.abspath(path)
+
+
+def configured_runtime(root: Path) -> str | None:
+    """The engine-wide default in ROOT/engine.json, if that file says one."""
+    path = root / CONFIG_FILE
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise RuntimeFailure(f"cannot read {path} ({err}); fix it or remove it") from None
+    value = data.get("runtime") if isinstance(data, dict) else None
+    if value is not None and not isinstance(value, str):
+        raise RuntimeFailure(f'{path}: "runtime" must be a name or path, like "runc"; fix it')
+    return value or None
+
+
+def runtime_for(name: str, run_root: Path) -> InProcessRuntime | OciRuntime:
+    """The runtime a container's record names; each keeps its state under RUN_ROOT/runtime/<name>."""
+    state_root = run_root / "runtime" / os.path.basename(name)
+    if name == BUILTIN:
+        return InProcessRuntime(state_root)
+    return OciRuntime(name, state_root)
+
+
+def cli_argv() -> list[str]:
+    """How to run our runtime's CLI (the healthcheck's `exec` uses it): the script beside our Python."""
+    script = Path(sys.executable).parent / BUILTIN
+    if script.exists():
+        return [str(script)]
+    found = shutil.which(BUILTIN)
+    return [found] if found else [os.path.realpath(sys.executable), "-m", "intermodal.runtime.cli"]
+
+
+class InProcessRuntime:
+    """intermodal's runtime, called in-process with the same verbs as `OciRuntime`."""
+
+    inprocess = True
+
+    def __init__(self, state_root: Path) -> None:
+        self.state_root = state_root
+        self.binary = BUILTIN
+
+    @property
+    def base(self) -> list[str]:
+        """The CLI over the same state (for the monitor's healthcheck `exec`)."""
+        return [*cli_argv(), "--root", str(self.state_root)]
+
+    def _runtime(self):
+        from intermodal.runtime.container import Runtime
+
+        return Runtime(self.state_root)
+
+    def _get(self, cid: str):
+        return self._runtime().get(cid)  # raises ContainerNotFound
+
+    def state(self, cid: str) -> dict[str, Any] | None:
+        from intermodal.errors import ContainerNotFound
+
+        try:
+            return self._get(cid).state()
+        except ContainerNotFound:
+            return None
+
+    def kill(self, cid: str, sig: int, *, all_processes: bool = False) -> bool:
+        """Send *sig*; False if the container is already gone."""
+        from intermodal.errors import ContainerNotFound, IncorrectState
+
+        try:
+            self._get(cid).kill(sig, all_processes=all_processes)
+        except (ContainerNotFound, IncorrectState, ProcessLookupError):
+            return False
+        except (IntermodalError, OSError) as err:
+            raise RuntimeFailure(f"could not send signal {sig} to container {cid[:12]}: {err}") from None
+        return True
+
+    def delete(self, cid: str, *, force: bool = False) -> None:
+        if not (self.state_root / cid).exists():
+            return
+        try:
+            self._runtime().delete(cid, force=force)
+        except (IntermodalError, OSError) as err:
+            raise RuntimeFailure(f"could not delete container {cid[:12]} from the runtime: {err}; "
+                                 "stop it first, or use --force") from None
+
+    def ps(self, cid: str, ps_args: list[str]) -> str:
+        from intermodal.runtime.ps import table
+
+        return table(self._call(cid, "ps"), ps_args)
+
+    def pause(self, cid: str) -> None:
+        self._call(cid, "pause")
+
+    def resume(self, cid: str) -> None:
+        self._call(cid, "resume")
+
+    def _call(self, cid: str, verb: str) -> Any:
+        try:
+            return getattr(self._get(cid), verb)()
+        except (IntermodalError, OSError) as err:
+            raise RuntimeFailure(f"{verb} of container {cid[:12]} failed: {err}") from None
+
+    def exec(self, cid: str, process: dict[str, Any], workdir: Path, *, detach: bool = False) -> int:
+        """Run *process* in the container with our stdio; its exit code (126/127 as Docker when it cannot run).
+
+        A terminal (`process.terminal`) comes back over a console socket and
+        is copied to and from ours, as `runc exec -t` does without one.
+        """
+        from intermodal.runtime import spec as spec_mod
+
+        proc = spec_mod.parse_process(process)
+        console = _ExecConsole(workdir) if proc.terminal else None
+        try:
+            ctr = self._get(cid)
+            pid = ctr.exec(proc, detach=True, console_socket=console.address if console else None)
+        except (IntermodalError, OSError) as err:
+            if console:
+                console.close()
+            code = command_exit_code(str(err))
+            failure = RuntimeFailure(f"cannot run {process['args'][0]!r} in container {cid[:12]}: {err}")
+            failure.exit_code = code or 126
+            raise failure from None
+        if detach:
+            if console:
+                console.close()
+            return 0
+        if console:
+            try:
+                console.copy(pid)
+            finally:
+                console.close()
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        return 128 - code if code < 0 else code
+
+
+class _ExecConsole:
+    """`exec -t` without a caller's console socket: receive the pty master and copy it to our terminal."""
+
+    def __init__(self, workdir: Path) -> None:
+        import socket
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.address = f"@intermodal-exec-{os.getpid()}-{os.urandom(4).hex()}"
+        self.sock.bind("\0" + self.address[1:])
+        self.sock.listen(1)
+        self.master = -1
+
+    def copy(self, pid: int) -> None:
+        import select
+        import termios
+        import tty
+
+        from intermodal.runtime.console import receive
+
+        conn, _ = self.sock.accept()
+        with conn:
+            self.master, _path = receive(conn)
+        saved = termios.tcgetattr(0) if os.isatty(0) else None
+        if saved is not None:
+            tty.setraw(0)
+        try:
+            inputs = [0, self.master]
+            while True:
+                ready, _, _ = select.select(inputs, [], [])
+                if 0 in ready:
+                    data = os.read(0, 65536)
+                    if data:
+                        os.write(self.master, data)
+                    else:
+                        inputs.remove(0)
+                if self.master in ready:
+                    try:
+                        data = os.read(self.master, 65536)
+                    except OSError:  # EIO: the process closed its side
+                        data = b""
+                    if not data:
+                        return
+                    os.write(1, data)
+        finally:
+            if saved is not None:
+                termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+    def close(self) -> None:
+        self.sock.close()
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
 
 
 class OciRuntime:
+    """Another OCI runtime (runc, crun), driven through its command line."""
+
+    inprocess = False
+
     def __init__(self, binary: str, state_root: Path) -> None:
         self.binary = binary
         self.state_root = state_root

@@ -189,3 +189,8 @@ def _libc() -> ctypes.CDLL:
         _LIBC.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
         _LIBC.prctl.restype = ctypes.c_int
     return _LIBC
+
+
+def preload() -> None:
+    """Load libc's prctl binding now: after pivot_root the host's libraries are out of reach."""
+    _libc()

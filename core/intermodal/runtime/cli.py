@@ -245,10 +245,11 @@ def cmd_ps(args: argparse.Namespace) -> int:
     pids = _runtime(args).get(args.id).ps()
     if args.format == "json":
         print(json.dumps(pids))
-    else:
-        print("PID")
-        for pid in pids:
-            print(pid)
+        return 0
+    from intermodal.runtime.ps import table
+
+    ps_args = args.ps_args[1:] if args.ps_args[:1] == ["--"] else args.ps_args
+    sys.stdout.write(table(pids, ps_args))
     return 0
 
 

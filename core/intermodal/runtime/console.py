@@ -23,8 +23,11 @@ from intermodal.runtime import syscalls as S
 def connect(path: str) -> int:
     """In the parent: connect to the caller's socket; the returned fd is inherited by the child."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # "@name" is an abstract socket (unix(7)), as runc accepts: callers use one when a path would
+    # exceed sun_path's 108 bytes.
+    address = "\0" + path[1:] if path.startswith("@") else path
     try:
-        sock.connect(path)
+        sock.connect(address)
     except OSError as exc:
         sock.close()
         raise KernelError.from_oserror("connect console socket", exc, "the caller must listen on it") from None

@@ -130,9 +130,9 @@ def _preload(spec: Spec) -> None:
     from intermodal.runtime import capabilities, seccomp
 
     S.libc()
-    capabilities._libc()
+    capabilities.preload()
     if spec.linux.seccomp is not None:
-        seccomp._lib()
+        seccomp.preload()
 
 
 class _ParentChannel:

@@ -76,8 +76,7 @@ def environment(env: tuple[str, ...]) -> dict[str, str]:
 def find_executable(name: str, env: dict[str, str]) -> str:
     """Resolve args[0] with the *container's* PATH (execvpe would use ours)."""
     if "/" in name:
-        if not os.path.exists(name):
-            raise KernelError("exec", name, errno.ENOENT, "the file does not exist in the container")
+        _check_executable(name)
         return name
     for directory in env.get("PATH", DEFAULT_PATH).split(":"):
         candidate = os.path.join(directory or ".", name)
@@ -85,6 +84,19 @@ def find_executable(name: str, env: dict[str, str]) -> str:
             return candidate
     raise KernelError(f"exec {name!r}", None, errno.ENOENT,
                       "executable file not found in the container's $PATH; fix process.args")
+
+
+def _check_executable(path: str) -> None:
+    """Fail at create, as runc does, not after start: a missing file, a directory, no exec permission.
+
+    Runs after set_user, so access(2) answers for the container's user.
+    """
+    if not os.path.exists(path):
+        raise KernelError("exec", path, errno.ENOENT, "the file does not exist in the container")
+    if os.path.isdir(path):
+        raise KernelError("exec", path, errno.EISDIR, "process.args[0] must name a program, not a directory")
+    if not os.access(path, os.X_OK):
+        raise KernelError("exec", path, errno.EACCES, "the file is not executable (chmod +x it)")
 
 
 def chdir(cwd: str) -> None:
@@ -102,7 +114,14 @@ def exec_process(path: str, process: Process, env: dict[str, str]) -> None:
 
 
 def reset_signals() -> None:
-    """Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve(2), so restore them."""
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    """Ignored signals survive execve(2): Python ignores SIGPIPE and SIGXFSZ, and an in-process caller
+    (the engine's monitor ignores SIGINT, SIGHUP, SIGTERM...) may ignore more; restore them all."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(sig) == signal.SIG_IGN or sig in (signal.SIGPIPE, signal.SIGXFSZ):
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue  # real-time signals the C library reserves
     signal.pthread_sigmask(signal.SIG_SETMASK, set())

@@ -341,6 +341,13 @@ def _lib() -> ctypes.CDLL:
     return _LIB
 
 
+def preload() -> None:
+    """Load libseccomp now: after pivot_root the host's libraries are out of reach.
+
+    Raises KernelError if libseccomp is not installed."""
+    _lib()
+
+
 def _check(rc: int, op: str, hint: str = "") -> None:
     if rc < 0:
         raise KernelError(op, None, -rc, hint)
