@@ -138,3 +138,63 @@ def test_preserve_fds_passes_fd_3(cli, busybox_bundle, tmp_path):
         os.close(fd)
     assert proc.returncode == 0, text
     assert text.split("\n")[0] == "through fd 3" and int(text.split()[-1]) == 5  # 0-3 and ls's own
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["/etc/passwd"], "Permission denied"),
+    (["/bin"], "Is a directory"),
+    (["no-such-command"], "executable file not found"),
+])
+def test_a_command_that_cannot_run_fails_at_create(cli, busybox_bundle, tmp_path, args, message):
+    """As runc: the engine learns it from create (and reports 126/127), not from an exit 1 after start."""
+    log = tmp_path / "log.json"
+    proc = cli("--log", str(log), "--log-format", "json", "create", "--bundle", str(busybox_bundle.args(*args).path),
+               "bad", check=False)
+    assert proc.returncode == 1 and message in proc.stderr.decode()
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and message in entry["msg"]
+    assert cli("list", "-q").stdout == b""
+
+
+def test_start_failure_is_logged_as_an_error(cli, busybox_bundle, tmp_path):
+    cli("create", "--bundle", str(busybox_bundle.args("sleep", "60").path), "s1")
+    os.kill(json.loads(cli("state", "s1").stdout)["pid"], 9)  # dies before start
+    log = tmp_path / "log.json"
+    assert cli("--log", str(log), "--log-format", "json", "start", "s1", check=False).returncode == 1
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "s1" in entry["msg"]
+
+
+def test_ps_passes_its_options_to_ps_and_keeps_the_pid_column(cli, busybox_bundle):
+    cli("run", "--detach", "--bundle", str(busybox_bundle.args("sleep", "60").path), "p1")
+    pid = json.loads(cli("state", "p1").stdout)["pid"]
+    lines = cli("ps", "p1", "-o", "pid,comm").stdout.decode().splitlines()
+    assert lines[0].split() == ["PID", "COMMAND"] and [ln.split() for ln in lines[1:]] == [[str(pid), "sleep"]]
+    assert cli("ps", "p1").stdout.decode().splitlines()[0].split()[:2] == ["UID", "PID"]  # -ef, like runc
+    proc = cli("ps", "p1", "-o", "comm", check=False)
+    assert proc.returncode == 1 and b"no PID column" in proc.stderr
+    cli("delete", "--force", "p1")
+
+
+def test_console_socket_may_be_an_abstract_name(cli, busybox_bundle):
+    """runc accepts `@name` (callers use it when a path would pass sun_path's 108 bytes)."""
+    import socket
+
+    from intermodal.runtime.console import receive
+
+    name = f"imod-test-console-{os.getpid()}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind("\0" + name)
+    server.listen(1)
+    server.settimeout(10)
+    busybox_bundle.mutate(lambda c: c["process"].update(terminal=True, args=["sleep", "60"]))
+    try:
+        cli("create", "--bundle", str(busybox_bundle.path), "--console-socket", f"@{name}", "t1")
+        conn, _ = server.accept()
+        with conn:
+            master, slave = receive(conn)
+        os.close(master)
+        assert slave.startswith("/dev/pts/")
+    finally:
+        server.close()
+        cli("delete", "--force", "t1", check=False)

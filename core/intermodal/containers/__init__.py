@@ -5,7 +5,7 @@
 - create.py: all-or-nothing creation (name, rootfs, volumes, /etc files, bundle);
 - store.py: one directory per container, records and state under locks, names;
 - launch.py / monitor*.py: the per-container monitor and how `imod` talks to it;
-- runtime_client.py: the OCI runtime CLI (runc, or imod-runtime via $IMOD_RUNTIME);
+- runtime_client.py: the OCI runtime: ours in-process (default), or runc/crun through their CLI;
 - net.py: network namespaces and endpoints through `engine.networks`;
 - logs.py, restart.py, status.py, inspect.py, copy.py, commit.py: one concern each.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,7 @@ def inspect_container(c: Container, directory: Path) -> dict[str, Any]:
         "Driver": "overlay",
         "Platform": "linux",
         "HostConfig": {
+            "Runtime": os.path.basename(record.get("Runtime", "")),  # imod-runtime, runc, crun
             "AutoRemove": spec.auto_remove,
             "Binds": [f"{m.source}:{m.target}" + (":ro" if m.readonly else "") for m in spec.mounts
                       if m.type != "tmpfs" and m.source],
