@@ -89,3 +89,40 @@ def test_an_unknown_runtime_is_refused_and_nothing_is_made(imod, busybox_image):
     proc = imod("run", "--runtime", "no-such-runtime", busybox_image, "true", check=False)
     assert proc.returncode == 125 and b"no-such-runtime" in proc.stderr and b"not found" in proc.stderr
     assert imod("ps", "-a", "-q").stdout == b""
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_exec_with_a_terminal_through_each_runtime(imod, busybox_image, engine_root, runtime):
+    """`exec -it` from a terminal: input reaches the process's terminal, its output comes back, and its code."""
+    import select
+    import time
+
+    imod("run", "-d", "--runtime", runtime, "--name", "box", busybox_image, "sleep", "1000")
+    master, slave = os.openpty()
+    exe = Path(sys.executable).parent / "imod"
+    proc = subprocess.Popen([str(exe), "--root", str(engine_root), "exec", "-it", "box", "sh", "-c",
+                             "test -t 0 && echo ready; read x; echo got $x; exit 6"],
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    out, sent = b"", False
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and b"got hello" not in out:
+            if b"ready" in out and not sent:
+                os.write(master, b"hello\r")
+                sent = True
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: imod exited
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        assert proc.wait(timeout=30) == 6, out
+        assert b"got hello" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
