@@ -180,6 +180,9 @@ def _connect(engine: Engine, network: str, name: str) -> None:
     from intermodal.errors import IncorrectState
 
     c = engine.containers.get(name)
+    if c.spec.network in ("none", "host"):
+        raise InvalidArgument(f"container {name} has network_mode {c.spec.network}: it cannot join networks; "
+                              "give it a bridge network (network_mode or networks)")
     pid = int((c.state or {}).get("Pid") or 0)
     if c.status != "running" or not pid:
         raise IncorrectState(f"container {name}", c.status, "running (start it before connecting it to a network)")

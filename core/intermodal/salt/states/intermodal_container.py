@@ -57,22 +57,23 @@ def _converge(name, state, root, kwargs, *, allow_absent=True):
         the_plan = container.make_plan(engine, declared)
         before = _status(engine, name)
         if _test() or not the_plan.changed:
-            return _with_status(state_return(name, "Container", the_plan, test=_test()), before, declared.state)
+            return _with_status(state_return(name, "Container", the_plan, test=_test()), before, declared.state,
+                                the_plan.changed)
         changed, the_plan = container.apply(engine, declared, the_plan)
         after = _status(engine, name)
     except IntermodalError as err:
         return failure(name, str(err))
-    ret = _with_status(state_return(name, "Container", the_plan, test=False, changed=changed), before, after)
+    ret = _with_status(state_return(name, "Container", the_plan, test=False, changed=changed), before, after, changed)
     if declared.state == "started" and after != "running":
         c = engine.containers.get(name)
         ret.update(result=False, comment=NOT_RUNNING.format(name, after, c.exit_code, name))
     return ret
 
 
-def _with_status(ret, before, after):
+def _with_status(ret, before, after, moved):
     """A start, stop or create shows as the container's status moving (old/new), as docker_container does."""
     wanted = {"started": "running", "present": "created", "stopped": "exited"}.get(after, after)
-    if (ret["changes"] or ret["result"] is None) and before != wanted:
+    if moved and before != wanted:
         ret["changes"]["state"] = {"old": before, "new": wanted}
     return ret
 
@@ -124,7 +125,8 @@ def stopped(name, error_on_absent=True, image=None, root=None, **kwargs):
         after = "exited" if _test() else _status(engine, name)
     except IntermodalError as err:
         return failure(name, str(err))
-    return _with_status(state_return(name, "Container", the_plan, test=_test()), current.status, after)
+    return _with_status(state_return(name, "Container", the_plan, test=_test()), current.status, after,
+                        the_plan.changed)
 
 
 def absent(name, force=False, root=None, **kwargs):

@@ -43,7 +43,7 @@ def _converge(name, state, root, kwargs):
     except IntermodalError as err:
         return failure(name, str(err))
     # The id before and after, whatever the plan guessed (a build's id is known only once built).
-    extra = {"id": {"old": before, "new": after}} if before != after else {}
+    extra = {"id": {"old": before, "new": after}} if state == "present" and before != after else {}
     return state_return(name, "Image", the_plan, test=False, changed=changed, extra=extra)
 
 
