@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from tests.salt.saltenv import SaltEnv, salt_bin
 from tests.support.containers import clean_containers  # noqa: F401 - a fixture for the state tests
 

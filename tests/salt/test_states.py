@@ -316,7 +316,8 @@ def test_execution_module(salt, busybox_archive: Path, tmp_path: Path):
     _, ran = salt.call("intermodal.run", "busybox", "name=once", "cmd=echo hello")
     assert ran["ExitCode"] == 0 and ran["Logs"] == "hello\n"
     assert salt.call("intermodal.logs", "once")[1] == "hello\n"
-    svc = salt.call("intermodal.create", "busybox", "name=svc", "cmd=sleep 1000", "stop_timeout=1", "environment={A: b}")[1]
+    svc = salt.call("intermodal.create", "busybox", "name=svc", "cmd=sleep 1000", "stop_timeout=1",
+                    "environment={A: b}")[1]
     assert salt.call("intermodal.start", "svc")[1]["Status"] == "running"
     assert salt.call("intermodal.exec", "svc", "sh -c 'echo $A'")[1] == {"retcode": 0, "stdout": "b", "stderr": ""}
     assert [c["Name"] for c in salt.call("intermodal.ps")[1]] == ["svc"]
