@@ -24,10 +24,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture
-def engine_root(tmp_path: Path) -> Path:
+def engine_root(tmp_path: Path):
+    from tests.support.netns import isolated_networks
+
     root = tmp_path / "engine"
     root.mkdir()
-    return root
+    with isolated_networks(root):  # test table, bridge names and subnets; torn down after the test
+        yield root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _host_network_leak_check():
+    """The whole run must leave no nft table and no imod*/veth*/test link behind."""
+    from tests.support.netns import gained_since, host_network_state
+
+    before = host_network_state()
+    yield
+    gained = gained_since(before)
+    assert not gained, f"the test run left these on the host: {gained}"
 
 
 @pytest.fixture

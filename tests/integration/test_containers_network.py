@@ -39,7 +39,7 @@ def test_bridge_gives_an_address_and_publishes_ports(net_engine, imod, busybox_i
     out = imod("run", "--rm", "--network", "bridge", busybox_image, "sh", "-c", "ip -o -4 addr show eth0")
     assert b" inet " in out.stdout
     port = _free_port()
-    imod("run", "-d", "--name", "web", "--network", "bridge", "-p", f"127.0.0.1:{port}:80", busybox_image,
+    imod("run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:80", busybox_image,  # bridge: the default
          "httpd", "-f", "-p", "80", "-h", "/var/www")
     assert _fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"
     assert imod("ps", "--format", "{{.Ports}}").stdout == f"127.0.0.1:{port}->80/tcp\n".encode()
@@ -66,10 +66,18 @@ def test_named_network_resolves_container_names(net_engine, imod, busybox_image)
     imod("network", "rm", "app")
 
 
+def test_none_and_host_are_loopback_only_or_the_hosts(net_engine, imod, busybox_image):
+    out = imod("run", "--rm", "--network", "none", busybox_image, "ip", "-o", "link").stdout
+    assert b" lo:" in out and b"eth0" not in out
+    host_links = imod("run", "--rm", "--network", "host", busybox_image, "ip", "-o", "link").stdout
+    assert host_links.count(b"\n") > out.count(b"\n")
+    assert net_engine.networks.list() == []  # neither made the default network
+
+
 def test_bad_network_input_is_refused_before_anything_is_made(net_engine, imod, busybox_image):
     proc = imod("run", "--rm", "--network", "nosuchnet", busybox_image, "true", check=False)
     assert proc.returncode == 125 and b"nosuchnet" in proc.stderr
-    proc = imod("run", "--rm", "-p", "80", busybox_image, "true", check=False)
+    proc = imod("run", "--rm", "--network", "none", "-p", "80", busybox_image, "true", check=False)
     assert proc.returncode == 125 and b"--network bridge" in proc.stderr
     proc = imod("run", "--rm", "--network", "bridge", "-p", "99999:80", busybox_image, "true", check=False)
     assert proc.returncode == 125

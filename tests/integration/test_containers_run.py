@@ -76,7 +76,7 @@ def test_unknown_user_is_a_clear_error(imod, busybox_image):
 
 
 def test_container_is_isolated(imod, busybox_image):
-    out = imod("run", "--rm", "-h", "boxed", busybox_image, "sh", "-c",
+    out = imod("run", "--rm", "-h", "boxed", "--network", "none", busybox_image, "sh", "-c",
                "hostname; echo $$; cat /etc/hostname; ip -o link | wc -l; cat /proc/self/status | grep CapEff")
     lines = out.stdout.decode().splitlines()
     assert lines[0] == "boxed"

@@ -254,3 +254,32 @@ def test_a_bridge_name_of_another_interface_is_refused(net_engine, spaces):
     assert run("ip", "link", "show", host_link).returncode == 0
     assert subnet.replace(".0/24", ".1/24") not in run("ip", "-4", "addr", "show", host_link).stdout
     assert net_engine.networks.list() == []
+
+
+def test_the_table_goes_with_the_last_network(net_engine):
+    s1, s2 = free_subnets(2)
+    net_engine.networks.create("one", subnet=s1)
+    net_engine.networks.create("two", subnet=s2)
+    table = _table(net_engine)
+    net_engine.networks.remove("one")
+    assert run("nft", "list", "table", "inet", table, check=False).returncode == 0  # "two" still needs it
+    net_engine.networks.remove("two")
+    assert run("nft", "list", "table", "inet", table, check=False).returncode != 0
+
+
+def test_attach_and_detach_need_no_pyroute2_once_the_network_exists(net_engine, spaces, engine_root: Path):
+    """The per-container path speaks rtnetlink itself (network/rtnl.py); pyroute2 costs >100 ms to import."""
+    import subprocess
+    import sys
+
+    (subnet,) = free_subnets(1)
+    net_engine.networks.create("fast", subnet=subnet)
+    ns = spaces.new()
+    code = ("import sys; from intermodal.engine import Engine; from intermodal.network.manager import "
+            "EndpointRequest; n = Engine(sys.argv[1]).networks; "
+            "(ep,) = n.attach('c' * 64, sys.argv[2], [EndpointRequest('fast')], name='c'); print(ep.address); "
+            "n.detach('c' * 64); print('pyroute2' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(engine_root), ns.path], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split()
+    assert out[0].startswith(subnet.rsplit(".", 1)[0]) and out[1] == "False"
+    assert "eth" not in ns.exec("ip", "-o", "link").stdout  # detached: the container end went with the pair

@@ -1,8 +1,9 @@
 """Throwaway network namespaces, test network settings and a leak check for the network tests.
 
 Every name made here carries a test prefix (netns `itn-`, bridges `itb`,
-veths `itv`, nft tables `imt`), so the leak check looks only at what tests
-make, even while other tests on the machine create links of their own.
+veths `itv`, host-side test links `ith`, nft tables `imt`) followed by this
+test process's SESSION tag, so the leak checks look only at what this run
+makes, even while other test runs on the machine create links of their own.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ ETC_NETNS = Path("/etc/netns")
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 TEST_POOL = ipaddress.ip_network("10.231.0.0/16")  # test subnets are /24s of this, clear of host routes
 DEFAULT_POOL = ipaddress.ip_network("10.232.0.0/16")  # the default `bridge` network of test engines
-PREFIXES = ("itb", "itv", "itn-", "ith")
+SESSION = secrets.token_hex(2)[:3]  # in every name this test process makes
+PREFIXES = (f"itb{SESSION}", f"itv{SESSION}", f"itn-{SESSION}", f"ith{SESSION}")
 
 
 def run(*args: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess:
@@ -86,7 +88,7 @@ class Namespaces:
     host_links: list[str] = field(default_factory=list)
 
     def new(self) -> Netns:
-        ns = Netns(f"itn-{secrets.token_hex(4)}")
+        ns = Netns(f"itn-{SESSION}{secrets.token_hex(4)}")
         self.made.append(ns)
         run("ip", "netns", "add", ns.name)
         ns.etc.mkdir(parents=True, exist_ok=True)
@@ -108,7 +110,7 @@ class Namespaces:
         """A veth between the host and *ns* (no bridge): a 'client host'. Returns (host address, ns address)."""
         net = ipaddress.ip_network(subnet)
         host_ip, ns_ip = str(net.network_address + 1), str(net.network_address + 2)
-        host_if = f"ith{secrets.token_hex(4)}"
+        host_if = f"ith{SESSION}{secrets.token_hex(4)}"
         self.host_links.append(host_if)
         run("ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth9", "netns", ns.name)
         run("ip", "addr", "add", f"{host_ip}/{net.prefixlen}", "dev", host_if)
@@ -133,11 +135,18 @@ class Namespaces:
             ETC_NETNS.rmdir()  # only if empty: other tools' entries stay
 
 
+TEST_POOLS = [str(n) for n in DEFAULT_POOL.subnets(new_prefix=24)]  # default and subnet-less networks of tests
+
+
 def engine_settings(root: Path) -> dict:
-    """networks/config.json for an engine root: our own table and prefixed names."""
-    tag = secrets.token_hex(3)
+    """networks/config.json for an engine root: our own table, prefixed names and test address pools.
+
+    The engine picks each default or subnet-less network's subnet from the pools, clear of host routes
+    (so other test engines' bridges), when it first needs one: nothing is looked up here.
+    """
+    tag = SESSION + secrets.token_hex(2)
     settings = {"table": f"imt{tag}", "default_bridge": f"itb{tag}d", "bridge_prefix": f"itb{tag}",
-                "veth_prefix": "itv", "default_subnet": free_subnets(1, DEFAULT_POOL)[0]}
+                "veth_prefix": f"itv{SESSION}", "default_address_pools": TEST_POOLS}
     (root / "networks").mkdir(parents=True, exist_ok=True)
     (root / "networks" / "config.json").write_text(json.dumps(settings))
     return settings
@@ -156,6 +165,50 @@ def cleanup_engine(engine, table: str) -> None:
         with contextlib.suppress(Exception):
             nets._teardown(net)
     run("nft", "delete", "table", "inet", table, check=False)
+
+
+@contextlib.contextmanager
+def isolated_networks(root: Path) -> Iterator[None]:
+    """Every test engine root gets test network settings; whatever networks it still has afterwards
+    (the default `bridge` network is never removed by `network rm`) are torn down with its table."""
+    engine_settings(root)
+    try:
+        yield
+    finally:
+        networks = root / "networks"
+        made = networks.is_dir() and any(p.name != "config.json" for p in networks.iterdir())
+        if made:
+            from intermodal.engine import Engine
+
+            table = json.loads((networks / "config.json").read_text())["table"]
+            cleanup_engine(Engine(root=root), table)
+
+
+# The engine's own defaults (table `intermodal`, bridges imod0 and imbr-*, veths imv*), which no test
+# may use, generic veths (podman's), and this run's test names.
+HOST_LINK_PREFIXES = ("imod", "imv", "imbr-", "veth", *PREFIXES)
+HOST_TABLES = ("intermodal", f"imt{SESSION}")
+
+
+def host_network_state() -> frozenset[str]:
+    """nft tables and links that this run must not leave more of than it found (other runs' are ignored)."""
+    if os.geteuid() != 0 or not shutil.which("nft"):
+        return frozenset()
+    tables = {f"nft table {line.split()[1]} {line.split()[2]}" for line in
+              run("nft", "list", "tables", check=False).stdout.splitlines()
+              if len(line.split()) == 3 and line.split()[2].startswith(HOST_TABLES)}
+    links = {f"link {n}" for n in snapshot().links if n.startswith(HOST_LINK_PREFIXES)}
+    return frozenset(tables | links)
+
+
+def gained_since(before: frozenset[str], settle: float = 5.0) -> list[str]:
+    """What appeared since *before* and is still there after *settle* seconds (links go asynchronously)."""
+    deadline = time.monotonic() + settle
+    while True:
+        gained = sorted(host_network_state() - before)
+        if not gained or time.monotonic() > deadline:
+            return gained
+        time.sleep(0.1)
 
 
 @dataclass(frozen=True)
@@ -191,10 +244,10 @@ def leaks(before: Snapshot, table: str | None = None, settle: float = 5.0) -> li
 def _leaks(before: Snapshot, table: str | None) -> list[str]:
     after = snapshot()
     found = [f"link {n}" for n in after.links - before.links if n.startswith(PREFIXES)]
-    found += [f"netns mount {m}" for m in after.netns_mounts - before.netns_mounts if "itn-" in m]
-    found += [f"nft table {t}" for t in after.tables - before.tables if t.startswith("imt")]
+    found += [f"netns mount {m}" for m in after.netns_mounts - before.netns_mounts if f"itn-{SESSION}" in m]
+    found += [f"nft table {t}" for t in after.tables - before.tables if t.startswith(f"imt{SESSION}")]
     if ETC_NETNS.is_dir():
-        found += [f"file {ETC_NETNS / n}" for n in os.listdir(ETC_NETNS) if n.startswith("itn-")]
+        found += [f"file {ETC_NETNS / n}" for n in os.listdir(ETC_NETNS) if n.startswith(f"itn-{SESSION}")]
     if table:
         proc = run("nft", "-j", "list", "table", "inet", table, check=False)
         if proc.returncode == 0:

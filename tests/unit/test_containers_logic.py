@@ -131,7 +131,7 @@ def test_spec_build_normalises_and_round_trips():
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"network": "bad name!"}, "invalid network name"),
-    ({"ports": ["80"]}, "need a network"),
+    ({"ports": ["80"], "network": "none"}, "need a network"),
     ({"network": "bridge", "ports": ["http"]}, "port"),
     ({"name": "../x"}, "invalid container name"),
     ({"auto_remove": True, "restart": "always"}, "cannot be combined"),

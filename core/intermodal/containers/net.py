@@ -1,8 +1,8 @@
 """A container on a network (`--network bridge` or a named one): its namespace and its endpoint.
 
 The network namespace is made at the first start, before the runtime runs,
-as a file under the run root that a bind mount keeps alive (`unshare
---net=FILE`, as `ip netns add` does under /run/netns); the OCI config names
+as a file under the run root that a bind mount keeps alive (as `ip netns
+add` does under /run/netns); the OCI config names
 that file, so the runtime joins it instead of making a new one.
 `engine.networks.attach` then plugs it into the network, publishes ports and
 writes the container's hosts and resolv.conf (which the engine bind-mounts).
@@ -13,7 +13,7 @@ restarted container keeps its address. `none` and `host` need none of this.
 from __future__ import annotations
 
 import os
-import subprocess
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +65,13 @@ def connect(engine: Engine, cid: str, record: dict[str, Any], spec: ContainerSpe
 
 
 def disconnect(engine: Engine, cid: str) -> None:
-    """At rm: the endpoint, its ports and addresses, then the namespace."""
+    """At rm: the endpoint, its ports and addresses, then the namespace.
+
+    The veths are deleted explicitly, not left to the namespace's end: a
+    copy of the namespace file's mount in any mount namespace made while it
+    existed (/ is a private mount here) keeps the namespace, and with it
+    the veth and its address, alive after our unmount.
+    """
     engine.networks.detach(cid)
     _remove_netns(netns_path(engine, cid))
 
@@ -88,21 +94,44 @@ def _is_netns(path: Path) -> bool:
 
 
 def _make_netns(path: Path) -> None:
+    """A new network namespace kept alive by a bind mount on *path*, as `ip netns add` makes one.
+
+    A short-lived thread unshares its own network namespace (CLONE_NEWNET is
+    per thread) and bind-mounts /proc/thread-self/ns/net on the file; the
+    caller's namespace never changes, and no unshare(1) process is spawned.
+    """
     if _is_netns(path):
         return
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.touch(mode=0o600)
-    proc = subprocess.run(["unshare", f"--net={path}", "true"], capture_output=True)
-    if proc.returncode != 0:
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        from intermodal.runtime import syscalls
+
+        try:
+            syscalls.unshare(syscalls.CLONE_NEWNET)
+            syscalls.mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", str(path), None, syscalls.MS_BIND)
+        except BaseException as err:  # handed to the caller
+            errors.append(err)
+
+    thread = threading.Thread(target=work, name="imod-netns")
+    thread.start()
+    thread.join()
+    if errors:
         path.unlink(missing_ok=True)
-        raise RuntimeFailure(f"could not make a network namespace at {path}: "
-                             f"{proc.stderr.decode(errors='replace').strip()}; check that unshare(1) works here")
+        raise RuntimeFailure(f"could not make a network namespace at {path}: {errors[0]}; "
+                             "networking needs root (CAP_SYS_ADMIN)")
 
 
 def _remove_netns(path: Path) -> None:
     if _is_netns(path):
-        proc = subprocess.run(["umount", "--lazy", str(path)], capture_output=True)
-        if proc.returncode != 0 and _is_netns(path):
-            raise RuntimeFailure(f"could not unmount the network namespace {path}: "
-                                 f"{proc.stderr.decode(errors='replace').strip()}")
+        from intermodal.errors import KernelError
+        from intermodal.runtime import syscalls
+
+        try:
+            syscalls.umount2(str(path), syscalls.MNT_DETACH)
+        except KernelError as err:
+            if _is_netns(path):
+                raise RuntimeFailure(f"could not unmount the network namespace {path}: {err}") from err
     path.unlink(missing_ok=True)

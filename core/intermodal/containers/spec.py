@@ -77,7 +77,7 @@ class ContainerSpec:
     hostname: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
     mounts: tuple[Mount, ...] = ()
-    network: str = "none"  # none, host, or a network's name (bridge: the default one)
+    network: str = "bridge"  # bridge (the default network, as in Docker), none, host, or a network's name
     ports: tuple[str, ...] = ()  # `-p` items as given; the network code parses and resolves them
     network_aliases: tuple[str, ...] = ()
     ip: str | None = None

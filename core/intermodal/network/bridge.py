@@ -74,8 +74,14 @@ def _check_is_bridge(ipr, name: str) -> None:
 
 
 def bridge_exists(name: str) -> bool:
-    with netlink.iproute() as ipr:
-        return netlink.link_index(ipr, name) is not None
+    """Asked on every container start, so without pyroute2 (see rtnl.py)."""
+    from intermodal.network.rtnl import Rtnl, RtnlError
+
+    with Rtnl() as rtnl:
+        try:
+            return rtnl.link_index(name) is not None
+        except RtnlError as err:
+            raise netlink._translate(err, "look up", name, None) from err
 
 
 def enable_forwarding() -> None:

@@ -12,7 +12,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from intermodal.errors import NetworkError
+from intermodal.errors import AlreadyExists, NetworkError
 from intermodal.network import netlink
 
 
@@ -40,65 +40,117 @@ def mac_for(address: str) -> str:
     return "02:42:" + ":".join(f"{b:02x}" for b in raw)
 
 
-def plug(netns: str | os.PathLike, link: Link) -> str:
-    """Make the veth pair, the container end inside *netns*; returns the container's interface name.
+class Session:
+    """The host's netlink socket and one namespace's, open for one attach or connect (use with `with`).
 
-    On any failure the pair is removed again: nothing half-made stays behind.
+    Sockets are made once per command, not per operation; see rtnl.py for why
+    this path speaks rtnetlink itself.
     """
-    with netlink.iproute() as host, netlink.iproute(netns) as inside:
-        bridge_index = netlink.link_index(host, link.bridge)
-        if bridge_index is None:
-            raise NetworkError(f"bridge {link.bridge} is missing; run `imod network inspect` to recreate it")
-        inner = _next_ifname(inside, netns)
-        fd = _open_netns(netns)
+
+    def __init__(self, netns: str | os.PathLike) -> None:
+        from intermodal.network.rtnl import Rtnl
+
+        self.netns = netns
+        self.host = Rtnl()
         try:
-            peer = {"ifname": inner, "net_ns_fd": fd, "mtu": link.mtu, "address": link.mac or mac_for(link.address)}
-            netlink.call(lambda: host.link("add", ifname=link.host_ifname, kind="veth", mtu=link.mtu, peer=peer),
-                         what="create veth", device=link.host_ifname, netns=None)
+            self.inside = Rtnl(netns)
+        except BaseException:
+            self.host.close()
+            raise
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.host.close()
+        self.inside.close()
+
+    def bridge_index(self, bridge: str) -> int | None:
+        return _call(lambda: self.host.link_index(bridge), "look up", bridge, None)
+
+    def next_ifname(self) -> str:
+        """The first free ethN inside the namespace."""
+        names = set(_call(lambda: list(self.inside.link_names()), "list links", None, self.netns))
+        for n in range(64):
+            if f"eth{n}" not in names:
+                return f"eth{n}"
+        raise NetworkError(f"network namespace {os.fspath(self.netns)} has eth0..eth63 already; "
+                           "disconnect a network first")
+
+    def plug(self, link: Link, inner: str, bridge_index: int) -> None:
+        """Make the veth pair with the container end *inner* inside the namespace, and configure it.
+
+        One message makes the pair: the host end up and already in its
+        bridge, the container end already named, sized and given its MAC
+        inside the namespace (IFLA_NET_NS_FD), so it never appears in the
+        host namespace. On any failure the pair is removed again.
+        """
+        from intermodal.network.rtnl import RtnlError
+
+        fd = _open_netns(self.netns)
+        try:
+            _call(lambda: self.host.add_veth(link.host_ifname, inner, fd, mtu=link.mtu,
+                                             peer_mac=link.mac or mac_for(link.address), master=bridge_index),
+                  "create veth", link.host_ifname, None)
         finally:
             os.close(fd)
         try:
-            index = netlink.link_index(host, link.host_ifname)
-            netlink.call(lambda: host.link("set", index=index, master=bridge_index, state="up"),
-                         what=f"attach to bridge {link.bridge}", device=link.host_ifname)
-            _configure_inside(inside, netns, inner, link)
+            _configure_inside(self.inside, self.netns, inner, link)
         except BaseException:
-            netlink.delete(lambda: host.link("del", ifname=link.host_ifname), what="delete veth",
-                           device=link.host_ifname)
+            try:
+                self.host.delete_link(link.host_ifname)
+            except RtnlError as err:
+                if err.code not in netlink.GONE:
+                    raise
             raise
-    return inner
 
 
 def unplug(host_name: str) -> bool:
     """Delete the host end (the kernel removes its peer); an absent one is already removed."""
-    with netlink.iproute() as host:
-        return netlink.delete(lambda: host.link("del", ifname=host_name), what="delete veth", device=host_name)
+    from intermodal.network.rtnl import Rtnl, RtnlError
+
+    with Rtnl() as host:
+        try:
+            host.delete_link(host_name)
+        except RtnlError as err:
+            if err.code in netlink.GONE:
+                return False
+            raise netlink._translate(err, "delete veth", host_name, None) from err
+    return True
 
 
-def _configure_inside(ipr, netns, inner: str, link: Link) -> None:
-    index = netlink.link_index(ipr, inner, netns=netns)
-    lo = netlink.link_index(ipr, "lo", netns=netns)
-    netlink.call(lambda: ipr.addr("add", index=index, address=link.address, prefixlen=link.prefixlen),
-                 what=f"add address {link.address}/{link.prefixlen} to", device=inner, netns=netns)
-    netlink.call(lambda: ipr.link("set", index=index, state="up"), what="bring up", device=inner, netns=netns)
-    if lo is not None:
-        netlink.call(lambda: ipr.link("set", index=lo, state="up"), what="bring up", device="lo", netns=netns)
-    if link.gateway and not _has_default_route(ipr, netns):
-        netlink.call(lambda: ipr.route("add", dst="default", gateway=link.gateway, oif=index),
-                     what=f"add default route via {link.gateway} on", device=inner, netns=netns)
+def setup_loopback(netns: str | os.PathLike) -> None:
+    """`lo` up in *netns* (index 1 in every network namespace: loopback is registered first)."""
+    from intermodal.network.rtnl import Rtnl
+
+    with Rtnl(netns) as inside:
+        _call(lambda: inside.set_up(1), "bring up", "lo", netns)
 
 
-def _has_default_route(ipr, netns) -> bool:
-    routes = netlink.dump(lambda: ipr.route("dump", family=2, table=254), what="list routes", netns=netns)
-    return any(not r.get("dst") and r.get("dst_len", 0) == 0 for r in routes)
+def _call(op, what: str, device: str | None, netns):
+    from intermodal.network.rtnl import RtnlError
+
+    try:
+        return op()
+    except RtnlError as err:
+        raise netlink._translate(err, what, device, netns) from err
 
 
-def _next_ifname(ipr, netns) -> str:
-    names = set(netlink.link_names(ipr, netns=netns))
-    for n in range(64):
-        if f"eth{n}" not in names:
-            return f"eth{n}"
-    raise NetworkError(f"network namespace {os.fspath(netns)} has eth0..eth63 already; disconnect a network first")
+def _configure_inside(rtnl, netns, inner: str, link: Link) -> None:
+    index = _call(lambda: rtnl.link_index(inner), "look up", inner, netns)
+    if index is None:
+        raise NetworkError(f"{inner} vanished from network namespace {os.fspath(netns)} right after it was made; "
+                           "is something else managing it?")
+    _call(lambda: rtnl.add_address(index, link.address, link.prefixlen),
+          f"add address {link.address}/{link.prefixlen} to", inner, netns)
+    _call(lambda: rtnl.set_up(index), "bring up", inner, netns)
+    _call(lambda: rtnl.set_up(1), "bring up", "lo", netns)
+    if link.gateway:
+        try:
+            _call(lambda: rtnl.add_default_route(link.gateway, index),
+                  f"add default route via {link.gateway} on", inner, netns)
+        except AlreadyExists:
+            pass  # the first network's route stays the default (Docker's order)
 
 
 def _open_netns(netns) -> int:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from intermodal.errors import Conflict, InvalidArgument
-from intermodal.fsutil import atomic_write_json, read_json
 from intermodal.locking import locked
+from intermodal.network.store import read_volatile, write_volatile
 
 IPv4Net = ipaddress.IPv4Network
 IPv4 = ipaddress.IPv4Address
@@ -121,7 +121,7 @@ class Ipam:
                 address = str(found)
                 data["last"] = address
             allocated[address] = owner
-            atomic_write_json(self.state, data)
+            write_volatile(self.state, data)
             return address
 
     def release(self, address: str, owner: str | None = None) -> bool:
@@ -132,7 +132,7 @@ class Ipam:
             if holder is None or (owner is not None and holder != owner):
                 return False
             del data["allocated"][address]
-            atomic_write_json(self.state, data)
+            write_volatile(self.state, data)
             return True
 
     def allocated(self) -> dict[str, str]:
@@ -151,6 +151,6 @@ class Ipam:
         return str(address)
 
     def _read(self) -> dict:
-        data = read_json(self.state, None) or {}
+        data = read_volatile(self.state) or {}  # none yet, or lost with the runtime state
         data.setdefault("allocated", {})
         return data

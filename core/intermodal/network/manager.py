@@ -12,14 +12,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from intermodal.errors import AlreadyExists, Conflict, InUse, InvalidArgument, NetworkNotFound
+from intermodal.errors import AlreadyExists, Conflict, InUse, InvalidArgument, NetworkError, NetworkNotFound
 from intermodal.fsutil import check_name
 from intermodal.locking import locked
 from intermodal.network import ipam
@@ -120,10 +118,12 @@ class NetworkManager:
         return {"Networks": networks, "Ports": ports}
 
     def published_ports(self, container_id: str) -> list[Binding]:
+        record = self.store.container(container_id)
+        if record is None or not record.ports:
+            return []
         from intermodal.network.ports import Binding
 
-        record = self.store.container(container_id)
-        return [Binding.from_json(p) for p in record.ports] if record else []
+        return [Binding.from_json(p) for p in record.ports]
 
     # -- networks ---------------------------------------------------------------------------
 
@@ -206,6 +206,7 @@ class NetworkManager:
         content to *hosts_path*/*resolv_path* (kept current later). Ports are checked first: a taken one
         raises Conflict before anything is created. On any failure everything made so far is removed.
         """
+        from intermodal.network import endpoint
         from intermodal.network import hosts as hostlib
 
         requests = list(networks) if networks else [EndpointRequest(self.store.config.default_name)]
@@ -216,20 +217,23 @@ class NetworkManager:
             raise AlreadyExists(f"container {name or container_id[:12]} is already attached to networks; "
                                 "use connect to add one, or detach first")
         extra = [list(hostlib.parse_add_host(h)) for h in extra_hosts]
-        port_requests = self._requests(ports)
+        port_requests = self._requests(ports) if ports else []
         if port_requests and all(n.internal for n in nets):
             raise InvalidArgument("ports cannot be published from internal networks only; "
                                   "add a non-internal network or drop -p")
-        self._reserve(ContainerNet(container_id, name, hostname or container_id[:12], [],
-                                   os.fspath(hosts_path) if hosts_path else None,
-                                   os.fspath(resolv_path) if resolv_path else None, extra, list(dns),
-                                   list(dns_search) if dns_search is not None else None,
-                                   list(dns_options) if dns_options is not None else None), port_requests)
+        record = ContainerNet(container_id, name, hostname or container_id[:12], [],
+                              os.fspath(hosts_path) if hosts_path else None,
+                              os.fspath(resolv_path) if resolv_path else None, extra, list(dns),
+                              list(dns_search) if dns_search is not None else None,
+                              list(dns_options) if dns_options is not None else None)
+        self._reserve(record, port_requests)
         try:
-            endpoints = [self._join(net, req, container_id, netns, name) for net, req in zip(nets, requests,
-                                                                                           strict=True)]
-            self._publish(container_id)
-            self.write_name_files(container_id)
+            with endpoint.Session(netns) as session:
+                endpoints = [self._join(net, req, container_id, netns, name, session)
+                             for net, req in zip(nets, requests, strict=True)]
+            joined = list(zip(nets, endpoints, strict=True))
+            self._publish(container_id, record, joined)
+            self.write_name_files(container_id, record, joined)
             for net in nets:
                 self._refresh_network(net, skip=container_id)
         except BaseException:
@@ -255,11 +259,14 @@ class NetworkManager:
         net = self.get(network)
         if self.store.endpoint(net.id, container_id) is not None:
             raise AlreadyExists(f"container {name or container_id[:12]} is already connected to network {net.name}")
+        from intermodal.network import endpoint
+
         record = self.store.container(container_id)
         if record is None:
             self.store.save_container(ContainerNet(container_id, name, container_id[:12]))
-        ep = self._join(net, EndpointRequest(net.name, ip, tuple(aliases)), container_id, netns,
-                        name or (record.name if record else ""))
+        with endpoint.Session(netns) as session:
+            ep = self._join(net, EndpointRequest(net.name, ip, tuple(aliases)), container_id, netns,
+                            name or (record.name if record else ""), session)
         self._publish(container_id)
         self.write_name_files(container_id)
         self._refresh_network(net, skip=container_id)
@@ -276,28 +283,33 @@ class NetworkManager:
         self.write_name_files(container_id)
         self._refresh_network(net, skip=container_id)
 
-    def write_name_files(self, container_id: str) -> None:
-        """Rewrite the container's hosts and resolv.conf files from the current state (if it gave paths)."""
+    def write_name_files(self, container_id: str, record: ContainerNet | None = None,
+                         joined: Sequence[tuple[NetworkRecord, EndpointRecord]] | None = None) -> None:
+        """Rewrite the container's hosts and resolv.conf files from the current state (if it gave paths).
+
+        *record* and *joined* (its networks and endpoints), when the caller has them, spare re-reading them.
+        """
         from intermodal.network import hosts as hostlib
 
-        record = self.store.container(container_id)
+        record = record or self.store.container(container_id)
         if record is None:
             return
         if record.hosts_path:
-            hostlib.write_in_place(record.hosts_path, self.render_hosts(container_id))
+            hostlib.write_in_place(record.hosts_path, self.render_hosts(container_id, record, joined))
         if record.resolv_path:
             text = hostlib.render_resolv(record.dns or None, record.dns_search, record.dns_options,
                                          hostlib.host_resolv_conf())
             hostlib.write_in_place(record.resolv_path, text)
 
-    def render_hosts(self, container_id: str) -> str:
+    def render_hosts(self, container_id: str, record: ContainerNet | None = None,
+                     joined: Sequence[tuple[NetworkRecord, EndpointRecord]] | None = None) -> str:
         """The /etc/hosts text for the container: itself, --add-host, and its neighbours by name."""
         from intermodal.network import hosts as hostlib
 
-        record = self.store.container(container_id) or ContainerNet(container_id, "", container_id[:12])
+        record = record or self.store.container(container_id) or ContainerNet(container_id, "", container_id[:12])
         spec = hostlib.HostsSpec(record.hostname, extra=[(n, ip) for n, ip in record.extra_hosts])
         peers = []
-        for net, ep in self.endpoints(container_id):
+        for net, ep in (joined if joined is not None else self.endpoints(container_id)):
             spec.own.append(hostlib.Peer(ep.address, ()))
             if net.default:
                 continue  # like Docker's default bridge: no name resolution between containers
@@ -309,12 +321,9 @@ class NetworkManager:
     @staticmethod
     def setup_loopback(netns: str | os.PathLike) -> None:
         """`--network none`: only `lo`, up."""
-        from intermodal.network import netlink
+        from intermodal.network import endpoint
 
-        with netlink.iproute(netns) as ipr:
-            lo = netlink.link_index(ipr, "lo", netns=netns)
-            if lo is not None:
-                netlink.call(lambda: ipr.link("set", index=lo, state="up"), what="bring up", device="lo", netns=netns)
+        endpoint.setup_loopback(netns)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -346,7 +355,7 @@ class NetworkManager:
                 if gateway or ip_range:
                     raise InvalidArgument("--gateway and --ip-range need --subnet; give the subnet too")
                 taken = bridge.host_routes() + [ipaddress.ip_network(n.subnet) for n in others]
-                picked = ipam.pick_subnet(ipam.DEFAULT_POOLS, taken)
+                picked = ipam.pick_subnet(cfg.default_address_pools or ipam.DEFAULT_POOLS, taken)
                 if picked is None:
                     raise Conflict("no free subnet left in the default pools; give --subnet explicitly")
                 subnet = str(picked)
@@ -355,7 +364,7 @@ class NetworkManager:
                 if pool.subnet.overlaps(ipaddress.ip_network(other.subnet)):
                     raise Conflict(f"subnet {pool.subnet} overlaps {other.subnet} of network {other.name}; "
                                    "pick a subnet that does not")
-            net_id = secrets.token_hex(32)
+            net_id = os.urandom(32).hex()  # not `secrets`: its hmac/OpenSSL import is on every run's path
             bridge_name = options.get(BRIDGE_NAME_OPTION) or (cfg.bridge_prefix + net_id)[:15]
             if any(o.bridge == bridge_name for o in others):
                 raise AlreadyExists(f"bridge {bridge_name} is used by another network; pick another name")
@@ -365,7 +374,7 @@ class NetworkManager:
             record = NetworkRecord(
                 id=net_id, name=name, bridge=bridge_name, subnet=str(pool.subnet), gateway=str(pool.gateway),
                 ip_range=str(pool.ip_range) if ip_range else None, internal=internal, driver=driver,
-                labels=dict(labels), options=extra, created=datetime.now(UTC).isoformat(), mtu=mtu,
+                labels=dict(labels), options=extra, created=_now(), mtu=mtu,
                 default=default)
             self.store.save_network(record)  # recorded first: a failure below is undone by _teardown
             try:
@@ -390,41 +399,48 @@ class NetworkManager:
         self.store.delete_network(net.id)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.store.network_lock(net.id))
+        if not self.store.networks():  # like Docker, no rules of ours stay once no network needs them
+            self.firewall.delete_table()
 
     def _ipam(self, net: NetworkRecord) -> ipam.Ipam:
         pool = ipam.validate(net.subnet, net.gateway, net.ip_range)
         return ipam.Ipam(self.store.ipam_state(net.id), self.store.network_lock(net.id), pool, net.name)
 
-    def _join(self, net: NetworkRecord, req: EndpointRequest, container_id: str, netns, name: str) -> EndpointRecord:
-        from intermodal.network import bridge, endpoint
+    def _join(self, net: NetworkRecord, req: EndpointRequest, container_id: str, netns, name: str,
+              session) -> EndpointRecord:
+        from intermodal.network import endpoint
 
         if req.ip is not None and net.default:
             raise InvalidArgument("a static --ip needs a user-defined network (with --subnet), not the default one")
-        if not bridge.bridge_exists(net.bridge):  # e.g. after a reboot: the record outlives the kernel state
-            self._bring_up(net)
         for alias in req.aliases:
             check_name(alias, "network alias")
+        bridge_index = session.bridge_index(net.bridge)
+        if bridge_index is None:  # e.g. after a reboot: the record outlives the kernel state
+            self._bring_up(net)
+            bridge_index = session.bridge_index(net.bridge)
+            if bridge_index is None:
+                raise NetworkError(f"bridge {net.bridge} vanished right after it was made; retry the command")
         address = self._ipam(net).allocate(container_id, req.ip)
         ep = EndpointRecord(
             container_id=container_id, network_id=net.id, name=name, aliases=list(req.aliases), address=address,
             prefixlen=net.prefixlen, gateway=net.gateway, mac=endpoint.mac_for(address),
-            host_ifname=endpoint.host_ifname(self.store.config.veth_prefix, container_id, net.id), ifname="",
-            netns=os.fspath(netns), id=secrets.token_hex(32))
+            host_ifname=endpoint.host_ifname(self.store.config.veth_prefix, container_id, net.id),
+            ifname=session.next_ifname(), netns=os.fspath(netns), id=os.urandom(32).hex())
         self.store.save_endpoint(ep)  # recorded before the veth exists, so detach finds it on failure
         link = endpoint.Link(ep.host_ifname, net.bridge, address, net.prefixlen,
                              None if net.internal else net.gateway, net.mtu, ep.mac)
         try:
-            ep.ifname = endpoint.plug(netns, link)
+            session.plug(link, ep.ifname, bridge_index)
         except BaseException:
-            self._leave(net, ep)  # plug removed its half-made veth; return the address and the record
+            self._leave(net, ep, unplug=False)  # plug removed its half-made veth; return the address and record
             raise
-        self.store.save_endpoint(ep)
         return ep
 
-    def _leave(self, net: NetworkRecord, ep: EndpointRecord) -> None:
+    def _leave(self, net: NetworkRecord, ep: EndpointRecord, *, unplug: bool = True) -> None:
         from intermodal.network import endpoint
 
-        endpoint.unplug(ep.host_ifname)
+        if unplug:
+            endpoint.unplug(ep.host_ifname)
         self._ipam(net).release(ep.address, ep.container_id)
         self.store.delete_endpoint(net.id, ep.container_id)
 
@@ -444,6 +460,9 @@ class NetworkManager:
 
     def _reserve(self, record: ContainerNet, requests: list[PortRequest]) -> None:
         """Pick host ports and record them in one locked step: no port is handed out twice."""
+        if not requests:
+            self.store.save_container(record)
+            return
         from intermodal.network import ports as portlib
 
         with locked(self.store.ports_lock):
@@ -451,14 +470,26 @@ class NetworkManager:
             record.ports = [b.to_json() for b in bindings]
             self.store.save_container(record)
 
-    def _publish(self, container_id: str) -> None:
-        """(Re)write the container's DNAT rules to its first non-internal endpoint, or drop them."""
-        from intermodal.network.nftables import PortRule
+    def _publish(self, container_id: str, record: ContainerNet | None = None,
+                 joined: Sequence[tuple[NetworkRecord, EndpointRecord]] | None = None) -> None:
+        """(Re)write the container's DNAT rules to its first non-internal endpoint, or drop them.
 
-        bindings = self.published_ports(container_id)
+        Without published ports nft is not run at all: the network's own rules exist since its creation.
+        """
+        if record is None:
+            bindings = self.published_ports(container_id)
+        elif record.ports:
+            from intermodal.network.ports import Binding
+
+            bindings = [Binding.from_json(p) for p in record.ports]
+        else:
+            bindings = []
         if not bindings:
             return
-        target = next((ep for net, ep in self.endpoints(container_id) if not net.internal), None)
+        from intermodal.network.nftables import PortRule
+
+        joined = joined if joined is not None else self.endpoints(container_id)
+        target = next((ep for net, ep in joined if not net.internal), None)
         if target is None:
             self.firewall.remove_ports(container_id)
             return
@@ -478,3 +509,9 @@ class NetworkManager:
     def _names(ep: EndpointRecord) -> list[str]:
         names = [ep.name] if ep.name else []
         return names + [a for a in ep.aliases if a not in names] + [ep.container_id[:12]]
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
