@@ -169,10 +169,10 @@ class Firewall:
 
     def add_network(self, network_id: str, bridge: str, subnet: str, internal: bool) -> None:
         with locked(self.lock):
-            self._ensure_base()
             listing = self._list()
-            batch = deletions(listing, network_tag(network_id))  # re-adding replaces, never duplicates
-            self._run(batch + network_rules(self.table, network_id, bridge, subnet, internal))
+            base = self._base_if_missing(listing)  # when made (again), it holds no old rules to delete
+            old = [] if base else deletions(listing or [], network_tag(network_id))  # re-adding replaces
+            self._run(base + old + network_rules(self.table, network_id, bridge, subnet, internal))
 
     def remove_network(self, network_id: str, bridge: str) -> None:
         with locked(self.lock):
@@ -187,12 +187,14 @@ class Firewall:
                 self._run(batch)
 
     def add_ports(self, container_id: str, ports: list[PortRule]) -> None:
+        """One listing and one batch (one `nft -f` transaction): base objects if missing, old rules out, new in."""
         if not ports:
             return
         with locked(self.lock):
-            self._ensure_base()
-            listing = self._list() or []
-            self._run(deletions(listing, container_tag(container_id)) + port_rules(self.table, container_id, ports))
+            listing = self._list()
+            base = self._base_if_missing(listing)
+            old = [] if base else deletions(listing or [], container_tag(container_id))
+            self._run(base + old + port_rules(self.table, container_id, ports))
 
     def remove_ports(self, container_id: str) -> None:
         with locked(self.lock):
@@ -212,13 +214,12 @@ class Firewall:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _ensure_base(self) -> None:
-        listing = self._list()
+    def _base_if_missing(self, listing: list[dict] | None) -> list[dict]:
+        """Commands that make the table, set and chains, unless *listing* shows them made already."""
         if listing is not None and any(i.get("chain", {}).get("name") == "forward" for i in listing):
-            return
-        if listing is not None:  # a half-made table (someone deleted chains): start over
-            self._run([{"delete": {"table": {"family": FAMILY, "name": self.table}}}])
-        self._run(base_objects(self.table))
+            return []
+        restart = [{"delete": {"table": {"family": FAMILY, "name": self.table}}}] if listing is not None else []
+        return restart + base_objects(self.table)  # a half-made table (someone deleted chains): start over
 
     def _bridges(self, listing: list[dict]) -> set[str]:
         for item in listing:
