@@ -78,7 +78,10 @@ def container_options(name: str, kwargs: Mapping[str, Any], *, state: str = "sta
             value = not value
         elif key == "force":
             value = bool(value)
-        out[target] = _CONTAINER_VALUES.get(target, _same)(value)
+        value = _CONTAINER_VALUES.get(target, _same)(value)
+        if target == "volumes" and target in out:  # docker-py's binds and volumes are both Docker -v items
+            value = [*out[target], *value]
+        out[target] = value
     return out
 
 
