@@ -53,7 +53,7 @@ def test_container_names(salt, planner):
 
 
 def test_unknown_container_argument_names_the_choices():
-    with pytest.raises(InvalidArgument, match="dns: not an argument of intermodal_container.*environment"):
+    with pytest.raises(InvalidArgument, match=r"dns: not an argument of intermodal_container.*environment"):
         common.container_options("c", {"image": "b", "dns": ["1.1.1.1"]})
 
 
@@ -70,7 +70,7 @@ def test_image_names(state, salt, planner):
 
 
 def test_image_build_and_load_exclude_each_other():
-    with pytest.raises(InvalidArgument, match="Only one of 'build' or 'load'"):
+    with pytest.raises(InvalidArgument, match=r"Only one of 'build' or 'load'"):
         common.image_options("x", {"build": "/ctx", "load": "/a.tar"})
 
 
