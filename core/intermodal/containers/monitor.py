@@ -58,7 +58,7 @@ def main(argv):
     # Imported while `imod` still creates the container, not after.
     from intermodal.containers import restart
     from intermodal.containers.logs import LogWriter
-    from intermodal.runtime import container, launch  # noqa: F401  (our runtime, the default)
+    from intermodal.runtime import cgroups, container, launch, validate  # noqa: F401  (our runtime, the default)
 
     cdir = argv[0] if argv[0] != "-" else read_orders(fds.pop("go"))
     if cdir is None:

@@ -51,6 +51,7 @@ class Context:
     cgroup_paths: dict[str, str] | None = None  # the manager's, shown at /sys/fs/cgroup
     stdio: tuple[int, int, int] | None = None  # fds to become 0, 1, 2 (default: inherited)
     state_json: bytes = b""  # the state createContainer and startContainer hooks read
+    seccomp: tuple[bytes, int] | None = None  # linux.seccomp compiled by the parent (seccomp.prepare)
 
 
 class Channel:
@@ -166,7 +167,7 @@ def _run(ctx: Context, ch: Channel) -> None:
         console.attach(slave)
     filters = ctx.spec.linux.seccomp
     if filters is not None and not p.no_new_privileges:
-        seccomp.load(filters)  # without no_new_privs, loading needs CAP_SYS_ADMIN: before dropping caps
+        _load_seccomp(ctx)  # without no_new_privs, loading needs CAP_SYS_ADMIN: before dropping caps
     capabilities.apply_bounding(p.capabilities)
     if p.capabilities is not None:
         capabilities.keep_caps_for_uid_change()
@@ -188,9 +189,17 @@ def _run(ctx: Context, ch: Channel) -> None:
     if p.no_new_privileges:
         S.set_no_new_privs()
         if filters is not None:
-            seccomp.load(filters)  # as late as possible: the filter then covers only the user's program
+            _load_seccomp(ctx)  # as late as possible: the filter then covers only the user's program
     process.reset_signals()
     process.exec_process(path, p, env)
+
+
+def _load_seccomp(ctx: Context) -> None:
+    """The parent's compiled program (~1 ms), else compile here (~10 ms for Docker's profile)."""
+    if ctx.seccomp is not None:
+        seccomp.load_prepared(ctx.seccomp)
+    else:
+        seccomp.load(ctx.spec.linux.seccomp)
 
 
 def _wait_for_start(fifo_dir: int) -> None:

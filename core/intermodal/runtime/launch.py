@@ -42,6 +42,11 @@ DEFAULT_DEVICE_RULES = [
     {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
 ]
 
+# Under the runtime's root (0700, root only: whoever writes there chooses containers' filters);
+# no state.json inside, so it is no container.
+SECCOMP_CACHE = ".seccomp-cache"
+
+
 class Creation:
     """The parent's side of `create`: cgroups, id maps, hooks, state — undone if anything fails."""
 
@@ -70,7 +75,8 @@ class Creation:
             ctx = self._context(fifo_dir, console_fd, preserve_fds)
             ctx.stdio = stdio
             ctx.cgroup_paths = self.manager.paths()
-            pid = launch(ctx, self.manager, self._resources(), self.spec, self._hooks)
+            pid = launch(ctx, self.manager, self._resources(), self.spec, self._hooks,
+                         seccomp_cache=str(self.store.root / SECCOMP_CACHE))
             try:
                 self.store.save(self._record(pid))
             except BaseException:
@@ -165,9 +171,17 @@ class _ParentChannel:
 
 
 def launch(ctx: init.Context, manager, resources: dict | None, spec: Spec,
-           on_hooks=None) -> int:
-    """Fork stage 1, drive it and stage 2 through set-up; return the container process's pid."""
+           on_hooks=None, seccomp_cache: str | None = None) -> int:
+    """Fork stage 1, drive it and stage 2 through set-up; return the container process's pid.
+
+    *seccomp_cache*: a root-only directory where compiled seccomp programs are kept (seccomp.prepare).
+    """
     _preload(spec)
+    if spec.linux.seccomp is not None:
+        from intermodal.runtime import seccomp
+
+        # Compiled here, before fork, and cached: the child only loads it (off the start's critical path).
+        ctx.seccomp = seccomp.prepare(spec.linux.seccomp, seccomp_cache)
     parent_fd, child_fd = init.socketpair()
     ctx.sock = child_fd
     try:

@@ -18,12 +18,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from intermodal.errors import ContainerNotFound, IncorrectState, InvalidArgument, LockTimeout
-from intermodal.fsutil import atomic_write_json
 
 DEFAULT_ROOT = "/run/imod-runtime"
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 OCI_VERSION = "1.0.2"
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write-then-rename (readers see the old or the new state), without fsync: this is run state,
+    meant for a tmpfs and forgotten at reboot, like runc's. Saves ~5 ms per save on a disk-backed root.
+    One temporary name per process: a process writes one state at a time."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 class Status(enum.StrEnum):
@@ -155,7 +170,7 @@ class Store:
                                     "see `imod-runtime list`") from None
 
     def save(self, record: Record) -> None:
-        atomic_write_json(self.dir(record.id) / STATE_FILE, record.to_json(), 0o600)
+        _replace(self.dir(record.id) / STATE_FILE, json.dumps(record.to_json(), indent=1, sort_keys=True).encode())
 
     def ids(self) -> list[str]:
         try:
