@@ -1,7 +1,10 @@
-"""`molecule test` of the example role's scenario (molecule/default) on the intermodal driver.
+"""`molecule test` of the example role's scenarios on the intermodal driver.
 
 The driver's instances are containers of a test engine root (IMOD_ROOT), reached through the
 intermodal.containers.imod connection plugin: create, converge, idempotence, verify, destroy.
+`default` runs in busybox with the host's Python lent read-only; `debian` in a Debian image that
+debootstrap makes from this machine's apt mirror (the tar cached in tests/.cache, so only the
+first run downloads).
 """
 
 from __future__ import annotations
@@ -39,16 +42,18 @@ def test_drivers_lists_intermodal():
     assert "intermodal" in proc.stdout.split()
 
 
-def test_molecule_test_of_the_webserver_role(engine_root: Path, tmp_path: Path):
+@pytest.mark.parametrize("scenario", ["default", pytest.param("debian", marks=pytest.mark.requires("debootstrap"))])
+def test_molecule_test_of_the_webserver_role(scenario: str, engine_root: Path, tmp_path: Path):
     from intermodal.engine import Engine
 
     settings = network_settings(engine_root)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "IMOD_ROOT": str(engine_root),
            "NO_COLOR": "1", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
-           "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote")}
+           "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote"),
+           "MOLECULE_INTERMODAL_CACHE": str(ROOT / "tests" / ".cache")}
     try:
-        proc = subprocess.run([str(BIN / "molecule"), "test"], cwd=ROOT, capture_output=True, text=True, env=env,
-                              timeout=300)
+        proc = subprocess.run([str(BIN / "molecule"), "test", "-s", scenario], cwd=ROOT, capture_output=True,
+                              text=True, env=env, timeout=420)
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, f"molecule test failed ({proc.returncode}):\n{out[-8000:]}"
         for step in ("create", "converge", "idempotence", "verify", "destroy"):

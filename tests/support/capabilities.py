@@ -46,4 +46,5 @@ _CHECKS = {
     "nft": _tool("nft"),
     "htpasswd": _tool("htpasswd"),
     "openssl": _tool("openssl"),
+    "debootstrap": _tool("debootstrap"),
 }
