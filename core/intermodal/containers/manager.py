@@ -399,8 +399,9 @@ class ContainerManager:
             self._runtime(record).delete(cid, force=True)
             from intermodal.containers import net
 
+            pending = None
             if net.uses_network(ContainerSpec.from_json(record["Spec"])):
-                net.disconnect(self.engine, cid)
+                pending = net.disconnect(self.engine, cid, wait=False)  # veths go while the rootfs is unmounted
             self.engine.images.store.layers.unmount(directory)
             if volumes:
                 anonymous = [m["Source"] for m in record.get("Mounts", ())
@@ -408,6 +409,8 @@ class ContainerManager:
             (directory / "config.json").unlink()  # from here on it no longer exists for anyone
             self.store.release_name(record["Name"], cid)
             remove_tree(directory)
+            if pending is not None:
+                pending.wait()
             self.store.lock_path(cid).unlink(missing_ok=True)
         for volume in anonymous:
             try:

@@ -22,6 +22,7 @@ from intermodal.errors import RuntimeFailure
 if TYPE_CHECKING:
     from intermodal.containers.spec import ContainerSpec
     from intermodal.engine import Engine
+    from intermodal.network.manager import Pending
 
 LOCAL_MODES = ("none", "host")
 
@@ -64,16 +65,24 @@ def connect(engine: Engine, cid: str, record: dict[str, Any], spec: ContainerSpe
         raise
 
 
-def disconnect(engine: Engine, cid: str) -> None:
+def disconnect(engine: Engine, cid: str, *, wait: bool = True) -> Pending | None:
     """At rm: the endpoint, its ports and addresses, then the namespace.
 
     The veths are deleted explicitly, not left to the namespace's end: a
     copy of the namespace file's mount in any mount namespace made while it
     existed (/ is a private mount here) keeps the namespace, and with it
-    the veth and its address, alive after our unmount.
+    the veth and its address, alive after our unmount. With ``wait=False``
+    the endpoints go in a thread (see `NetworkManager.detach`); the caller
+    must `wait()` on what is returned before it reports the removal done.
     """
-    engine.networks.detach(cid)
-    _remove_netns(netns_path(engine, cid))
+    pending = engine.networks.detach(cid, wait=wait)
+    try:
+        _remove_netns(netns_path(engine, cid))
+    except BaseException:
+        if pending is not None:
+            pending.wait()
+        raise
+    return pending
 
 
 def settings(engine: Engine, cid: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,30 @@ class EndpointRequest:
     network: str
     ip: str | None = None
     aliases: tuple[str, ...] = ()
+
+
+class Pending:
+    """Work running in a thread of its own; `wait()` joins it and raises what it raised."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        import threading
+
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                work()
+            except BaseException as err:  # re-raised by wait()
+                self.error = err
+
+        # Not a daemon: the interpreter waits for it at exit even if nobody calls wait().
+        self.thread = threading.Thread(target=run, name="imod-detach")
+        self.thread.start()
+
+    def wait(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 class NetworkManager:
@@ -241,14 +265,28 @@ class NetworkManager:
             raise
         return endpoints
 
-    def detach(self, container_id: str) -> None:
-        """Remove all of the container's endpoints, addresses, rules and records; absent parts are fine."""
+    def detach(self, container_id: str, *, wait: bool = True) -> Pending | None:
+        """Remove all of the container's endpoints, addresses, rules and records; absent parts are fine.
+
+        With ``wait=False`` the endpoints are removed by a thread and the caller gets a `Pending` to
+        `wait()` on (it raises what the removal raised): deleting a veth pair waits for the kernel
+        (an RCU grace period, ~15 ms and more on a busy host), time a caller such as `rm` can spend
+        unmounting the container's filesystem instead. Each endpoint still loses its veth before its
+        address goes back to the pool.
+        """
         if self.published_ports(container_id):  # rules exist only for recorded ports: skip nft otherwise
             self.firewall.remove_ports(container_id)
-        for net, ep in self.endpoints(container_id):
-            self._leave(net, ep)
-            self._refresh_network(net, skip=container_id)
-        self.store.delete_container(container_id)
+
+        def leave_all() -> None:
+            for net, ep in self.endpoints(container_id):
+                self._leave(net, ep)
+                self._refresh_network(net, skip=container_id)
+            self.store.delete_container(container_id)
+
+        if wait:
+            leave_all()
+            return None
+        return Pending(leave_all)
 
     def connect(self, network: str, container_id: str, netns: str | os.PathLike, *, ip: str | None = None,
                 aliases: Sequence[str] = (), name: str = "") -> EndpointRecord:
