@@ -11,8 +11,8 @@ bounded transfer (SIZE_MB of zeros served by `busybox httpd`, fetched with
 Beside them, podman's cost of networking: `podman run --rm busybox true` with
 its default bridge network (netavark) minus the same with `--network none`
 (own --root, runc and cgroupfs, since crun refuses this host's hybrid cgroups).
-`imod run` gains its bridge once the container engine calls `attach`; until
-then our figure is the attach+detach time above.
+The same difference for `imod run` (its default network is `bridge`) is in
+bench/containers.py.
 """
 
 from __future__ import annotations
