@@ -2,7 +2,8 @@
 
 The driver's instances are containers of a test engine root (IMOD_ROOT), reached through the
 intermodal.containers.imod connection plugin: create, converge, idempotence, verify, destroy.
-`default` runs in busybox with the host's Python lent read-only; `debian` in a Debian image that
+`default` runs in busybox with the host's Python lent read-only; `default-driver` the same on Molecule's
+own `default` driver with the intermodal playbooks as its create/destroy; `debian` in a Debian image that
 debootstrap makes from this machine's apt mirror (the tar cached in tests/.cache, so only the
 first run downloads).
 """
@@ -42,7 +43,8 @@ def test_drivers_lists_intermodal():
     assert "intermodal" in proc.stdout.split()
 
 
-@pytest.mark.parametrize("scenario", ["default", pytest.param("debian", marks=pytest.mark.requires("debootstrap"))])
+@pytest.mark.parametrize("scenario", ["default", "default-driver",
+                                      pytest.param("debian", marks=pytest.mark.requires("debootstrap"))])
 def test_molecule_test_of_the_webserver_role(scenario: str, engine_root: Path, tmp_path: Path):
     from intermodal.engine import Engine
 
