@@ -268,16 +268,15 @@ class NetworkManager:
     def detach(self, container_id: str, *, wait: bool = True) -> Pending | None:
         """Remove all of the container's endpoints, addresses, rules and records; absent parts are fine.
 
-        With ``wait=False`` the endpoints are removed by a thread and the caller gets a `Pending` to
-        `wait()` on (it raises what the removal raised): deleting a veth pair waits for the kernel
-        (an RCU grace period, ~15 ms and more on a busy host), time a caller such as `rm` can spend
-        unmounting the container's filesystem instead. Each endpoint still loses its veth before its
-        address goes back to the pool.
+        With ``wait=False`` this is done by a thread and the caller gets a `Pending` to `wait()` on
+        (it raises what the removal raised): deleting a veth pair waits for the kernel (an RCU grace
+        period, ~15 ms and more on a busy host) and published ports cost two `nft` runs, time a caller
+        such as `rm` can spend unmounting the container's filesystem instead. The order stays: rules,
+        then each veth, then its address back to the pool.
         """
-        if self.published_ports(container_id):  # rules exist only for recorded ports: skip nft otherwise
-            self.firewall.remove_ports(container_id)
-
         def leave_all() -> None:
+            if self.published_ports(container_id):  # rules exist only for recorded ports: skip nft otherwise
+                self.firewall.remove_ports(container_id)
             for net, ep in self.endpoints(container_id):
                 self._leave(net, ep)
                 self._refresh_network(net, skip=container_id)
