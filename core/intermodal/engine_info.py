@@ -18,7 +18,15 @@ def engine_info(engine: Any) -> dict[str, Any]:
         "KernelVersion": platform.release(),
         "Architecture": platform.machine(),
         "OperatingSystem": _os_name(),
+        "DefaultRuntime": _default_runtime(engine),
     }
+
+
+def _default_runtime(engine: Any) -> str:
+    """What a new container gets without --runtime (Docker's `DefaultRuntime`)."""
+    from intermodal.containers.runtime_client import default_runtime
+
+    return default_runtime(engine.paths.root)
 
 
 def _os_name() -> str:

@@ -95,7 +95,7 @@ class PendingMonitor:
         except OSError:
             pass  # it died; the ready pipe tells
         self._close([self.go_w])
-        self.proc.wait()  # the monitor forks once it has its orders; this was its short-lived first half
+        self.proc.wait()  # the monitor's short-lived first half (the monitor proper is its child)
         info = _read_ready(self.ready_r)
         self._close([self.ready_r])
         handles = Attach(*self.mine) if self.mine else None

@@ -7,13 +7,14 @@ Run as ``python -I -S -c "...; main(sys.argv[1:])" CONTAINER_DIR [--ready FD]
 - forks once more (the parent, started in a new session by `imod`, exits at
   once), so it is no session leader and `imod` is not its parent;
 - creates and starts the container with intermodal's runtime in-process
-  (``inprocess`` in monitor.json), which makes us the parent of its init;
-  or, for another OCI runtime (runc, crun), through its CLI's
-  `run --detach`, whose container is re-parented to us as we are a child
-  subreaper (prctl(2) PR_SET_CHILD_SUBREAPER); either way we wait(2) for
-  its exit status. Its stdout and stderr are pipes (or its terminal:
-  monitor_console.py), written to the json-file log and, while `imod run`
-  is attached, to the attach pipes;
+  (``inprocess`` in monitor.json), in a launcher child forked ahead
+  (monitor_launcher.py: the runtime's modules never stay in us); or, for
+  another OCI runtime (runc, crun), through its CLI's `run --detach`.
+  Either way the container's init is re-parented to us, a child subreaper
+  (prctl(2) PR_SET_CHILD_SUBREAPER), and we wait(2) for its exit status.
+  Its stdout and stderr are pipes (or its terminal: monitor_console.py),
+  written to the json-file log and, while `imod run` is attached, to the
+  attach pipes;
 - runs the healthcheck, if there is one (monitor_health.py);
 - records exit code, time and OOM kill in ``state.json`` under the
   container's lock, and applies the restart policy with back-off;
@@ -55,20 +56,24 @@ DRAIN_SECONDS = 2.0  # after the exit, bounded wait for output still in the pipe
 
 def main(argv):
     fds = parse_fds(argv[1:])
+    if os.fork():
+        os._exit(0)  # the first half, which `imod` reaps: we are then neither its child nor a session leader
+    set_subreaper()
+    # Forked now, so that it imports our runtime while `imod` still creates the container.
+    from intermodal.containers.monitor_launcher import Launcher
+
+    launcher = Launcher(fds.get("stdin"))
     # Imported while `imod` still creates the container, not after.
     from intermodal.containers import restart
     from intermodal.containers.logs import LogWriter
-    from intermodal.runtime import cgroups, container, launch, validate  # noqa: F401  (our runtime, the default)
 
     cdir = argv[0] if argv[0] != "-" else read_orders(fds.pop("go"))
     if cdir is None:
+        launcher.cancel()
         return  # `imod` gave up (the create failed): nothing to do
     err = os.open(os.path.join(cdir, "monitor.err"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     os.dup2(err, 2)  # our own traceback, if we ever have one, lands beside the state
     os.close(err)
-    if os.fork():
-        os._exit(0)
-    set_subreaper()
     os.chdir("/")
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
         signal.signal(sig, signal.SIG_IGN)
@@ -78,7 +83,9 @@ def main(argv):
     with open(os.path.join(cdir, "monitor.json"), encoding="utf-8") as f:
         cfg = loads(f.read())
     log = LogWriter(cdir, cfg["log_max_size"], cfg["log_max_file"])
-    Monitor(cdir, cfg, fds, log, wake_r, restart).run()
+    monitor = Monitor(cdir, cfg, fds, log, wake_r, restart)
+    monitor.launcher = launcher
+    monitor.run()
 
 
 class Monitor:
@@ -92,6 +99,7 @@ class Monitor:
         self.policy = restart.RestartPolicy.from_json(cfg["restart"])
         self.attached = {"stdout": fds.get("stdout"), "stderr": fds.get("stderr")}
         self.status_sent = None  # None: not yet; then whether `imod` got it
+        self.launcher = None  # monitor_launcher.Launcher forked ahead for the first start
 
     def run(self):
         first = True
@@ -133,52 +141,50 @@ class Monitor:
         stdin = self.fds.pop("stdin", None) if first else None
         if self.cfg.get("inprocess"):
             return self.start_inprocess(stdin)
+        if self.launcher is not None:
+            self.launcher.cancel()  # another runtime's CLI starts this one
+            self.launcher = None
         return self.start_cli(stdin)
 
     def start_inprocess(self, stdin):
-        """Our runtime's create + start, here: we are the parent of the container's init."""
-        from intermodal.runtime.container import Runtime
+        """Our runtime's create + start, in the launcher (monitor_launcher.py); we then reap the container."""
+        from intermodal.containers.monitor_launcher import Launcher
 
         cfg = self.cfg
+        launcher, self.launcher = self.launcher, None
+        if launcher is None:  # a restart: a new launcher (its imports are off no one's wait now)
+            launcher = Launcher(None)
         console = None
-        ours = []  # the container's ends of its stdio, closed once it has them
         try:
             if cfg.get("tty"):
                 from intermodal.containers.monitor_console import Console
 
-                console = Console(cfg["console_socket"])
-                stdio = None  # the runtime makes the terminal its stdio
-                self.tty_in = stdin  # we copy the user's input to the terminal
-            else:
-                self.out_r, out_w = os.pipe2(os.O_CLOEXEC)
-                self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
-                if stdin is None:
-                    stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-                stdio = (stdin, out_w, err_w)
-                ours = [stdin, out_w, err_w]
-            runtime = Runtime(cfg["runtime_root"])
-            try:
-                ctr = runtime.create(cfg["id"], cfg["bundle"], stdio=stdio,
-                                     console_socket=console.path if console else None)
                 try:
-                    ctr.start()
-                except BaseException:
-                    ctr.delete(force=True)
+                    console = Console(cfg["console_socket"])
+                except OSError:
+                    launcher.cancel()
                     raise
-            finally:
-                for fd in ours:
-                    os.close(fd)
+                self.tty_in = stdin  # we copy the user's input to the terminal
+            result = launcher.launch({"root": cfg["runtime_root"], "id": cfg["id"], "bundle": cfg["bundle"],
+                                      "tty": bool(cfg.get("tty")), "console_socket": console.path if console else None})
+            self.out_r, self.err_r = launcher.out_r, launcher.err_r
             if console is not None:
-                self.out_r, self.err_r = console.receive(cfg.get("console_size")), None
-            pid = ctr.record().pid
-        except Exception as err:  # the runtime's errors (IntermodalError, OSError) become the start's error
-            self.close_output()
-            self.reap(0)
-            error = str(err) or type(err).__name__
-            return False, {"error": error, "code": exit_code_for(error)}
+                for fd in (self.out_r, self.err_r):
+                    os.close(fd)
+                self.out_r = self.err_r = None
+                if "pid" in result:
+                    self.out_r = console.receive(cfg.get("console_size"))
+        except OSError as err:
+            result = {"error": f"{err.strerror or err}: {err.filename or ''}".rstrip(": ")}
         finally:
             if console is not None:
                 console.close()
+        if "pid" not in result:
+            self.close_output()
+            self.reap(0)
+            error = result.get("error") or "the runtime gave no reason"
+            return False, {"error": error, "code": exit_code_for(error)}
+        pid = result["pid"]
         return True, {"pid": pid, "start": start_time(pid)}
 
     def runtime_delete(self):
@@ -186,23 +192,17 @@ class Monitor:
         if not self.cfg.get("inprocess"):
             spawn_wait([*self.cfg["runtime"], "delete", "--force", self.cfg["id"]], None, None, None)
             return
-        from intermodal.runtime.container import Runtime
+        from intermodal.containers.monitor_launcher import in_child
 
-        try:
-            Runtime(self.cfg["runtime_root"]).delete(self.cfg["id"], force=True)
-        except Exception as err:  # the next start or rm deletes a leftover; say why here
-            os.write(2, f"could not delete the container from the runtime: {err}\n".encode())
+        in_child("delete", self.cfg["runtime_root"], self.cfg["id"])
 
     def runtime_kill(self, sig):
         if not self.cfg.get("inprocess"):
             spawn_wait([*self.cfg["runtime"], "kill", self.cfg["id"], str(sig)], None, None, None)
             return
-        from intermodal.runtime.container import Runtime
+        from intermodal.containers.monitor_launcher import in_child
 
-        try:
-            Runtime(self.cfg["runtime_root"]).get(self.cfg["id"]).kill(sig)
-        except Exception:
-            pass  # it is gone already
+        in_child("kill", self.cfg["runtime_root"], self.cfg["id"], sig)
 
     def start_cli(self, stdin):
         """Another OCI runtime's `run --detach`."""

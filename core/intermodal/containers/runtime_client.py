@@ -45,6 +45,15 @@ def choose_runtime(wanted: str | None = None, root: Path | None = None) -> str:
     return os.path.abspath(path)
 
 
+def default_runtime(root: Path) -> str:
+    """The name new containers get without --runtime (for `imod info`; not checked for being installed)."""
+    try:
+        name = os.environ.get("IMOD_RUNTIME") or configured_runtime(root) or BUILTIN
+    except RuntimeFailure:
+        name = BUILTIN + " (ROOT/engine.json unreadable)"
+    return os.path.basename(name)
+
+
 def configured_runtime(root: Path) -> str | None:
     """The engine-wide default in ROOT/engine.json, if that file says one."""
     path = root / CONFIG_FILE

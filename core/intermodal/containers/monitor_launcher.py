@@ -1,0 +1,141 @@
+"""The monitor's launcher: a short-lived child that drives our runtime in-process for it.
+
+The monitor forks it before `imod` sends the go, so the runtime's import
+(~40 ms) overlaps `imod`'s work on the container; it then creates and
+starts the container with `intermodal.runtime` (no runtime command, no new
+interpreter) and exits. The runtime's modules (~6 MB) so never live in the
+monitor, whose memory is paid per running container. The container's init
+is the launcher's child (the runtime clones it with CLONE_PARENT); once the
+launcher exits it is re-parented to the monitor, a child subreaper, which
+waits for it. Deleting and killing after the start go through a child too.
+
+Written, like monitor.py, against the C halves of the standard library.
+"""
+
+import os
+
+from intermodal.containers.monitor_sys import dumps, loads
+
+
+class Launcher:
+    """A forked child waiting for its orders; its stdout/stderr pipes become the container's."""
+
+    def __init__(self, stdin):
+        self.stdin = stdin
+        self.out_r, self.out_w = os.pipe2(os.O_CLOEXEC)
+        self.err_r, self.err_w = os.pipe2(os.O_CLOEXEC)
+        orders_r, self.orders_w = os.pipe2(os.O_CLOEXEC)
+        self.result_r, result_w = os.pipe2(os.O_CLOEXEC)
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                for fd in (self.orders_w, self.result_r, self.out_r, self.err_r):
+                    os.close(fd)
+                _child(orders_r, result_w, stdin, self.out_w, self.err_w)
+            finally:
+                os._exit(0)
+        os.close(orders_r)
+        os.close(result_w)
+
+    def launch(self, orders):
+        """Create and start as *orders* say (root, id, bundle, tty, console_socket); returns {pid} or {error}.
+
+        Afterwards the monitor reads the container's output from out_r and err_r (unless it has a terminal).
+        """
+        try:
+            os.write(self.orders_w, (dumps(orders) + "\n").encode())
+        except OSError:
+            pass  # it died; its missing answer says so
+        os.close(self.orders_w)
+        data = _read_all(self.result_r)
+        self._finish(close_stdin=not orders.get("tty"))
+        if not data.strip():
+            return {"error": "the runtime's launcher died without an answer; see monitor.err"}
+        return loads(data.decode("utf-8", "replace"))
+
+    def cancel(self):
+        """Not needed (another runtime starts this container): it exits on the closed pipe."""
+        os.close(self.orders_w)
+        for fd in (self.out_r, self.err_r, self.result_r):
+            os.close(fd)
+        self._finish(close_stdin=False)
+
+    def _finish(self, close_stdin):
+        for fd in (self.out_w, self.err_w, *((self.stdin,) if close_stdin and self.stdin is not None else ())):
+            os.close(fd)
+        _wait(self.pid)
+
+
+def in_child(verb, root, cid, *args):
+    """`delete` or `kill` the container with our runtime in a forked child; the monitor stays small."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            from intermodal.runtime.container import Runtime
+
+            runtime = Runtime(root)
+            if verb == "delete":
+                runtime.delete(cid, force=True)
+            else:
+                runtime.get(cid).kill(*args)
+        except Exception as err:  # the next start or rm deletes a leftover; say why in monitor.err
+            try:
+                os.write(2, f"could not {verb} the container with the runtime: {err}\n".encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(0)
+    _wait(pid)
+
+
+def _child(orders_r, result_w, stdin, out_w, err_w):
+    from intermodal.runtime import cgroups, container, launch, validate  # noqa: F401  (now, while imod works)
+
+    data = _read_all(orders_r)
+    if not data.strip():
+        return  # cancelled
+    orders = loads(data.decode())
+    result = _create_and_start(orders, stdin, out_w, err_w)
+    os.write(result_w, dumps(result).encode())
+
+
+def _create_and_start(orders, stdin, out_w, err_w):
+    from intermodal.runtime.container import Runtime
+
+    try:
+        if orders.get("tty"):
+            stdio = None  # the runtime makes the terminal its stdio
+        else:
+            stdio = (stdin if stdin is not None else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), out_w, err_w)
+        ctr = Runtime(orders["root"]).create(orders["id"], orders["bundle"], stdio=stdio,
+                                             console_socket=orders.get("console_socket"))
+        try:
+            ctr.start()
+        except BaseException:
+            ctr.delete(force=True)
+            raise
+        return {"pid": ctr.record().pid}
+    except Exception as err:  # the runtime's errors (IntermodalError, OSError) are the start's error
+        return {"error": str(err) or type(err).__name__}
+
+
+def _read_all(fd):
+    data = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    return data
+
+
+def _wait(pid):
+    while True:
+        try:
+            os.waitpid(pid, 0)
+            return
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return
