@@ -74,6 +74,26 @@ def test_none_and_host_are_loopback_only_or_the_hosts(net_engine, imod, busybox_
     assert net_engine.networks.list() == []  # neither made the default network
 
 
+def test_container_mode_joins_another_containers_namespace(net_engine, imod, busybox_image):
+    imod("run", "-d", "--name", "base", busybox_image, "sleep", "1000")  # the default bridge
+    info = json.loads(imod("container", "inspect", "base").stdout)[0]
+    address = info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    out = imod("run", "--rm", "--network", "container:base", busybox_image, "sh", "-c",
+               "ip -o -4 addr show eth0; hostname; cat /etc/hosts").stdout.decode()
+    assert f"inet {address}/" in out
+    assert out.split("\n")[1] == info["Config"]["Hostname"]  # the UTS name follows the network, as in Docker
+    assert f"{address}\t{info['Config']['Hostname']}" in out  # base's hosts file
+    imod("run", "-d", "--name", "lonely", "--network", "none", busybox_image, "sleep", "1000")
+    out = imod("run", "--rm", "--network", "container:lonely", busybox_image, "ip", "-o", "link").stdout
+    assert b" lo:" in out and b"eth0" not in out
+    proc = imod("run", "--rm", "--network", "container:base", "-p", "80", busybox_image, "true", check=False)
+    assert proc.returncode == 125
+    imod("stop", "-t", "0", "lonely")
+    proc = imod("run", "--rm", "--network", "container:lonely", busybox_image, "true", check=False)
+    assert proc.returncode == 125 and b"not running" in proc.stderr
+    imod("rm", "-f", "base", "lonely")
+
+
 def test_bad_network_input_is_refused_before_anything_is_made(net_engine, imod, busybox_image):
     proc = imod("run", "--rm", "--network", "nosuchnet", busybox_image, "true", check=False)
     assert proc.returncode == 125 and b"nosuchnet" in proc.stderr

@@ -311,6 +311,9 @@ def namespaces(spec: ContainerSpec, netns: str | None = None) -> list[dict[str, 
     out = [{"type": k} for k in ("pid", "ipc", "uts", "mount")]
     if spec.network == "none":
         out.append({"type": "network"})  # a new, empty one: only loopback, which the runtime brings up
+    elif spec.network.startswith("container:"):
+        if netns is not None:  # None: that container uses the host's
+            out.append({"type": "network", "path": netns})
     elif spec.network != "host":
         out.append({"type": "network", "path": netns or ""})  # made and wired at start (containers/net.py)
     return out

@@ -51,9 +51,14 @@ def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec,
             spec = spec.with_name(name)
             mounts = _volumes(engine, spec, image_config, Path(rootfs), undo)
             hostname = spec.hostname or (os.uname().nodename if spec.network == "host" else cid[:12])
+            other = net.joined(engine, store, spec)  # --network container:X
+            if other is not None:
+                hostname = spec.hostname or other[1]
             etc = etc_files(directory, hostname, spec.network)
+            if other is not None:  # X's names, kept current by the network code, as in Docker
+                etc.update({"/etc/hosts": str(other[2] / "hosts"), "/etc/resolv.conf": str(other[2] / "resolv.conf")})
             runtime = _runtime_name(runtime, engine.paths.root)
-            netns = str(net.netns_path(engine, cid)) if net.uses_network(spec) else None
+            netns = str(net.netns_path(engine, cid)) if net.uses_network(spec) else other[0] if other else None
             inputs = oci.BundleInputs(cid, str(rootfs), hostname, etc, tuple(mounts), f"/intermodal/{cid}", netns)
             bundle = oci.build_config(spec, image_config, inputs)
             write_json_durable(directory / "bundle" / "config.json", bundle)

@@ -7,7 +7,8 @@ that file, so the runtime joins it instead of making a new one.
 `engine.networks.attach` then plugs it into the network, publishes ports and
 writes the container's hosts and resolv.conf (which the engine bind-mounts).
 The namespace and its endpoint stay from the first start to `rm`, so a
-restarted container keeps its address. `none` and `host` need none of this.
+restarted container keeps its address. `none` and `host` need none of this;
+`container:X` joins X's namespace and shares X's name files (`joined`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from intermodal.errors import RuntimeFailure
 
 if TYPE_CHECKING:
     from intermodal.containers.spec import ContainerSpec
+    from intermodal.containers.store import ContainerStore
     from intermodal.engine import Engine
     from intermodal.network.manager import Pending
 
@@ -28,7 +30,37 @@ LOCAL_MODES = ("none", "host")
 
 
 def uses_network(spec: ContainerSpec) -> bool:
-    return spec.network not in LOCAL_MODES
+    """Has an endpoint of its own (bridge or a named network), rather than none, host or another's."""
+    return spec.network not in LOCAL_MODES and not spec.network.startswith("container:")
+
+
+def joined(engine: Engine, store: ContainerStore, spec: ContainerSpec) -> tuple[str | None, str, Path] | None:
+    """`--network container:X`: (the namespace to join, None for the host's; X's hostname; X's directory).
+
+    X must be running (as in Docker): a namespace of a bridge or named network is X's namespace file,
+    kept from its first start to its removal; X's own `none` namespace is joined through X's process,
+    so the joining container must be started while X runs. /etc/hosts and resolv.conf are X's files.
+    """
+    if not spec.network.startswith("container:"):
+        return None
+    target = store.resolve(spec.network.partition(":")[2])  # raises ContainerNotFound
+    record, state = store.read_record(target), store.read_state(target)
+    if not state.get("Running"):
+        raise RuntimeFailure(f"cannot join the network of container {record['Name']}: it is not running; "
+                             "start it first")
+    from intermodal.containers.spec import ContainerSpec as Spec
+
+    mode = Spec.from_json(record["Spec"]).network
+    if mode == "host":
+        path = None
+    elif mode.startswith("container:"):
+        raise RuntimeFailure(f"container {record['Name']} shares another container's network itself; "
+                             f"join that one instead ({mode})")
+    elif mode == "none":
+        path = f"/proc/{state['Pid']}/ns/net"
+    else:
+        path = str(netns_path(engine, target))
+    return path, record["Hostname"], store.dir(target)
 
 
 def netns_path(engine: Engine, cid: str) -> Path:

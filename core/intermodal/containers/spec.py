@@ -77,7 +77,7 @@ class ContainerSpec:
     hostname: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
     mounts: tuple[Mount, ...] = ()
-    network: str = "bridge"  # bridge (the default network, as in Docker), none, host, or a network's name
+    network: str = "bridge"  # bridge (the default network, as in Docker), none, host, container:X, or a network
     ports: tuple[str, ...] = ()  # `-p` items as given; the network code parses and resolves them
     network_aliases: tuple[str, ...] = ()
     ip: str | None = None
@@ -116,10 +116,12 @@ class ContainerSpec:
     def check(self) -> None:
         if not self.image:
             raise InvalidArgument("no image given: name the image to run, e.g. `imod run busybox`")
-        if self.network not in NETWORK_MODES:
+        if self.network not in NETWORK_MODES and not self.network.startswith("container:"):
             from intermodal.fsutil import check_name
 
             check_name(self.network, "network")
+        elif self.network.startswith("container:") and not self.network.partition(":")[2]:
+            raise InvalidArgument("--network container: needs a container's name or id, e.g. container:web")
         elif self.ports or self.ip or self.network_aliases:
             raise InvalidArgument(f"--publish, --ip and --network-alias need a network; with --network "
                                   f"{self.network} there is none to publish on: use --network bridge")
