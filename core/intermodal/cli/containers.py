@@ -34,7 +34,7 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tmpfs", action="append", default=[], help="PATH[:size=64m,mode=1777]")
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--network", "--net", default="bridge",
-                   help="bridge (the default network), none (loopback only), host, or a network's name")
+                   help="bridge (the default network), none (loopback only), host, container:NAME, or a network's name")
     p.add_argument("-p", "--publish", action="append", default=[], help="[IP:][HOST-PORT:]PORT[/PROTO]")
     p.add_argument("--network-alias", action="append", default=[])
     p.add_argument("--ip", help="the container's address on its network")
