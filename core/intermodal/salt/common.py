@@ -27,7 +27,7 @@ STATE_KEYS = frozenset({
     "fun", "state", "name", "names", "order", "require", "require_any", "watch", "watch_any", "prereq", "onfail",
     "onfail_any", "onfail_all", "onchanges", "onchanges_any", "use", "listen", "require_in", "watch_in",
     "prereq_in", "onfail_in", "onchanges_in", "use_in", "listen_in", "onlyif", "unless", "creates", "check_cmd",
-    "reload_modules", "reload_grains", "reload_pillar", "retry", "parallel", "saltenv", "failhard", "runas",
+    "reload_modules", "reload_grains", "reload_pillar", "retry", "parallel", "saltenv", "runas",
     "runas_password", "fire_event", "sfun", "batch", "queue", "concurrent", "kwarg",
 })
 
@@ -39,7 +39,7 @@ CONTAINER_NAMES = {
 }
 # Accepted for portability and not managed (Docker client settings).
 CONTAINER_IGNORED = frozenset({"skip_translate", "ignore_collisions", "validate_ip_addrs", "client_timeout",
-                               "shutdown_timeout", "watch_action", "skip_comparison"})
+                               "shutdown_timeout", "watch_action", "skip_comparison", "failhard"})
 IMAGE_IGNORED = frozenset({"client_timeout", "saltenv", "pillarenv", "pillar"})
 
 
