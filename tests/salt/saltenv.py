@@ -62,9 +62,15 @@ class SaltEnv:
 
     def call(self, *args: str, check: bool = True) -> tuple[int, Any]:
         """`salt-call --local ARGS --out json`; (exit code, the `local` value, or the error salt-call printed)."""
-        proc = subprocess.run([str(salt_bin("salt-call")), "--local", "--config-dir", str(self.conf),
-                               "--out", "json", "--log-level", "quiet", "--retcode-passthrough", *args],
-                              capture_output=True, text=True, timeout=CALL_TIMEOUT, stdin=subprocess.DEVNULL)
+        # Output to files, not pipes: the wait is for salt-call itself, never for a process that inherited
+        # its output (a container monitor, a helper the engine forks).
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            code = subprocess.run([str(salt_bin("salt-call")), "--local", "--config-dir", str(self.conf),
+                                   "--out", "json", "--log-level", "quiet", "--retcode-passthrough", *args],
+                                  stdout=out, stderr=err, timeout=CALL_TIMEOUT, stdin=subprocess.DEVNULL).returncode
+            out.seek(0)
+            err.seek(0)
+            proc = subprocess.CompletedProcess(args, code, out.read(), err.read())
         try:
             data = json.loads(proc.stdout)["local"] if proc.stdout.strip() else None
         except (ValueError, KeyError):
