@@ -131,8 +131,12 @@ class InProcessRuntime:
     def delete(self, cid: str, *, force: bool = False) -> None:
         if not (self.state_root / cid).exists():
             return
+        from intermodal.errors import ContainerNotFound
+
         try:
             self._runtime().delete(cid, force=force)
+        except ContainerNotFound:
+            return  # another process deleted it meanwhile
         except (IntermodalError, OSError) as err:
             raise RuntimeFailure(f"could not delete container {cid[:12]} from the runtime: {err}; "
                                  "stop it first, or use --force") from None

@@ -58,7 +58,13 @@ class Runtime:
                 if not (self.store.dir(container_id) / state.STATE_FILE).exists():
                     remove_tree(self.store.dir(container_id))
             return
-        ctr.delete(force=force)
+        try:
+            ctr.delete(force=force)
+        except ContainerNotFound:
+            if not force:
+                raise
+            # Deleted by another process between our look and our lock (the engine's monitor and
+            # `imod rm` may both clean up): with --force a missing container is no error, as in runc.
 
     def list(self) -> list[dict]:
         out = []
