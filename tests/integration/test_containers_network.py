@@ -69,6 +69,8 @@ def test_named_network_resolves_container_names(net_engine, imod, busybox_image)
 def test_none_and_host_are_loopback_only_or_the_hosts(net_engine, imod, busybox_image):
     out = imod("run", "--rm", "--network", "none", busybox_image, "ip", "-o", "link").stdout
     assert b" lo:" in out and b"eth0" not in out
+    assert b"state UP" in out or b"LOOPBACK,UP" in out  # loopback up, as runc leaves it
+    imod("run", "--rm", "--network", "none", busybox_image, "ping", "-c", "1", "-W", "2", "127.0.0.1")
     host_links = imod("run", "--rm", "--network", "host", busybox_image, "ip", "-o", "link").stdout
     assert host_links.count(b"\n") > out.count(b"\n")
     assert net_engine.networks.list() == []  # neither made the default network

@@ -46,6 +46,15 @@ def test_network_namespace_has_only_loopback(busybox_bundle, created):
     assert out == ["lo"]
 
 
+def test_loopback_of_a_new_network_namespace_is_up(busybox_bundle, created):
+    # as runc does: 127.0.0.1 answers inside --network none
+    result = created.run(busybox_bundle.sh("cat /sys/class/net/lo/operstate /sys/class/net/lo/flags; "
+                                           "ping -c 1 -W 2 127.0.0.1 >/dev/null; echo ping=$?"))
+    state, flags, ping = result.stdout.split()
+    assert int(flags, 16) & 0x1, f"lo is down ({state})"
+    assert ping == "ping=0"
+
+
 def test_ipc_namespace_is_new(busybox_bundle, created):
     out = created.run(busybox_bundle.sh("readlink /proc/self/ns/ipc")).stdout.strip()
     assert out and out != os.readlink("/proc/self/ns/ipc")

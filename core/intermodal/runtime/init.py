@@ -93,6 +93,8 @@ def stage1(ctx: Context) -> None:
                 os.dup2(fd, target)
         ch.expect(b"go")  # the parent has applied the cgroups (a new cgroup namespace is rooted there)
         namespaces.enter(ctx.namespaces, after_user=lambda: _await_id_maps(ch))
+        if namespaces.creates_network(ctx.namespaces):
+            namespaces.bring_up_loopback()
         if ctx.new_userns:
             _become_root()
         pid = S.clone_parent()

@@ -92,6 +92,25 @@ def enter(namespaces: tuple[Namespace, ...], after_user: Callable[[], None] | No
         sc.unshare(flags)
 
 
+def creates_network(namespaces: Iterable[Namespace]) -> bool:
+    return any(ns.type == "network" and ns.path is None for ns in namespaces)
+
+
+def bring_up_loopback() -> None:
+    """A new network namespace starts with `lo` down (net/core/dev.c registers it so); runc brings it
+    up (libcontainer's loopback strategy) and programs expect 127.0.0.1 to answer under --network none.
+    SIOCSIFFLAGS on an ifreq (16-byte name, flags, padding to 40 bytes) avoids a netlink library here."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    layout = "16sh22x"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack(layout, fcntl.ioctl(s, siocgifflags, struct.pack(layout, b"lo", 0)))[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack(layout, b"lo", flags | iff_up))
+
+
 def container_namespaces(pid: int, types: Iterable[str]) -> tuple[Namespace, ...]:
     """The namespaces of a running container's process, as paths to join (for `exec`)."""
     return tuple(Namespace(t, f"/proc/{pid}/ns/{PROC_NAMES[t]}") for t in types)
