@@ -49,14 +49,22 @@ def small_root(engine_root):
     """The engine root on an 8 MiB tmpfs, so that a commit runs out of space."""
     import subprocess
 
+    from intermodal.engine import Engine
     from tests.support.containers import force_cleanup, leaks_after_removal
+    from tests.support.netns import cleanup_engine
 
+    # The tmpfs hides the root's test network settings: carry them over, so the containers here use the
+    # test's own table and bridge, never the engine's defaults, and tear those down before unmounting.
+    settings = (engine_root / "networks" / "config.json").read_bytes()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "imod-test-small", str(engine_root)], check=True)
     try:
+        (engine_root / "networks").mkdir()
+        (engine_root / "networks" / "config.json").write_bytes(settings)
         yield engine_root
     finally:
         leaks = leaks_after_removal(engine_root)
         force_cleanup(engine_root)
+        cleanup_engine(Engine(root=engine_root), json.loads(settings)["table"])
         subprocess.run(["umount", "-l", str(engine_root)], check=True)
         assert not leaks, leaks
 
