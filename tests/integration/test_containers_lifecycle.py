@@ -199,6 +199,9 @@ def test_rm_container_is_removed_even_if_imod_run_is_killed(imod, busybox_image,
         proc.wait(timeout=30)
         proc.stdout.close()
     wait_for(lambda: imod("ps", "-a", "-q").stdout == b"", "the monitor to remove the container")
+    # the record goes first, the monitor's last step is dropping the container's lock file
+    locks = engine_root / "locks" / "containers"
+    wait_for(lambda: not locks.is_dir() or not any(locks.iterdir()), "the monitor to finish the removal")
 
 
 def test_signals_to_imod_run_reach_the_container(imod, busybox_image, engine_root: Path):
