@@ -33,11 +33,15 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mount", action="append", default=[], help="type=volume|bind|tmpfs,source=..,target=..")
     p.add_argument("--tmpfs", action="append", default=[], help="PATH[:size=64m,mode=1777]")
     p.add_argument("--read-only", action="store_true")
-    p.add_argument("--network", "--net", default="bridge",
-                   help="bridge (the default network), none (loopback only), host, container:NAME, or a network's name")
+    p.add_argument("--network", "--net", action="append", default=[],
+                   help="bridge (the default network), none (loopback only), host, container:NAME, or a network's "
+                   "name; repeat to join several networks (name=NET,alias=A,ip=IP sets one's alias and address)")
     p.add_argument("-p", "--publish", action="append", default=[], help="[IP:][HOST-PORT:]PORT[/PROTO]")
-    p.add_argument("--network-alias", action="append", default=[])
-    p.add_argument("--ip", help="the container's address on its network")
+    p.add_argument("-P", "--publish-all", action="store_true",
+                   help="publish every EXPOSEd port (the image's and --expose) on an ephemeral host port")
+    p.add_argument("--expose", action="append", default=[], help="PORT[/PROTO]: expose without publishing")
+    p.add_argument("--network-alias", action="append", default=[], help="another name on the first network")
+    p.add_argument("--ip", help="the container's address on its (first) network")
     p.add_argument("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
@@ -84,7 +88,7 @@ def _spec(args: argparse.Namespace):
     options = {
         "name": args.name, "command": args.command or None, "env": env, "workdir": args.workdir,
         "user": args.user, "hostname": args.hostname, "labels": args.label, "mounts": mounts,
-        "network": args.network, "ports": args.publish, "network_aliases": args.network_alias, "ip": args.ip,
+        "ports": args.publish, "publish_all": args.publish_all or None, "expose": args.expose,
         "restart": args.restart, "stop_signal": args.stop_signal,
         "stop_timeout": args.stop_timeout, "auto_remove": args.rm, "interactive": args.interactive,
         "tty": args.tty, "read_only": args.read_only, "privileged": args.privileged, "cap_add": args.cap_add,
@@ -93,6 +97,9 @@ def _spec(args: argparse.Namespace):
     }
     if args.entrypoint is not None:
         options["entrypoint"] = args.entrypoint
+    from intermodal.containers.net import network_options
+
+    options.update(network_options(args.network, args.network_alias, args.ip))
     health = {"cmd": args.health_cmd, "interval": args.health_interval, "timeout": args.health_timeout,
               "start_period": args.health_start_period, "retries": args.health_retries,
               "disable": args.no_healthcheck}

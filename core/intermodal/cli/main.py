@@ -70,6 +70,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "cp": "containers:cp",
     "commit": "containers:commit",
     "inspect": "containers:inspect_any",
+    "port": "networks:port",
     "container": {
         "run": "containers:run",
         "create": "containers:create",
@@ -92,6 +93,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "cp": "containers:cp",
         "commit": "containers:commit",
         "prune": "containers:prune",
+        "port": "networks:port",
     },
     "volume": {
         "create": "volumes:create",

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from intermodal.cli.base import Command, Context, inspect_command, print_table
-from intermodal.errors import IncorrectState, IntermodalError, InvalidArgument
+from intermodal.errors import IntermodalError, InvalidArgument
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -149,17 +149,6 @@ prune = Command("network prune", "Remove all unused networks", _configure_prune,
 
 # -- connect, disconnect -------------------------------------------------------------------------------
 
-def _container(ctx: Context, ref: str) -> tuple[str, str, str]:
-    """(id, name, netns path) of a running container, from the container engine."""
-    c = ctx.engine.containers.get(ref)
-    state = getattr(c, "state", None) or {}
-    pid = int(state.get("Pid") or 0)
-    if getattr(c, "status", "running") != "running" or not pid:
-        raise IncorrectState(f"container {ref}", getattr(c, "status", "not running"),
-                             "running (connect it after `imod start`)")
-    return c.id, getattr(c, "name", ""), f"/proc/{pid}/ns/net"
-
-
 def _configure_connect(p: argparse.ArgumentParser) -> None:
     p.add_argument("network", metavar="NETWORK")
     p.add_argument("container", metavar="CONTAINER")
@@ -168,8 +157,8 @@ def _configure_connect(p: argparse.ArgumentParser) -> None:
 
 
 def _run_connect(ctx: Context, args: argparse.Namespace) -> int:
-    cid, name, netns = _container(ctx, args.container)
-    ctx.engine.networks.connect(args.network, cid, netns, ip=args.ip, aliases=args.alias, name=name)
+    # Running or stopped: live at once; created: at its first start. Either way kept in its configuration.
+    ctx.engine.containers.connect(args.container, args.network, aliases=args.alias, ipv4_address=args.ip)
     return 0
 
 
@@ -183,16 +172,39 @@ def _configure_disconnect(p: argparse.ArgumentParser) -> None:
 
 
 def _run_disconnect(ctx: Context, args: argparse.Namespace) -> int:
-    from intermodal.errors import NotFound
-
-    cid = ctx.engine.containers.get(args.container).id
-    try:
-        ctx.engine.networks.disconnect(args.network, cid)
-    except NotFound:
-        if not args.force:
-            raise
+    ctx.engine.containers.disconnect(args.container, args.network, force=args.force)
     return 0
 
 
 disconnect = Command("network disconnect", "Disconnect a container from a network", _configure_disconnect,
                      _run_disconnect)
+
+
+# -- port ------------------------------------------------------------------------------------------------
+
+def _configure_port(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
+
+
+def _run_port(ctx: Context, args: argparse.Namespace) -> int:
+    from intermodal.errors import NotFound
+
+    c = ctx.engine.containers.get(args.container)
+    bindings = ctx.engine.networks.published_ports(c.id)
+    if args.port is None:
+        for b in bindings:
+            print(f"{b.key()} -> {b.host_ip or '0.0.0.0'}:{b.host_port}")
+        return 0
+    port, _, proto = args.port.partition("/")
+    key = f"{port}/{proto or 'tcp'}"
+    found = [b for b in bindings if b.key() == key]
+    if not found:
+        raise NotFound(f"no public port {key} published for container {c.name}; see `imod port {c.name}`")
+    for b in found:
+        print(f"{b.host_ip or '0.0.0.0'}:{b.host_port}")
+    return 0
+
+
+port = Command("port", "List a container's published ports, or the host address of one", _configure_port,
+               _run_port)

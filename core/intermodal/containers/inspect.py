@@ -121,7 +121,7 @@ def ps_row(c: Container, *, no_trunc: bool = False, now: float | None = None) ->
 def _ports(c: Container, spec: Any) -> str:
     from intermodal.containers import net
 
-    return net.ports_text(c.manager.engine, c.id) if spec.ports else ""
+    return net.ports_text(c.manager.engine, c.id) if spec.ports or spec.publish_all else ""
 
 
 def _command(c: Container) -> list[str]:

@@ -359,6 +359,25 @@ class ContainerManager:
             runtime.pause(cid) if paused else runtime.resume(cid)
             self.store.update_state(cid, Status="paused" if paused else "running", Paused=paused)
 
+    # -- networks ------------------------------------------------------------------
+
+    def connect(self, name: str, network: str, *, aliases: tuple[str, ...] | list[str] = (),
+                ipv4_address: str | None = None) -> None:
+        """`imod network connect`: recorded for the next start, and live where the namespace exists.
+
+        Raises ContainerNotFound, NetworkNotFound, AlreadyExists, Conflict (address taken),
+        InvalidArgument (a --network none/host/container:X container).
+        """
+        from intermodal.containers import net
+
+        net.change(self.engine, self.store, name, network, add=True, aliases=tuple(aliases), ip=ipv4_address)
+
+    def disconnect(self, name: str, network: str, *, force: bool = False) -> None:
+        """`imod network disconnect`; with *force* no error if it is not connected. Raises as `connect`."""
+        from intermodal.containers import net
+
+        net.change(self.engine, self.store, name, network, add=False, force=force)
+
     # -- remove, rename --------------------------------------------------------------
 
     def remove(self, name: str, *, force: bool = False, volumes: bool = False) -> str:
@@ -400,7 +419,7 @@ class ContainerManager:
             from intermodal.containers import net
 
             pending = None
-            if net.uses_network(ContainerSpec.from_json(record["Spec"])):
+            if net.uses_network(ContainerSpec.from_json(record["Spec"])) or net.has_state(self.engine, cid):
                 pending = net.disconnect(self.engine, cid, wait=False)  # veths go while the rootfs is unmounted
             self.engine.images.store.layers.unmount(directory)
             if volumes:

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from intermodal.errors import RuntimeFailure
+from intermodal.errors import InvalidArgument, RuntimeFailure
 
 if TYPE_CHECKING:
     from intermodal.containers.spec import ContainerSpec
     from intermodal.containers.store import ContainerStore
     from intermodal.engine import Engine
-    from intermodal.network.manager import Pending
+    from intermodal.network.manager import EndpointRequest, Pending
+    from intermodal.network.ports import PortRequest
 
 LOCAL_MODES = ("none", "host")
 
@@ -63,38 +65,199 @@ def joined(engine: Engine, store: ContainerStore, spec: ContainerSpec) -> tuple[
     return path, record["Hostname"], store.dir(target)
 
 
+def network_options(values: Sequence[str], aliases: Sequence[str] = (), ip: str | None = None) -> dict[str, Any]:
+    """`--network` flags (repeated; each a name or `name=NET,alias=A,ip=IP`) as ContainerSpec options.
+
+    The first network is `network`, with `--network-alias` and `--ip` (as in Docker, they apply to it);
+    the others are `extra_networks`. Nothing given: the default `bridge`.
+    """
+    from intermodal.containers.spec import NetworkAttachment
+
+    attachments = [_parse_network_flag(v) for v in values] or [NetworkAttachment("bridge")]
+    first, extra = attachments[0], attachments[1:]
+    out: dict[str, Any] = {"network": first.name, "extra_networks": tuple(extra)}
+    if first.aliases or aliases:
+        out["network_aliases"] = (*first.aliases, *aliases)
+    if first.ip or ip:
+        if first.ip and ip and first.ip != ip:
+            raise InvalidArgument(f"--ip {ip} and --network ip={first.ip} disagree; give the address once")
+        out["ip"] = first.ip or ip
+    return out
+
+
+def _parse_network_flag(value: str):
+    from intermodal.containers.spec import NetworkAttachment
+
+    if "=" not in value:
+        return NetworkAttachment(value.strip())
+    fields: dict[str, list[str]] = {}
+    for part in value.split(","):
+        key, eq, val = part.partition("=")
+        key = key.strip()
+        if not eq or key not in ("name", "alias", "ip"):
+            raise InvalidArgument(f"--network {value!r}: {part!r} is not name=, alias= or ip=; "
+                                  "write e.g. --network name=app,alias=db,ip=172.20.0.5")
+        fields.setdefault(key, []).append(val.strip())
+    if len(fields.get("name", [])) != 1 or len(fields.get("ip", [])) > 1:
+        raise InvalidArgument(f"--network {value!r} needs exactly one name= and at most one ip=")
+    return NetworkAttachment(fields["name"][0], tuple(fields.get("alias", ())), (fields.get("ip") or [None])[0])
+
+
 def netns_path(engine: Engine, cid: str) -> Path:
     return engine.paths.run_root / "netns" / cid
 
 
+def requests(record: dict[str, Any], spec: ContainerSpec) -> list[EndpointRequest]:
+    """The networks the container is configured for, first (default route) first.
+
+    `network connect/disconnect` rewrite ``record["Networks"]``; until the first of them the spec's
+    `--network` flags (`network`, `ip`, `network_aliases`, then `extra_networks`) are the configuration.
+    """
+    from intermodal.network.manager import EndpointRequest
+
+    saved = record.get("Networks")
+    if saved is not None:
+        return [EndpointRequest(n["Name"], n.get("IPv4Address") or None, tuple(n.get("Aliases") or ()))
+                for n in saved]
+    return [EndpointRequest(spec.network, spec.ip, tuple(spec.network_aliases)),
+            *(EndpointRequest(n.name, n.ip, tuple(n.aliases)) for n in spec.extra_networks)]
+
+
+def _saved(reqs: list[EndpointRequest]) -> list[dict[str, Any]]:
+    return [{"Name": r.network, "Aliases": list(r.aliases), "IPv4Address": r.ip} for r in reqs]
+
+
 def check_network(engine: Engine, spec: ContainerSpec) -> None:
-    """At create: the network must exist (the default `bridge` is made on first use)."""
+    """At create: the networks must exist (the default `bridge` is made on first use)."""
     if not uses_network(spec):
         return
-    if spec.network == "bridge":
-        engine.networks.ensure_default()
-    else:
-        engine.networks.get(spec.network)  # raises NetworkNotFound with its own advice
+    for name in (spec.network, *(n.name for n in spec.extra_networks)):
+        if name == "bridge":
+            engine.networks.ensure_default()
+        else:
+            engine.networks.get(name)  # raises NetworkNotFound with its own advice
+
+
+def published(engine: Engine, record: dict[str, Any], spec: ContainerSpec) -> list[str | PortRequest]:
+    """`-p` items, plus with `-P` every EXPOSEd port (the image's and --expose) not published by a `-p`."""
+    items: list[str | PortRequest] = list(spec.ports)
+    if not spec.publish_all:
+        return items
+    from intermodal.network import ports as portlib
+
+    explicit = {(r.container_port, r.proto) for item in spec.ports for r in portlib.parse(item)}
+    image = engine.images.config(engine.images.get(record["Image"]))
+    exposed = list((image.get("config") or {}).get("ExposedPorts") or {}) + list(spec.expose)
+    for req in portlib.expose_all(exposed):
+        if (req.container_port, req.proto) not in explicit:
+            explicit.add((req.container_port, req.proto))
+            items.append(req)
+    return items
 
 
 def connect(engine: Engine, cid: str, record: dict[str, Any], spec: ContainerSpec, directory: Path) -> None:
-    """At start: the namespace and the endpoint, unless an earlier start left them in place."""
-    from intermodal.network.manager import EndpointRequest
+    """At start: the namespace and the endpoints, unless an earlier start left them in place.
 
+    Networks connected or disconnected while the namespace was kept (a stopped container) were
+    applied to it then; what still differs from the configuration (a crash in between) is fixed here.
+    """
     networks = engine.networks
     path = netns_path(engine, cid)
-    if networks.endpoints(cid) and _is_netns(path):
+    wanted = requests(record, spec)
+    have = networks.endpoints(cid)
+    if (have or networks.store.container(cid) is not None) and _is_netns(path):
+        _reconcile(engine, cid, record, wanted, [net.name for net, _ in have], path)
         return
-    if networks.endpoints(cid):
+    if have or networks.store.container(cid) is not None:
         networks.detach(cid)  # the namespace is gone (a reboot): plug a new one in
     _make_netns(path)
     try:
-        networks.attach(cid, path, [EndpointRequest(spec.network, spec.ip, tuple(spec.network_aliases))],
-                        list(spec.ports), name=record["Name"], hostname=record["Hostname"],
-                        hosts_path=directory / "hosts", resolv_path=directory / "resolv.conf")
+        if not wanted:  # disconnected from every network: loopback only, as Docker leaves it
+            networks.setup_loopback(path)
+        networks.attach(cid, path, wanted, published(engine, record, spec), name=record["Name"],
+                        hostname=record["Hostname"], hosts_path=directory / "hosts",
+                        resolv_path=directory / "resolv.conf")
     except BaseException:
+        networks.detach(cid)
         _remove_netns(path)
         raise
+
+
+def _reconcile(engine: Engine, cid: str, record: dict[str, Any], wanted: list[EndpointRequest],
+               have: list[str], path: Path) -> None:
+    networks = engine.networks
+    names = {networks.get(r.network).name: r for r in wanted}
+    for name in have:
+        if name not in names:
+            networks.disconnect(name, cid)
+    for name, req in names.items():
+        if name not in have:
+            networks.connect(name, cid, path, ip=req.ip, aliases=req.aliases, name=record["Name"])
+
+
+def has_state(engine: Engine, cid: str) -> bool:
+    """Anything of the network code to remove: its record of the container or a namespace file."""
+    return engine.networks.store.container(cid) is not None or os.path.lexists(netns_path(engine, cid))
+
+
+def change(engine: Engine, store: ContainerStore, name: str, network: str, *, add: bool,
+           aliases: Sequence[str] = (), ip: str | None = None, force: bool = False) -> None:
+    """`network connect/disconnect` of a container in any state but removed.
+
+    The configuration (``record["Networks"]``) changes under the container's lock, so the next start
+    uses it; where the container's namespace exists (it lives from the first start to `rm`, running
+    or stopped) the endpoint is plugged in or out at once, as Docker does for a running container.
+    Raises ContainerNotFound, NetworkNotFound, InvalidArgument (a none/host/container:X container),
+    AlreadyExists (already connected), NotFound (not connected, unless *force*).
+    """
+    from intermodal.containers.spec import ContainerSpec as Spec
+    from intermodal.errors import AlreadyExists, NetworkNotFound
+    from intermodal.network.manager import EndpointRequest
+
+    cid = store.resolve(name)
+    networks = engine.networks
+    with store.locked_existing(cid):
+        record = store.read_record(cid)
+        spec = Spec.from_json(record["Spec"])
+        if not uses_network(spec):
+            raise InvalidArgument(f"container {record['Name']} has --network {spec.network}: it cannot be "
+                                  f"{'connected to' if add else 'disconnected from'} networks; recreate it "
+                                  "with --network bridge or a network's name")
+        net = networks.get(network)  # raises NetworkNotFound; makes the default `bridge` if asked for it
+        wanted = requests(record, spec)
+        index = next((i for i, r in enumerate(wanted) if _same(networks, r.network, net)), None)
+        path = netns_path(engine, cid)
+        live = _is_netns(path)
+        if add:
+            if index is not None:
+                raise AlreadyExists(f"container {record['Name']} is already connected to network {net.name}")
+            req = EndpointRequest(net.name, ip, tuple(aliases))
+            if live:
+                networks.connect(net.name, cid, path, ip=ip, aliases=aliases, name=record["Name"])
+            wanted.append(req)
+        else:
+            if index is None and networks.store.endpoint(net.id, cid) is None:
+                if force:
+                    return
+                raise NetworkNotFound(f"container {record['Name']} is not connected to network {net.name}")
+            if live and networks.store.endpoint(net.id, cid) is not None:
+                networks.disconnect(net.name, cid)
+            if index is not None:
+                del wanted[index]
+        record["Networks"] = _saved(wanted)
+        store.write_record(cid, record)
+
+
+def _same(networks: Any, ref: str, net: Any) -> bool:
+    """Does the configured network *ref* (a name or id) name *net*? A removed network names nothing."""
+    from intermodal.errors import NetworkNotFound
+
+    if ref in (net.name, net.id):
+        return True
+    try:
+        return networks.get(ref).id == net.id
+    except NetworkNotFound:
+        return False
 
 
 def disconnect(engine: Engine, cid: str, *, wait: bool = True) -> Pending | None:

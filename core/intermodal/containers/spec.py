@@ -66,6 +66,25 @@ class Healthcheck:
 
 
 @dataclass(frozen=True)
+class NetworkAttachment:
+    """A further network to join: `--network name=NET,alias=A,ip=IP` or `imod network connect`."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    ip: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Name": self.name, "Aliases": list(self.aliases), "IPv4Address": self.ip}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any] | str) -> NetworkAttachment:
+        if isinstance(value, str):
+            return cls(value)
+        return cls(str(value["Name"]), tuple(str(a) for a in value.get("Aliases") or ()),
+                   value.get("IPv4Address") or None)
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     image: str
     name: str | None = None
@@ -98,6 +117,9 @@ class ContainerSpec:
     log_max_file: int = 1
     healthcheck: Healthcheck | None = None  # None: the image's
     init: bool = False  # a small init as pid 1 that reaps zombies and passes signals on
+    publish_all: bool = False  # -P: every EXPOSEd port (the image's and `expose`) on an ephemeral host port
+    expose: tuple[str, ...] = ()  # --expose PORT[/PROTO]: exposed without publishing (unless -P)
+    extra_networks: tuple[NetworkAttachment, ...] = ()  # 2nd and later --network (`network` is the first)
 
     @classmethod
     def build(cls, image: str, **options: Any) -> ContainerSpec:
@@ -122,13 +144,27 @@ class ContainerSpec:
             check_name(self.network, "network")
         elif self.network.startswith("container:") and not self.network.partition(":")[2]:
             raise InvalidArgument("--network container: needs a container's name or id, e.g. container:web")
-        elif self.ports or self.ip or self.network_aliases:
-            raise InvalidArgument(f"--publish, --ip and --network-alias need a network; with --network "
+        elif self.ports or self.ip or self.network_aliases or self.publish_all or self.extra_networks:
+            raise InvalidArgument(f"--publish, --publish-all, --ip, --network-alias and further --network need a "
+                                  f"network of the container's own; with --network "
                                   f"{self.network} there is none to publish on: use --network bridge")
         for item in self.ports:
             from intermodal.network.ports import parse
 
             parse(item)  # refuse a bad -p now; ports are resolved (and checked as free) at start
+        for item in self.expose:
+            from intermodal.network.ports import parse
+
+            parse(item)
+        names = [self.network, *(n.name for n in self.extra_networks)]
+        if len(set(names)) != len(names):
+            raise InvalidArgument(f"--network lists a network twice ({', '.join(names)}); give each once")
+        for extra in self.extra_networks:
+            if extra.name in NETWORK_MODES or extra.name.startswith("container:"):
+                raise InvalidArgument(f"--network {extra.name} cannot be combined with other networks; give it alone")
+            from intermodal.fsutil import check_name
+
+            check_name(extra.name, "network")
         if self.name is not None:
             from intermodal.fsutil import check_name
 
@@ -153,7 +189,7 @@ class ContainerSpec:
             v = getattr(self, f.name)
             if f.name == "restart" or (f.name == "healthcheck" and v is not None):
                 v = v.to_json()
-            elif f.name == "mounts":
+            elif f.name in ("mounts", "extra_networks"):
                 v = [m.to_json() for m in v]
             elif f.name in ("env", "labels"):
                 v = dict(v)
@@ -169,12 +205,13 @@ class ContainerSpec:
         data["restart"] = RestartPolicy.from_json(data.get("restart"))
         data["healthcheck"] = Healthcheck.from_json(data.get("healthcheck"))
         data["mounts"] = tuple(Mount.from_json(m) for m in data.get("mounts", ()))
+        data["extra_networks"] = tuple(NetworkAttachment.from_json(n) for n in data.get("extra_networks", ()))
         for key in ("env", "labels"):
             data[key] = tuple((data.get(key) or {}).items())
         for key in ("command", "entrypoint"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
-        for key in ("cap_add", "cap_drop", "ports", "network_aliases"):
+        for key in ("cap_add", "cap_drop", "ports", "network_aliases", "expose"):
             data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
@@ -456,4 +493,7 @@ _NORMALISE = {
     "healthcheck": parse_healthcheck,
     "ports": lambda v: tuple(str(p) for p in ([v] if isinstance(v, str) else v)),
     "network_aliases": lambda v: tuple(str(a) for a in ([v] if isinstance(v, str) else v)),
+    "expose": lambda v: tuple(str(p) for p in ([v] if isinstance(v, str) else v)),
+    "extra_networks": lambda v: tuple(n if isinstance(n, NetworkAttachment) else NetworkAttachment.from_json(n)
+                                      for n in ([v] if isinstance(v, str) else v)),
 }

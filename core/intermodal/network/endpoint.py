@@ -127,6 +127,21 @@ def setup_loopback(netns: str | os.PathLike) -> None:
         _call(lambda: inside.set_up(1), "bring up", "lo", netns)
 
 
+def set_default_route(netns: str | os.PathLike, ifname: str, gateway: str) -> None:
+    """A default route via *gateway* on *ifname* inside *netns*, unless one exists already."""
+    from intermodal.network.rtnl import Rtnl
+
+    with Rtnl(netns) as inside:
+        index = _call(lambda: inside.link_index(ifname), "look up", ifname, netns)
+        if index is None:
+            return
+        try:
+            _call(lambda: inside.add_default_route(gateway, index), f"add default route via {gateway} on",
+                  ifname, netns)
+        except AlreadyExists:
+            pass
+
+
 def _call(op, what: str, device: str | None, netns):
     from intermodal.network.rtnl import RtnlError
 

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from intermodal.errors import AlreadyExists, Conflict, InUse, InvalidArgument, NetworkError, NetworkNotFound
+from intermodal.errors import (
+    AlreadyExists,
+    Conflict,
+    InUse,
+    InvalidArgument,
+    NetworkError,
+    NetworkNotFound,
+    NotFound,
+)
 from intermodal.fsutil import check_name
 from intermodal.locking import locked
 from intermodal.network import ipam
@@ -233,7 +241,8 @@ class NetworkManager:
         from intermodal.network import endpoint
         from intermodal.network import hosts as hostlib
 
-        requests = list(networks) if networks else [EndpointRequest(self.store.config.default_name)]
+        # None: the default network; []: none at all (a container disconnected from all), name files only.
+        requests = list(networks) if networks is not None else [EndpointRequest(self.store.config.default_name)]
         nets = [self.get(r.network) for r in requests]
         if len({n.id for n in nets}) != len(nets):
             raise InvalidArgument("a network is listed twice; give each network once")
@@ -241,7 +250,7 @@ class NetworkManager:
             raise AlreadyExists(f"container {name or container_id[:12]} is already attached to networks; "
                                 "use connect to add one, or detach first")
         extra = [list(hostlib.parse_add_host(h)) for h in extra_hosts]
-        port_requests = self._requests(ports) if ports else []
+        port_requests = self._requests(ports) if ports and nets else []  # no network: nothing to publish on
         if port_requests and all(n.internal for n in nets):
             raise InvalidArgument("ports cannot be published from internal networks only; "
                                   "add a non-internal network or drop -p")
@@ -316,9 +325,22 @@ class NetworkManager:
         if ep is None:
             raise NetworkNotFound(f"container {container_id[:12]} is not connected to network {net.name}")
         self._leave(net, ep)
+        if not net.internal:
+            self._reroute(container_id)
         self._publish(container_id)
         self.write_name_files(container_id)
         self._refresh_network(net, skip=container_id)
+
+    def _reroute(self, container_id: str) -> None:
+        """After leaving the network whose gateway was the default route, the next one's becomes it (Docker's
+        gateway endpoint moves too); a route already there stays. A namespace already gone needs none."""
+        from intermodal.network import endpoint
+
+        for net, ep in self.endpoints(container_id):
+            if not net.internal:
+                with contextlib.suppress(FileNotFoundError, NotFound):
+                    endpoint.set_default_route(ep.netns, ep.ifname, net.gateway)
+                return
 
     def write_name_files(self, container_id: str, record: ContainerNet | None = None,
                          joined: Sequence[tuple[NetworkRecord, EndpointRecord]] | None = None) -> None:
