@@ -1,28 +1,21 @@
 # Copyright: intermodal developers
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Run Ansible tasks inside intermodal containers: `imod exec` and `imod cp` on the controller."""
 
 from __future__ import annotations
-
-import os
-import shutil
-import subprocess
-import sys
-
-from ansible.errors import AnsibleConnectionFailure, AnsibleFileNotFound
-from ansible.module_utils.common.text.converters import to_bytes, to_text
-from ansible.plugins.connection import ConnectionBase
-from ansible.utils.display import Display
 
 DOCUMENTATION = r"""
 name: imod
 short_description: Run tasks in intermodal containers
 description:
   - Runs tasks inside a running container of the intermodal engine on the controller, through C(imod exec)
-    (commands, with stdin for pipelining) and C(imod cp) (files both ways), like community.docker.docker
-    does with docker.
-  - Modules need a Python inside the container (see ansible_python_interpreter); C(raw) and C(script) do not.
-author: intermodal developers
+    (commands, with stdin for pipelining) and C(imod cp) (files both ways), as C(community.docker.docker) does
+    with docker.
+  - Modules need a Python inside the container (set C(ansible_python_interpreter) where discovery does not find
+    it); C(raw) does not.
+  - Become works inside the container with the usual methods (C(su), C(sudo)) that the image provides; with
+    pipelining, modules reach Python on stdin and no file is copied.
+author: intermodal developers (@intermodal)
 version_added: 0.1.0
 options:
   remote_addr:
@@ -34,7 +27,9 @@ options:
       - name: ansible_host
       - name: ansible_imod_host
   remote_user:
-    description: The user commands run as inside the container; the container's user when left out.
+    description:
+      - The user commands run as inside the container (C(imod exec --user)); the container's own user when left out.
+      - Files copied in for that user are written by that user, so they are its own.
     type: str
     vars:
       - name: ansible_user
@@ -42,18 +37,46 @@ options:
     keyword:
       - name: remote_user
   imod_root:
-    description: The engine root the container lives in (default the engine's own, C(/var/lib/intermodal)).
+    description: The engine root the container lives in (left out, the engine's default C(/var/lib/intermodal)).
     type: str
     env:
       - name: IMOD_ROOT
     vars:
       - name: ansible_imod_root
   imod_path:
-    description: The C(imod) executable; by default found on PATH, else next to the Python that runs Ansible.
+    description: The C(imod) executable; left out, found on C(PATH), else next to the Python that runs Ansible.
     type: str
     vars:
       - name: ansible_imod_path
 """
+
+EXAMPLES = r"""
+# inventory.ini: containers of the default engine root, reached with this plugin
+# [app]
+# web ansible_connection=intermodal.containers.imod ansible_python_interpreter=/usr/bin/python3
+
+- hosts: app
+  tasks:
+    - name: A file inside the container
+      ansible.builtin.copy:
+        dest: /etc/motd
+        content: "managed by Ansible\n"
+    - name: As another user of the container
+      ansible.builtin.command: id -un
+      become: true
+      become_method: ansible.builtin.su
+      become_user: nobody
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleFileNotFound
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.connection import ConnectionBase
+from ansible.utils.display import Display
 
 display = Display()
 
@@ -70,8 +93,8 @@ class Connection(ConnectionBase):
             return path
         found = shutil.which("imod") or os.path.join(os.path.dirname(sys.executable), "imod")
         if not os.path.exists(found):
-            raise AnsibleConnectionFailure("imod not found: install intermodal on the controller or set "
-                                           "ansible_imod_path")
+            raise AnsibleConnectionFailure("imod not found on the controller: install intermodal there, or set "
+                                           "ansible_imod_path to its imod")
         return found
 
     def _base(self):
@@ -91,22 +114,26 @@ class Connection(ConnectionBase):
             self._connected = True
         return self
 
-    def exec_command(self, cmd, in_data=None, sudoable=False):
-        super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
-        argv = [*self._base(), "exec"]
+    def _exec(self, argv, in_data=None, user=None):
+        """`imod exec` of *argv* in the container: (rc, stdout, stderr); stdin is *in_data* or nothing."""
+        cmd = [*self._base(), "exec"]
         if in_data is not None:
-            argv.append("-i")
-        user = self.get_option("remote_user")
+            cmd.append("-i")
         if user:
-            argv += ["-u", user]
-        argv += [self._container(), "/bin/sh", "-c", to_text(cmd)]
-        display.vvv(f"EXEC {argv}", host=self._container())
-        proc = subprocess.run(argv, input=to_bytes(in_data) if in_data is not None else None,
-                              stdin=None if in_data is not None else subprocess.DEVNULL, capture_output=True)
+            cmd += ["-u", user]
+        cmd += [self._container(), *argv]
+        display.vvv(f"EXEC {cmd}", host=self._container())
+        stdin = None if in_data is not None else subprocess.DEVNULL
+        proc = subprocess.run(cmd, input=in_data, stdin=stdin, capture_output=True, check=False)
         return proc.returncode, proc.stdout, proc.stderr
 
+    def exec_command(self, cmd, in_data=None, sudoable=False):
+        super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        data = to_bytes(in_data) if in_data is not None else None
+        return self._exec(["/bin/sh", "-c", to_text(cmd)], data, self.get_option("remote_user"))
+
     def _cp(self, source, destination):
-        proc = subprocess.run([*self._base(), "cp", source, destination], capture_output=True)
+        proc = subprocess.run([*self._base(), "cp", source, destination], capture_output=True, check=False)
         if proc.returncode != 0:
             raise AnsibleConnectionFailure(f"copying {source} to {destination} failed: "
                                            f"{to_text(proc.stderr).strip()}")
@@ -116,7 +143,16 @@ class Connection(ConnectionBase):
         display.vvv(f"PUT {in_path} TO {out_path}", host=self._container())
         if not os.path.exists(to_bytes(in_path)):
             raise AnsibleFileNotFound(f"file or module does not exist: {in_path}")
-        self._cp(in_path, f"{self._container()}:{out_path}")
+        user = self.get_option("remote_user")
+        if not user:
+            self._cp(in_path, f"{self._container()}:{out_path}")
+            return
+        # imod cp keeps the controller's owner; written by the user inside, the file is the user's.
+        with open(to_bytes(in_path), "rb") as f:
+            rc, _out, err = self._exec(["/bin/sh", "-c", 'cat > "$0"', out_path], f.read(), user)
+        if rc != 0:
+            raise AnsibleConnectionFailure(f"writing {out_path} in {self._container()} as {user} failed: "
+                                           f"{to_text(err).strip()}")
 
     def fetch_file(self, in_path, out_path):
         super().fetch_file(in_path, out_path)

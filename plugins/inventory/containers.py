@@ -4,11 +4,6 @@
 
 from __future__ import annotations
 
-import re
-
-from ansible.errors import AnsibleParserError
-from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
-
 DOCUMENTATION = r"""
 name: containers
 short_description: intermodal containers as inventory hosts
@@ -18,7 +13,7 @@ description:
   - Hosts are grouped by status (C(running), C(stopped)), by image (C(image_<name>)) and by label
     (C(label_<key>_<value>)); C(keyed_groups), C(groups) and C(compose) add more.
   - The file name must end in C(intermodal.yml) or C(intermodal.yaml).
-author: intermodal developers
+author: intermodal developers (@intermodal)
 version_added: 0.1.0
 extends_documentation_fragment:
   - constructed
@@ -47,6 +42,11 @@ keyed_groups:
   - key: imod_labels.tier | default('none')
     prefix: tier
 """
+
+import re
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):

@@ -24,7 +24,8 @@ except ImportError:
 else:
     ENGINE_IMPORT_ERROR = None
 
-ENGINE_HINT = ("install the intermodal engine on the target host (pip install intermodal, or the repository's "
+ENGINE_HINT = ("install the intermodal engine on the target host (the role intermodal.containers.engine, "
+               "pip install intermodal, or the repository's "
                "scripts/setup), and point ansible_python_interpreter at that Python")
 TYPES = {"str": "str", "int": "int", "bool": "bool", "float": "float", "list": "list", "dict": "dict",
          "path": "path", "raw": "raw"}
@@ -57,11 +58,16 @@ def _fail_without_engine():
     module.fail_json(msg=missing_required_lib("intermodal", reason=ENGINE_HINT), exception=ENGINE_IMPORT_ERROR)
 
 
-def new_module(kind, required=None, check_mode=True, **kwargs):
+def new_module(kind, required=None, check_mode=True, spec=None, **kwargs):
+    """The AnsibleModule of *kind*; *spec* is the module file's written-out ARGUMENT_SPEC (known without the engine)."""
+    if spec is None:
+        if ENGINE_IMPORT_ERROR:
+            _fail_without_engine()
+        spec = argument_spec(kind)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=check_mode, required_if=required or [], **kwargs)
     if ENGINE_IMPORT_ERROR:
-        _fail_without_engine()
-    return AnsibleModule(argument_spec=argument_spec(kind), supports_check_mode=check_mode,
-                         required_if=required or [], **kwargs)
+        module.fail_json(msg=missing_required_lib("intermodal", reason=ENGINE_HINT), exception=ENGINE_IMPORT_ERROR)
+    return module
 
 
 def engine_for(module):
@@ -70,11 +76,11 @@ def engine_for(module):
     return Engine(root=module.params.get("root"))
 
 
-def run_module(kind):
+def run_module(kind, spec=None):
     """One resource module: declare, plan, run unless check mode, return changed/diff/the object."""
     required = {"container": [("state", "present", ["image"]), ("state", "started", ["image"]),
                               ("state", "stopped", ["image"])]}.get(kind)
-    module = new_module(kind, required)
+    module = new_module(kind, required, spec=spec)
     try:
         result = _RUNNERS[kind](module, engine_for(module))
     except IntermodalError as err:
@@ -141,7 +147,7 @@ def _image(module, engine):
     plan = image.plan(declared, image.read(engine, declared))
     changed = plan.changed
     if not module.check_mode and plan.changed:
-        changed, _ = image.apply(engine, declared, plan)
+        changed = image.apply(engine, declared, plan)[0]
     exists = engine.images.exists(declared.name)
     return _report(module, plan, changed, image=engine.images.inspect(declared.name) if exists else {})
 
@@ -149,9 +155,9 @@ def _image(module, engine):
 _RUNNERS = {"container": _container, "network": _network, "volume": _volume, "image": _image}
 
 
-def run_info(kind):
+def run_info(kind, spec=None):
     """An *_info module: read only, never changed."""
-    module = new_module(kind)
+    module = new_module(kind, spec=spec)
     try:
         result = _INFO[kind](module, engine_for(module), module.params)
     except IntermodalError as err:
@@ -206,14 +212,14 @@ _INFO = {"image_info": _image_info, "network_info": _network_info, "volume_info"
          "container_info": _container_info, "host_info": _host_info}
 
 
-def run_exec(kind):
+def run_exec(kind, spec=None):
     """container_exec: run a command in a running container through `imod exec`; always a change."""
     import os
     import shutil
     import subprocess
     import sys
 
-    module = new_module(kind, check_mode=False, required_one_of=[("command", "argv")],
+    module = new_module(kind, check_mode=False, spec=spec, required_one_of=[("command", "argv")],
                         mutually_exclusive=[("command", "argv")])
     p = module.params
     try:
@@ -240,7 +246,7 @@ def run_exec(kind):
         cmd += ["-e", f"{key}={value}"]
     cmd += [p["container"], *argv]
     stdin = p["stdin"] + "\n" if p["stdin"] is not None and p["stdin_add_newline"] else p["stdin"]
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True,
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False,
                           stdin=None if p["stdin"] is not None else subprocess.DEVNULL)
     stdout, stderr = proc.stdout, proc.stderr
     if p["strip_empty_ends"]:
@@ -250,9 +256,9 @@ def run_exec(kind):
                      msg=msg)
 
 
-def run_prune(kind):
+def run_prune(kind, spec=None):
     """prune: containers, then networks, volumes and images (what the removed containers held is free then)."""
-    module = new_module(kind, check_mode=False)
+    module = new_module(kind, check_mode=False, spec=spec)
     p = module.params
     engine = engine_for(module)
     result = {}
