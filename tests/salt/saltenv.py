@@ -62,15 +62,8 @@ class SaltEnv:
 
     def call(self, *args: str, check: bool = True) -> tuple[int, Any]:
         """`salt-call --local ARGS --out json`; (exit code, the `local` value, or the error salt-call printed)."""
-        # Output to files, not pipes: the wait is for salt-call itself, never for a process that inherited
-        # its output (a container monitor, a helper the engine forks).
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            code = subprocess.run([str(salt_bin("salt-call")), "--local", "--config-dir", str(self.conf),
-                                   "--out", "json", "--log-level", "quiet", "--retcode-passthrough", *args],
-                                  stdout=out, stderr=err, timeout=CALL_TIMEOUT, stdin=subprocess.DEVNULL).returncode
-            out.seek(0)
-            err.seek(0)
-            proc = subprocess.CompletedProcess(args, code, out.read(), err.read())
+        proc = run_bounded([str(salt_bin("salt-call")), "--local", "--config-dir", str(self.conf), "--out", "json",
+                            "--log-level", "quiet", "--retcode-passthrough", *args], timeout=CALL_TIMEOUT)
         try:
             data = json.loads(proc.stdout)["local"] if proc.stdout.strip() else None
         except (ValueError, KeyError):
@@ -89,6 +82,67 @@ class SaltEnv:
 
     def remove(self) -> None:
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def run_bounded(argv: list[str], *, timeout: float) -> subprocess.CompletedProcess:
+    """Run *argv* and wait at most *timeout* seconds; a process that does not return fails with what it said.
+
+    Output goes to files, not pipes: the wait is for the process itself, never for one that inherited its
+    output (a container monitor, a helper the engine forks). On timeout the processes under it are listed
+    (state, kernel wait channel, command), its Python threads' stacks are dumped (faulthandler on SIGABRT),
+    it is killed, and AssertionError carries all of that.
+    """
+    import os
+    import signal
+
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}  # SIGABRT then prints every thread's stack
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            tree = process_tree(proc.pid)
+            proc.send_signal(signal.SIGABRT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            out.seek(0)
+            err.seek(0)
+            raise AssertionError(f"{' '.join(argv)} did not return within {timeout}s.\nProcesses under it:\n{tree}\n"
+                                 f"stdout:\n{out.read()[-4000:]}\nstderr (its threads' stacks at the end):\n"
+                                 f"{err.read()[-12000:]}") from None
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(argv, code, out.read(), err.read())
+
+
+def process_tree(pid: int) -> str:
+    """PID, state, kernel wait channel and command line of *pid* and every process under it."""
+    import os
+
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rpartition(")")[2].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    lines, todo = [], [(pid, 0)]
+    while todo and len(lines) < 200:
+        p, depth = todo.pop()
+        try:
+            state = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()[0]
+            wchan = Path(f"/proc/{p}/wchan").read_text()
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+        except OSError:
+            continue
+        lines.append(f"{'  ' * depth}{p} {state} {wchan} {cmd}")
+        todo += [(c, depth + 1) for c in children.get(p, ())]
+    return "\n".join(lines)
 
 
 def by_id(data: Any) -> dict[str, dict[str, Any]]:

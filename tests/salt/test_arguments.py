@@ -45,16 +45,65 @@ def test_salt_and_ansible_spellings_declare_the_same(case):
                                  {"name": "back", "ipv4_address": "10.1.0.5", "aliases": ["db"]}]}),
     ({"image": "b", "force": True, "insecure_registry": True}, {"image": "b", "recreate": True,
                                                                  "validate_certs": False}),
-    ({"image": "b", "skip_translate": True, "__id__": "x", "require": [{"a": "b"}], "watch_action": "force"},
+    ({"image": "b", "skip_translate": True, "__id__": "x", "require": [{"a": "b"}], "watch_action": "force",
+      "shutdown_timeout": 3, "client_timeout": 5, "detach": True, "validate_ip_addrs": False},
      {"image": "b"}),
+    # docker_container's value forms: comma-separated strings, K=V / {K: V} lists, docker-py dicts.
+    ({"image": "b", "publish": ["4505-4506:14505-14506", 8080], "ports": "8080,14505,14506/tcp"},
+     {"image": "b", "published_ports": ["4505-4506:14505-14506", "8080"]}),
+    ({"image": "b", "port_bindings": {80: [8080, ("127.0.0.1", 8081)], "53/udp": None, 22: ("127.0.0.1",)}},
+     {"image": "b", "published_ports": ["8080:80", "127.0.0.1:8081:80", "53/udp", "127.0.0.1::22"]}),
+    ({"image": "b", "environment": "A=1,B=2", "labels": ["bare", "k=v", {"x": "y"}], "log_opt": "max-size=1m"},
+     {"image": "b", "env": {"A": "1", "B": "2"}, "labels": {"bare": "", "k": "v", "x": "y"},
+      "log_options": {"max-size": "1m"}}),
+    ({"image": "b", "restart": "on-failure:5", "rm": False, "workdir": "/w", "cmd": "true", "memory": "64m"},
+     {"image": "b", "restart_policy": "on-failure", "restart_retries": 5, "auto_remove": False,
+      "working_dir": "/w", "command": "true", "memory": "64m"}),
+    ({"image": "b", "restart_policy": {"Name": "always", "MaximumRetryCount": 0}},
+     {"image": "b", "restart_policy": "always"}),
+    ({"image": "b", "tmpfs": [{"/run": "size=1m"}, "/tmp"], "volume": "/a,/b", "binds": "/h:/c:ro"},
+     {"image": "b", "tmpfs": ["/run:size=1m", "/tmp"], "volumes": ["/h:/c:ro", "/a", "/b"]}),
+    ({"image": "b", "networks": []}, {"image": "b", "network_mode": "none"}),
+    ({"image": "b", "networks": [{"back": None}]}, {"image": "b", "networks": [{"name": "back"}]}),
+    # skip_translate: the named argument's string is one item, not split at commas.
+    ({"image": "b", "binds": "/h:/c:ro,Z", "skip_translate": "binds"}, {"image": "b", "volumes": ["/h:/c:ro,Z"]}),
+    ({"image": "b", "cap_add": "A,B", "skip_translate": ["binds"]}, {"image": "b", "capabilities": ["A", "B"]}),
+    ({"image": "b", "env": {"A": "1"}, "environment": {"A": "2"}, "ignore_collisions": True},
+     {"image": "b", "env": {"A": "2"}}),
 ])
 def test_container_names(salt, planner):
     assert common.container_options("c", salt) == {"name": "c", "state": "started", **planner}
 
 
-def test_unknown_container_argument_names_the_choices():
-    with pytest.raises(InvalidArgument, match=r"dns: not an argument of intermodal_container.*environment"):
-        common.container_options("c", {"image": "b", "dns": ["1.1.1.1"]})
+@pytest.mark.parametrize(("salt", "message"), [
+    ({"bogus": 1}, r"bogus: not an argument of intermodal_container.*environment"),
+    ({"env": {"A": "1"}, "environment": {"A": "2"}}, r"'env' is an alias for 'environment'"),
+    ({"ports": "81/udp"}, r"ports: 81/udp exposed without being published"),
+    ({"environment": ["A"]}, r"environment: .*'A' is not KEY=VALUE"),
+])
+def test_refused_container_arguments_say_why(salt, message):
+    with pytest.raises(InvalidArgument, match=message):
+        common.container_options("c", {"image": "b", **salt})
+
+
+def test_docker_arguments_the_engine_lacks_are_named(monkeypatch):
+    """dns, dns_search, dns_opt, extra_hosts, publish_all_ports: translated to community.docker's names, and
+    refused (not dropped) while intermodal.declare has no such option."""
+    from intermodal.declare import options
+
+    for salt, planner in (("dns", "dns_servers"), ("dns_search", "dns_search_domains"), ("dns_opt", "dns_opts"),
+                          ("extra_hosts", "etc_hosts"), ("publish_all_ports", "publish_all_ports")):
+        if planner in options.table("container"):
+            continue
+        with pytest.raises(InvalidArgument, match=rf"{salt}: docker_container's argument is not supported.*{planner}"):
+            common.container_options("c", {"image": "b", salt: "x"})
+    rows = {**options.CONTAINER, "dns_servers": options.Option("dns_servers", "list", "str"),
+            "etc_hosts": options.Option("etc_hosts", "dict")}
+    monkeypatch.setitem(options.TABLES, "container", rows)
+    assert common.container_options("c", {"image": "b", "dns": "1.1.1.1,9.9.9.9",
+                                          "extra_hosts": "web1:10.9.8.7,web2:10.9.8.8"}) == {
+        "name": "c", "state": "started", "image": "b", "dns_servers": ["1.1.1.1", "9.9.9.9"],
+        "etc_hosts": {"web1": "10.9.8.7", "web2": "10.9.8.8"}}
 
 
 @pytest.mark.parametrize(("state", "salt", "planner"), [
@@ -75,20 +124,32 @@ def test_image_build_and_load_exclude_each_other():
 
 
 @pytest.mark.parametrize(("salt", "planner"), [
-    ({"driver_opts": [{"com.docker.network.driver.mtu": "1400"}], "subnet": "10.9.0.0/24", "gateway": "10.9.0.1",
-      "containers": "a,b"},
+    ({"driver_opts": [{"com.docker.network.driver.mtu": "1400"}], "subnet": "10.9.0.0/24", "gateway": "10.9.0.1"},
      {"driver_options": {"com.docker.network.driver.mtu": "1400"},
-      "ipam_config": [{"subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}], "connected": ["a", "b"]}),
-    ({"ipam_pools": [{"subnet": "10.9.0.0/24"}], "internal": True, "labels": ["a=b"]},
-     {"ipam_config": [{"subnet": "10.9.0.0/24"}], "internal": True, "labels": ["a=b"]}),  # the planner reads a=b
+      "ipam_config": [{"subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}]}),
+    ({"ipam_pools": [{"subnet": "10.9.0.0/24", "ip_range": "10.9.0.0/25"}], "internal": True, "labels": ["a=b"]},
+     {"ipam_config": [{"subnet": "10.9.0.0/24", "iprange": "10.9.0.0/25"}], "internal": True, "labels": {"a": "b"}}),
+    ({"options": "a=1,b=2", "check_duplicate": True, "scope": "local", "attachable": False, "skip_translate": None},
+     {"driver_options": {"a": "1", "b": "2"}}),
+    ({"driver_opt": "a=1,b", "skip_translate": "driver_opts"}, {"driver_options": {"a": "1,b"}}),
 ])
 def test_network_names(salt, planner):
     assert common.network_options("n", salt) == {"name": "n", "state": "present", **planner}
 
 
+@pytest.mark.parametrize(("salt", "message"), [
+    ({"attachable": True}, r"attachable: the engine's networks have attachable False only"),
+    ({"aux_addresses": {"a": "10.0.0.5"}}, r"aux_addresses: not supported"),
+    ({"bogus": 1}, r"bogus: not an argument of intermodal_network"),
+])
+def test_refused_network_arguments_say_why(salt, message):
+    with pytest.raises(InvalidArgument, match=message):
+        common.network_options("n", salt)
+
+
 def test_volume_force_recreates_on_a_difference():
     assert common.volume_options("v", {"driver": "local", "labels": ["a=b"], "force": True}) == {
-        "name": "v", "state": "present", "recreate": "options-changed", "driver": "local", "labels": ["a=b"]}
+        "name": "v", "state": "present", "recreate": "options-changed", "driver": "local", "labels": {"a": "b"}}
     assert common.volume_options("v", {"force": False}) == {"name": "v", "state": "present"}
 
 

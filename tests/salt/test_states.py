@@ -135,7 +135,7 @@ def test_watch_replaces_and_restarts(salt, busybox_archive: Path, tmp_path: Path
     salt.sls("watch", sls.format(archive=busybox_archive, config=config, contents="v1"))
     first = salt.apply("watch")
     assert first["app"]["changes"]["state"] == {"old": "absent", "new": "running"}
-    ids = {n: salt.call("intermodal.inspect_container", n)[1]["Id"] for n in ("app", "side")}
+    before = {n: salt.call("intermodal.inspect_container", n)[1] for n in ("app", "side")}
     assert all(r["changes"] == {} for r in salt.apply("watch").values())
 
     salt.sls("watch", sls.format(archive=busybox_archive, config=config, contents="v2"))
@@ -147,8 +147,10 @@ def test_watch_replaces_and_restarts(salt, busybox_archive: Path, tmp_path: Path
     assert changed["side"]["result"] is True and changed["side"]["plan"]["actions"] == ["restart"]
     app = salt.call("intermodal.inspect_container", "app")[1]
     side = salt.call("intermodal.inspect_container", "side")[1]
-    assert app["Id"] != ids["app"] and app["State"]["Status"] == "running"
-    assert side["Id"] == ids["side"] and side["State"]["Status"] == "running"
+    assert app["Id"] != before["app"]["Id"] and app["State"]["Status"] == "running"
+    # watch_action restart: the same container, really restarted (a new start time).
+    assert side["Id"] == before["side"]["Id"] and side["State"]["Status"] == "running"
+    assert side["State"]["StartedAt"] != before["side"]["State"]["StartedAt"]
     out = salt.call("intermodal.exec", "app", "cat /etc/app.conf")[1]
     assert out["stdout"] == "v2", out
     assert all(r["changes"] == {} for r in salt.apply("watch").values())

@@ -31,15 +31,25 @@ STATE_KEYS = frozenset({
     "runas_password", "fire_event", "sfun", "batch", "queue", "concurrent", "kwarg",
 })
 
-# Salt docker name -> community.docker name (the planner's).
-CONTAINER_NAMES = {
-    "cmd": "command", "environment": "env", "binds": "volumes", "port_bindings": "published_ports",
-    "cap_add": "capabilities", "mem_limit": "memory", "log_opt": "log_options", "stdin_open": "interactive",
-    "force": "recreate", "insecure_registry": "validate_certs",
+# Salt's aliases of docker_container arguments -> the docker-py name they stand for (Salt's translate module).
+CONTAINER_ALIASES = {
+    "cmd": "command", "env": "environment", "rm": "auto_remove", "workdir": "working_dir", "publish": "port_bindings",
+    "volume": "volumes", "memory": "mem_limit", "restart": "restart_policy", "stdin_open": "interactive",
+    "publish_all": "publish_all_ports", "security_opts": "security_opt", "sysctl": "sysctls", "ipc": "ipc_mode",
+    "user_ns_mode": "userns_mode", "cpuset": "cpuset_cpus", "memory_swap": "memswap_limit", "dns_opts": "dns_opt",
 }
-# Accepted for portability and not managed (Docker client settings).
+# docker-py name -> the planner's (community.docker's); a name absent here is the planner's too.
+CONTAINER_NAMES = {
+    "command": "command", "environment": "env", "binds": "volumes", "port_bindings": "published_ports",
+    "ports": "exposed_ports", "publish_all_ports": "publish_all_ports", "cap_add": "capabilities",
+    "mem_limit": "memory", "log_opt": "log_options", "interactive": "interactive", "force": "recreate",
+    "insecure_registry": "validate_certs", "dns": "dns_servers", "dns_search": "dns_search_domains",
+    "dns_opt": "dns_opts", "extra_hosts": "etc_hosts",
+}
+# Accepted for portability and not managed: Docker client settings, and state arguments the states read.
 CONTAINER_IGNORED = frozenset({"skip_translate", "ignore_collisions", "validate_ip_addrs", "client_timeout",
-                               "shutdown_timeout", "watch_action", "skip_comparison", "failhard"})
+                               "shutdown_timeout", "watch_action", "skip_comparison", "failhard", "detach",
+                               "send_signal"})
 IMAGE_IGNORED = frozenset({"client_timeout", "saltenv", "pillarenv", "pillar"})
 
 
@@ -60,46 +70,143 @@ def engine_for(root: str | None, config_get: Callable[[str], Any] | None = None)
 # -- Salt's argument names onto the planner's ------------------------------------------------------------
 
 
+def skipped(value: Any) -> frozenset[str] | bool:
+    """skip_translate: True (every argument) or a comma-separated string / list of argument names."""
+    if value is None or value is False:
+        return frozenset()
+    if value is True:
+        return True
+    return frozenset(_split(value, True))
+
+
 def container_options(name: str, kwargs: Mapping[str, Any], *, state: str = "started") -> dict[str, Any]:
-    """docker_container arguments as the planner's container options. Raises InvalidArgument."""
+    """docker_container arguments (docker-py names, Salt's aliases, or the planner's) as the planner's options.
+
+    Values take every form Salt's translation accepts (comma-separated strings, lists of ``K=V`` or
+    ``{K: V}`` items, docker-py's dicts); with *skip_translate* naming an argument (or True), its
+    strings are not split at commas. Raises InvalidArgument, naming the argument.
+    """
     from intermodal.declare.options import table
 
     known = table("container")
+    given = clean(kwargs)
+    skip = skipped(given.get("skip_translate"))
+    canonical = _canonical(given, bool(given.get("ignore_collisions")))
     out: dict[str, Any] = {"name": name, "state": state}
-    for key, value in clean(kwargs).items():
+    for key, value in canonical.items():
         if key in CONTAINER_IGNORED or value is None:
             continue
         target = CONTAINER_NAMES.get(key, key)
-        if target not in known or target in ("name", "state", "root"):
-            raise InvalidArgument(f"{key}: not an argument of intermodal_container; use docker_container's names "
-                                  f"({', '.join(sorted(CONTAINER_NAMES))}) or the planner's "
-                                  f"({', '.join(sorted(set(known) - {'name', 'state', 'root'}))})")
-        if key == "insecure_registry":
-            value = not value
-        elif key == "force":
-            value = bool(value)
-        value = _CONTAINER_VALUES.get(target, _same)(value)
+        if (target not in known and target != "exposed_ports") or target in ("name", "state", "root"):
+            raise InvalidArgument(_unknown(key, target, known))
+        split = not (skip is True or key in skip)
+        try:
+            value = _CONTAINER_VALUES.get(key, _same)(value, split)
+        except InvalidArgument as err:
+            raise InvalidArgument(f"{key}: {err}") from None
+        except (TypeError, ValueError, AttributeError) as err:
+            raise InvalidArgument(f"{key}: cannot read {value!r} ({err}); see docker_container's documentation "
+                                  "for the forms it takes") from None
+        if key == "restart_policy" and isinstance(value, tuple):
+            value, retries = value
+            if retries is not None:
+                out["restart_retries"] = retries
         if target == "volumes" and target in out:  # docker-py's binds and volumes are both Docker -v items
             value = [*out[target], *value]
         out[target] = value
+    if "exposed_ports" in out and "exposed_ports" not in known:
+        _exposed_by_bindings(out)
+    if out.get("networks") == []:  # docker_container: `networks: []` starts the container without a network
+        del out["networks"]
+        out["network_mode"] = "none"
     return out
 
 
-def _same(value: Any) -> Any:
+def _exposed_by_bindings(out: dict[str, Any]) -> None:
+    """docker_container's `ports` (exposed, not published): a port that `port_bindings` publishes is exposed
+    by that binding, so it needs nothing more; exposing alone is refused until the engine can."""
+    from intermodal.network.ports import parse
+
+    bound = {(r.container_port, r.proto) for item in out.get("published_ports") or () for r in parse(str(item))}
+    alone = [p for p in out.pop("exposed_ports") if not {(r.container_port, r.proto) for r in parse(str(p))} <= bound]
+    if alone:
+        raise InvalidArgument(f"ports: {', '.join(alone)} exposed without being published: the engine cannot expose "
+                              "a port alone yet; publish it with port_bindings or leave it out")
+
+
+def _canonical(given: Mapping[str, Any], ignore_collisions: bool) -> dict[str, Any]:
+    """Salt's aliases to docker-py's names; an alias and its name both given is an error unless
+    *ignore_collisions* (then the docker-py name wins), as in Salt."""
+    out = {k: v for k, v in given.items() if k not in CONTAINER_ALIASES}
+    for alias, name in CONTAINER_ALIASES.items():
+        if alias not in given:
+            continue
+        if name in given:
+            if not ignore_collisions:
+                raise InvalidArgument(f"'{alias}' is an alias for '{name}', they cannot both be used (or set "
+                                      f"ignore_collisions to True to keep the value of '{name}')")
+            continue
+        out[name] = given[alias]
+    return out
+
+
+def _unknown(key: str, target: str, known: Mapping[str, Any]) -> str:
+    if key in CONTAINER_NAMES:  # a docker_container argument the planner has no row for
+        return (f"{key}: docker_container's argument is not supported by the engine yet (intermodal.declare has "
+                f"no {target}); leave it out")
+    return (f"{key}: not an argument of intermodal_container; use docker_container's names "
+            f"({', '.join(sorted(set(CONTAINER_NAMES) | set(CONTAINER_ALIASES)))}) or the planner's "
+            f"({', '.join(sorted(set(known) - {'name', 'state', 'root'}))})")
+
+
+def _same(value: Any, split: bool) -> Any:
     return value
 
 
-def _pairs(value: Any) -> Any:
-    """docker-py's list forms: ["K=V", ...] or [{"K": "V"}, ...] (Salt's YAML) to one dict."""
-    if isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
-        return {str(k): v for item in value for k, v in item.items()}
-    return value
+def _split(value: Any, split: bool) -> list[str]:
+    """A comma-separated string (unless not *split*), a scalar or a list, as a list of strings."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()] if split else [value]
+    if isinstance(value, (int, float)):
+        return [str(value)]
+    return [str(v) for v in value]
 
 
-def _binds(value: Any) -> Any:
-    """docker-py binds: a list of host:ctr[:mode], or {host: {"bind": ctr, "mode": "ro"}} / {host: "ctr:ro"}."""
+def _pairs(value: Any, split: bool = True, *, bare: str | None = None) -> Any:
+    """docker-py's mapping forms: a dict, "K=V,K2=V2", or a list of "K=V" / {K: V} items, as one dict.
+
+    A bare "K" item takes the value *bare* (labels: ""); without *bare* it is left for the planner to refuse.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    out: dict[str, Any] = {}
+    for item in _items(value, split):
+        if isinstance(item, Mapping):
+            out.update({str(k): v for k, v in item.items()})
+            continue
+        key, eq, val = str(item).partition("=")
+        if not eq and bare is None:
+            raise InvalidArgument(f"{item!r} is not KEY=VALUE")
+        out[key] = val if eq else bare
+    return out
+
+
+def _items(value: Any, split: bool) -> list[Any]:
+    if isinstance(value, str):
+        return _split(value, split)
+    return list(value)
+
+
+def _labels(value: Any, split: bool) -> Any:
+    return _pairs(value, split, bare="")
+
+
+def _binds(value: Any, split: bool) -> Any:
+    """docker-py binds: host:ctr[:mode] items, or {host: {"bind": ctr, "mode": "ro"}} / {host: "ctr:ro"}."""
     if not isinstance(value, Mapping):
-        return [str(v) for v in ([value] if isinstance(value, str) else value)]
+        return _split(value, split)
     out = []
     for host, target in value.items():
         if isinstance(target, Mapping):
@@ -110,26 +217,70 @@ def _binds(value: Any) -> Any:
     return out
 
 
-def _strings(value: Any) -> Any:
-    """A comma-separated string or a list, as a list of strings (Salt accepts both)."""
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, Mapping):  # port_bindings as {container_port: host_port}
-        return [f"{h}:{c}" for c, h in value.items()]
-    return [str(v) for v in value]
+def _port_bindings(value: Any, split: bool) -> list[str]:
+    """`docker run -p` items ("8080:80", "127.0.0.1::53/udp", "80", ranges), comma-separated or a list; or
+    docker-py's {container_port: host_port | (ip, port) | (ip,) | [several] | None}."""
+    if not isinstance(value, Mapping):
+        return _split(value, split)
+    out = []
+    for container_port, hosts in value.items():
+        for host in hosts if isinstance(hosts, list) else [hosts]:
+            if host is None:
+                out.append(str(container_port))
+            elif isinstance(host, (tuple, list)):
+                ip, port = [*list(host), ""][:2]
+                out.append(f"{ip}:{port or ''}:{container_port}")
+            else:
+                out.append(f"{host}:{container_port}")
+    return out
 
 
-def _tmpfs(value: Any) -> Any:
-    """{path: options} or a list of path[:options]."""
+def _restart_policy(value: Any, split: bool) -> Any:
+    """"always", "on-failure:5" or docker-py's {"Name": ..., "MaximumRetryCount": N}: (policy, retries)."""
     if isinstance(value, Mapping):
-        return [f"{p}:{o}" if o else str(p) for p, o in value.items()]
-    return _strings(value)
+        retries = value.get("MaximumRetryCount")
+        return str(value.get("Name") or "no"), (int(retries) if retries else None)
+    policy, _, retries = str(value).partition(":")
+    return policy, (int(retries) if retries else None)
 
 
-def _networks(value: Any) -> Any:
+def _tmpfs(value: Any, split: bool) -> Any:
+    """{path: options}, a list of {path: options} items, or path[:options] strings."""
+    if isinstance(value, Mapping):
+        value = [value]
+    out = []
+    for item in _items(value, split):
+        if isinstance(item, Mapping):
+            out += [f"{p}:{o}" if o else str(p) for p, o in item.items()]
+        else:
+            out.append(str(item))
+    return out
+
+
+def _extra_hosts(value: Any, split: bool) -> dict[str, str]:
+    """"web1:10.9.8.7,web2:10.9.8.8", a list of host:ip items, or {host: ip}: community.docker's etc_hosts."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    out = {}
+    for item in _items(value, split):
+        if isinstance(item, Mapping):
+            out.update({str(k): str(v) for k, v in item.items()})
+            continue
+        host, sep, ip = str(item).partition(":")
+        if not sep:
+            raise InvalidArgument(f"extra_hosts: {item!r} is not HOST:IP")
+        out[host] = ip
+    return out
+
+
+def _strings(value: Any, split: bool) -> list[str]:
+    return _split(value, split)
+
+
+def _networks(value: Any, split: bool) -> Any:
     """Salt's networks: names, or {name: [{ipv4_address: ...}, {aliases: [...]}]} items, as planner dicts."""
     out = []
-    for item in [value] if isinstance(value, (str, Mapping)) else value:
+    for item in _split(value, split) if isinstance(value, str) else [value] if isinstance(value, Mapping) else value:
         if isinstance(item, str):
             out.append({"name": item})
             continue
@@ -139,13 +290,26 @@ def _networks(value: Any) -> Any:
             if unknown:
                 raise InvalidArgument(f"networks: {net}: {', '.join(unknown)} not supported; give ipv4_address, "
                                       "aliases")
+            if isinstance(settings.get("aliases"), str):
+                settings["aliases"] = _split(settings["aliases"], True)
             out.append({"name": str(net), **settings})
     return out
 
 
-_CONTAINER_VALUES: dict[str, Callable[[Any], Any]] = {
-    "env": _pairs, "labels": _pairs, "log_options": _pairs, "volumes": _binds, "published_ports": _strings,
-    "capabilities": _strings, "cap_drop": _strings, "tmpfs": _tmpfs, "networks": _networks,
+def _env(value: Any, split: bool) -> Any:
+    return _pairs(value, split)
+
+
+def _flag(value: Any, split: bool) -> Any:
+    return bool(value)
+
+
+_CONTAINER_VALUES: dict[str, Callable[[Any, bool], Any]] = {
+    "environment": _env, "labels": _labels, "log_opt": _pairs, "binds": _binds, "volumes": _strings,
+    "port_bindings": _port_bindings, "ports": _strings, "cap_add": _strings, "cap_drop": _strings, "tmpfs": _tmpfs,
+    "networks": _networks, "restart_policy": _restart_policy, "dns": _strings, "dns_search": _strings,
+    "dns_opt": _strings, "extra_hosts": _extra_hosts, "force": _flag,
+    "insecure_registry": lambda v, split: not v,
 }
 
 
@@ -182,29 +346,45 @@ def image_options(name: str, kwargs: Mapping[str, Any], *, state: str = "present
     return out
 
 
+NETWORK_ALIASES = {"driver_opt": "driver_opts", "options": "driver_opts", "ip_range": "iprange",
+                   "ipv6": "enable_ipv6", "aux_address": "aux_addresses"}
+# docker_network arguments with the only value the engine has: accepted when they say so.
+NETWORK_DEFAULTS = {"attachable": False, "ingress": False, "scope": "local", "ipam_driver": "default"}
+NETWORK_IGNORED = frozenset({"skip_translate", "ignore_collisions", "validate_ip_addrs", "check_duplicate",
+                             "client_timeout"})
+
+
 def network_options(name: str, kwargs: Mapping[str, Any], *, state: str = "present") -> dict[str, Any]:
-    """docker_network arguments (driver_opts, subnet/gateway/iprange, ipam_pools, containers) as the planner's."""
+    """docker_network arguments (driver_opts, subnet/gateway/iprange, ipam_pools, labels, internal, ...) as the
+    planner's. The state handles `containers` and `reconnect` itself."""
     from intermodal.declare.options import table
 
-    o = {k: v for k, v in clean(kwargs).items() if v is not None}
+    given = {k: v for k, v in clean(kwargs).items() if v is not None and k not in NETWORK_IGNORED}
+    skip = skipped(clean(kwargs).get("skip_translate"))
+    o = {NETWORK_ALIASES.get(k, k): v for k, v in given.items()}
     out: dict[str, Any] = {"name": name, "state": state}
+    for key, only in NETWORK_DEFAULTS.items():
+        if key in o and o.pop(key) != only:
+            raise InvalidArgument(f"{key}: the engine's networks have {key} {only!r} only; leave it out")
+    for key in ("ipam_opts", "aux_addresses", "ipam"):
+        if key in o:
+            raise InvalidArgument(f"{key}: not supported by the engine's IPAM; give subnet, gateway, iprange")
     if "driver_opts" in o:
-        out["driver_options"] = _pairs(o.pop("driver_opts"))
+        out["driver_options"] = _pairs(o.pop("driver_opts"), not (skip is True or "driver_opts" in skip))
     pool = {k: o.pop(k) for k in ("subnet", "gateway", "iprange") if k in o}
     if pool:
         out["ipam_config"] = [pool]
     if "ipam_pools" in o:
         if pool:
             raise InvalidArgument("give ipam_pools or subnet/gateway/iprange, not both")
-        out["ipam_config"] = [dict(p) for p in o.pop("ipam_pools")]
-    if "containers" in o:
-        out["connected"] = _strings(o.pop("containers"))
-    known = set(table("network")) - {"name", "state", "root"}
+        out["ipam_config"] = [{NETWORK_ALIASES.get(k, k): v for k, v in p.items()} for p in o.pop("ipam_pools")]
+    known = set(table("network")) - {"name", "state", "root", "connected", "appends"}
     for key, value in o.items():
         if key not in known:
-            raise InvalidArgument(f"{key}: not an argument of intermodal_network; use driver_opts, subnet, gateway, "
-                                  f"iprange, ipam_pools, containers or {', '.join(sorted(known))}")
-        out[key] = _pairs(value) if key == "labels" else value
+            raise InvalidArgument(f"{key}: not an argument of intermodal_network; use docker_network's driver, "
+                                  "driver_opts, subnet, gateway, iprange, ipam_pools, internal, labels, containers, "
+                                  f"reconnect or the planner's {', '.join(sorted(known))}")
+        out[key] = _labels(value, not (skip is True or key in skip)) if key == "labels" else value
     return out
 
 
@@ -218,7 +398,7 @@ def volume_options(name: str, kwargs: Mapping[str, Any], *, state: str = "presen
         out["recreate"] = "options-changed"  # Salt: force recreates a volume whose driver differs
     for key in ("driver", "labels", "recreate", "driver_options"):
         if key in o:
-            out[key] = _pairs(o.pop(key))
+            out[key] = _labels(o.pop(key), True) if key in ("labels", "driver_options") else o.pop(key)
     if o:
         raise InvalidArgument(f"{', '.join(sorted(o))}: not an argument of intermodal_volume; use driver, "
                               "driver_opts, labels, force")

@@ -1,0 +1,290 @@
+"""docker_container / docker_network arguments through `salt-call --local state.apply`, as an SLS written for
+Salt's docker states spells them: each one predicted (test=True gives the changes the run gives), applied,
+then no change on the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.requires("root", "overlay", "runc", "busybox"), pytest.mark.usefixtures("clean_containers")]
+
+WAIT = 10  # seconds a test waits for a container's shell to react to a signal (it sleeps 0.2 s at a time)
+
+
+def converge(salt, name: str, sls: str, *, recheck: bool = False) -> dict:
+    """Predict, apply, apply again: the prediction is the run's changes; the next run changes nothing
+    (and, with *recheck*, test=True then predicts nothing)."""
+    salt.sls(name, sls)
+    predicted = salt.apply(name, "test=True")
+    applied = salt.apply(name)
+    for sid, ret in applied.items():
+        assert ret["result"] is True, ret
+        assert ret["changes"] == predicted[sid]["changes"], (sid, predicted[sid], ret)
+        assert predicted[sid]["result"] is (None if ret["changes"] else True), predicted[sid]
+    again = salt.apply(name)
+    assert all(r["result"] is True and r["changes"] == {} for r in again.values()), again
+    if recheck:
+        check = salt.apply(name, "test=True")
+        assert all(r["result"] is True and r["changes"] == {} for r in check.values()), check
+    return applied
+
+
+def inspect(salt, name: str) -> dict:
+    return salt.call("intermodal.inspect_container", name)[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, what: str):
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {WAIT}s")
+        time.sleep(0.1)
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return s.recv(12).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
+# A shell that reacts to signals between short sleeps (pid 1 ignores signals it has no trap for).
+TRAP = "trap 'echo {word} >> /data/log; {then}' {signal}; while true; do sleep 0.2; done"
+
+
+@pytest.mark.requires("nft")
+@pytest.mark.usefixtures("clean_networks")
+def test_docker_container_arguments(salt, busybox_archive: Path, tmp_path: Path):
+    first_port, second_port = free_port(), free_port()
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "index.html").write_text("hello\n")
+    sls = """
+        busybox:
+          intermodal_image.present:
+            - load: {archive}
+        web:
+          intermodal_container.running:
+            - image: busybox
+            - cmd: httpd -f -p 80 -h /www
+            - stop_timeout: 1
+            - port_bindings: {ports}
+            - ports: 80
+            - environment: {env}
+            - labels: {labels}
+            - restart: {restart}
+            - binds: {www}:/www:ro
+            - skip_translate: binds
+            - log_opt: max-size=1m
+            - require:
+              - intermodal_image: busybox
+        """
+    values = {"archive": busybox_archive, "www": tmp_path / "www"}
+    first = converge(salt, "web", sls.format(**values, ports=f"127.0.0.1:{first_port}:80", env="MODE=prod,LEVEL=3",
+                                              labels="[bare, tier=front, {app: web}]", restart="on-failure:3"),
+                     recheck=True)
+    assert first["web"]["changes"] == {"state": {"old": "absent", "new": "running"}}
+    web = inspect(salt, "web")
+    assert web["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert {"MODE=prod", "LEVEL=3"} <= set(web["Config"]["Env"])
+    assert web["Config"]["Labels"] == {"bare": "", "tier": "front", "app": "web"}
+    wait_for(lambda: answers(first_port), f"httpd answering on 127.0.0.1:{first_port}")
+
+    # docker-py's port_bindings dict, another port; the environment as a list of {K: V}; a label gone.
+    changed = converge(salt, "web", sls.format(**values, ports=f"{{80: [['127.0.0.1', {second_port}]]}}",
+                                                env="[{MODE: test}, {LEVEL: '3'}]", labels="[tier=front, app=web]",
+                                                restart="on-failure:3"))
+    assert {"ports", "env", "labels"} <= set(changed["web"]["changes"]), changed["web"]
+    assert changed["web"]["comment"] == "Container 'web' was replaced, started."
+    assert changed["web"]["changes"]["labels"]["old"]["bare"] == ""
+    assert "bare" not in changed["web"]["changes"]["labels"]["new"]
+    wait_for(lambda: answers(second_port), f"httpd answering on 127.0.0.1:{second_port}")
+    assert not answers(first_port)
+
+    # The restart policy alone: updated in place or replaced, as the planner decides; predicted either way.
+    restarted = converge(salt, "web", sls.format(**values, ports=f"127.0.0.1:{second_port}:80",
+                                                  env="[MODE=test, LEVEL=3]", labels="{tier: front, app: web}",
+                                                  restart="always"))
+    assert list(restarted["web"]["changes"]) == ["restart"], restarted["web"]
+    assert inspect(salt, "web")["HostConfig"]["RestartPolicy"]["Name"] == "always"
+
+
+def test_force_replaces_after_a_graceful_stop(salt, busybox_archive: Path, tmp_path: Path):
+    """force: a replacement every run (changes: forced_update, predicted); the old container gets its stop
+    signal first (docker_container stops before it removes), within shutdown_timeout."""
+    log = tmp_path / "log"
+    salt.call("intermodal.load", str(busybox_archive))
+    salt.sls("forced", f"""
+        svc:
+          intermodal_container.running:
+            - image: busybox
+            - command: ["sh", "-c", "{TRAP.format(word='stopped', then='exit 0', signal='TERM')}"]
+            - binds: ["{tmp_path}:/data"]
+            - force: True
+            - shutdown_timeout: 5
+        """)
+    created = salt.apply("forced")["svc"]
+    assert created["changes"] == {"state": {"old": "absent", "new": "running"}}
+    old = inspect(salt, "svc")["Id"]
+    predicted = salt.apply("forced", "test=True")["svc"]
+    assert predicted["result"] is None and predicted["changes"] == {"forced_update": True}
+    assert not log.exists()
+    replaced = salt.apply("forced")["svc"]
+    assert replaced["result"] is True and replaced["changes"] == predicted["changes"]
+    assert replaced["comment"] == "Container 'svc' was replaced, started."
+    assert inspect(salt, "svc")["Id"] != old
+    assert log.read_text() == "stopped\n"  # the TERM trap ran: a stop, not a kill
+
+
+def test_watch_action_signal(salt, busybox_archive: Path, tmp_path: Path):
+    """watch_action: SIGHUP sends the signal to a container that runs as declared (no replacement)."""
+    config = tmp_path / "app.conf"
+    sls = """
+        {config}:
+          file.managed:
+            - contents: "{contents}"
+        svc:
+          intermodal_container.running:
+            - image: busybox
+            - command: ["sh", "-c", "{trap}"]
+            - binds: ["{data}:/data"]
+            - stop_timeout: 1
+            - watch_action: SIGHUP
+            - watch:
+              - file: {config}
+        """
+    values = {"config": config, "data": tmp_path, "trap": TRAP.format(word="hup", then=":", signal="HUP")}
+    salt.call("intermodal.load", str(busybox_archive))
+    salt.sls("hup", sls.format(**values, contents="v1"))
+    salt.apply("hup")
+    before = inspect(salt, "svc")
+    assert all(r["changes"] == {} for r in salt.apply("hup").values())
+    salt.sls("hup", sls.format(**values, contents="v2"))
+    fired = salt.apply("hup")["svc"]
+    assert fired["result"] is True and fired["changes"] == {"signal": "SIGHUP"}, fired
+    assert fired["comment"] == "Sent signal SIGHUP to container 'svc'."
+    wait_for(lambda: (tmp_path / "log").exists(), "the HUP trap writing /data/log")
+    after = inspect(salt, "svc")
+    assert (after["Id"], after["State"]["StartedAt"]) == (before["Id"], before["State"]["StartedAt"])
+    assert (tmp_path / "log").read_text() == "hup\n"
+
+
+def test_stopped_containers_and_one_shot_replace(salt, busybox_archive: Path):
+    salt.call("intermodal.load", str(busybox_archive))
+    for name in ("a", "b"):
+        salt.call("intermodal.run", "busybox", f"name={name}", "cmd=sleep 1000", "bg=True")
+    salt.sls("stop", """
+        both:
+          intermodal_container.stopped:
+            - containers: [a, b]
+            - shutdown_timeout: 1
+        """)
+    predicted = salt.apply("stop", "test=True")["both"]
+    stopped = salt.apply("stop")["both"]
+    assert stopped["result"] is True and predicted["result"] is None
+    assert stopped["changes"] == predicted["changes"] == {n: {"state": {"old": "running", "new": "exited"}}
+                                                          for n in ("a", "b")}
+    assert salt.apply("stop")["both"]["changes"] == {}
+
+    salt.sls("once", """
+        job:
+          intermodal_container.run:
+            - image: busybox
+            - command: echo done
+            - rm: True
+        """)
+    ran = salt.apply("once")["job"]
+    assert ran["changes"]["ExitCode"] == 0 and ran["changes"]["Logs"] == "done\n"
+    assert "job" not in [c["Name"] for c in salt.call("intermodal.ps", "all=True")[1]]  # rm: removed after
+    salt.sls("keep", """
+        job:
+          intermodal_container.run:
+            - image: busybox
+            - command: echo again
+        """)
+    salt.apply("keep")
+    refused = salt.apply("keep", check=False)["job"]
+    assert refused["result"] is False and "set replace to True" in refused["comment"]
+    salt.sls("keep", """
+        job:
+          intermodal_container.run:
+            - image: busybox
+            - command: echo again
+            - replace: True
+        """)
+    again = salt.apply("keep")["job"]
+    assert again["result"] is True and again["changes"]["Logs"] == "again\n"
+    assert again["comment"] == "Container ran and exited with a return code of 0."
+
+
+@pytest.mark.requires("nft")
+@pytest.mark.usefixtures("clean_networks")
+def test_docker_network_containers_and_reconnect(salt, busybox_archive: Path):
+    """containers: the listed ones that run are connected (others are warnings), none is disconnected;
+    a recreate takes the containers off and, with reconnect (the default), puts them back at their address;
+    absent disconnects them first."""
+    subnet = f"10.{200 + os.getpid() % 50}.{(os.getpid() + 11) % 250}"
+    salt.sls("apps", f"""
+        busybox:
+          intermodal_image.present:
+            - load: {busybox_archive}
+        web:
+          intermodal_container.running:
+            - image: busybox
+            - command: sleep 1000
+            - stop_timeout: 1
+        idle:
+          intermodal_container.running:
+            - image: busybox
+            - command: sleep 1000
+            - start: False
+        """)
+    salt.apply("apps")
+    net = """
+        backend:
+          intermodal_network.present:
+            - subnet: {subnet}.0/24
+            - labels: {{v: "{v}"}}
+            {extra}
+        """
+    first = converge(salt, "net", net.format(subnet=subnet, v=1, extra="- containers: web,idle,ghost"), recheck=True)
+    assert first["backend"]["changes"]["state"] == {"old": "absent", "new": "present"}
+    assert first["backend"]["comment"] == "Network 'backend' was created, connected web."
+    assert first["backend"]["warnings"] == ["The following containers do not exist: ghost.",
+                                            "The following containers are not running: idle."]
+    address = _addresses(salt)["web"]
+
+    recreated = converge(salt, "net", net.format(subnet=subnet, v=2, extra=""))
+    assert recreated["backend"]["changes"] == {"labels": {"old": {"v": "1"}, "new": {"v": "2"}},
+                                               "reconnected": ["web"]}
+    assert _addresses(salt) == {"web": address}
+
+    alone = converge(salt, "net", net.format(subnet=subnet, v=3, extra="- reconnect: False"))
+    assert alone["backend"]["changes"]["disconnected"] == ["web"]
+    assert _addresses(salt) == {}
+
+    converge(salt, "net", net.format(subnet=subnet, v=3, extra="- containers: [web]"))
+    gone = converge(salt, "gone", """
+        backend:
+          intermodal_network.absent: []
+        """)
+    assert gone["backend"]["changes"] == {"state": {"old": "present", "new": "absent"}, "disconnected": ["web"]}
+    assert inspect(salt, "web")["State"]["Status"] == "running"
+
+
+def _addresses(salt) -> dict[str, str]:
+    backend = next(n for n in salt.call("intermodal.networks")[1] if n["Name"] == "backend")
+    return {c["Name"]: c["IPv4Address"] for c in backend["Containers"].values()}
