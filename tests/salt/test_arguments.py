@@ -49,7 +49,7 @@ def test_salt_and_ansible_spellings_declare_the_same(case):
       "shutdown_timeout": 3, "client_timeout": 5, "detach": True, "validate_ip_addrs": False},
      {"image": "b"}),
     # docker_container's value forms: comma-separated strings, K=V / {K: V} lists, docker-py dicts.
-    ({"image": "b", "publish": ["4505-4506:14505-14506", 8080], "ports": "8080,14505,14506/tcp"},
+    ({"image": "b", "publish": ["4505-4506:14505-14506", 8080]},
      {"image": "b", "published_ports": ["4505-4506:14505-14506", "8080"]}),
     ({"image": "b", "port_bindings": {80: [8080, ("127.0.0.1", 8081)], "53/udp": None, 22: ("127.0.0.1",)}},
      {"image": "b", "published_ports": ["8080:80", "127.0.0.1:8081:80", "53/udp", "127.0.0.1::22"]}),
@@ -78,12 +78,27 @@ def test_container_names(salt, planner):
 @pytest.mark.parametrize(("salt", "message"), [
     ({"bogus": 1}, r"bogus: not an argument of intermodal_container.*environment"),
     ({"env": {"A": "1"}, "environment": {"A": "2"}}, r"'env' is an alias for 'environment'"),
-    ({"ports": "81/udp"}, r"ports: 81/udp exposed without being published"),
     ({"environment": ["A"]}, r"environment: .*'A' is not KEY=VALUE"),
 ])
 def test_refused_container_arguments_say_why(salt, message):
     with pytest.raises(InvalidArgument, match=message):
         common.container_options("c", {"image": "b", **salt})
+
+
+def test_ports_are_exposed_ports():
+    """docker_container's ports expose without publishing: community.docker's exposed_ports when the planner
+    has it; else a port that port_bindings publishes needs nothing more, and one alone is refused."""
+    from intermodal.declare import options
+
+    given = {"image": "b", "publish": ["4505-4506:14505-14506", 8080], "ports": "8080,14505,14506/tcp"}
+    declared = common.container_options("c", given)
+    if "exposed_ports" in options.table("container"):
+        assert declared["exposed_ports"] == ["8080", "14505", "14506/tcp"]
+        assert common.container_options("c", {"image": "b", "ports": 81})["exposed_ports"] == ["81"]
+        return
+    assert "exposed_ports" not in declared
+    with pytest.raises(InvalidArgument, match=r"ports: 81/udp exposed without being published"):
+        common.container_options("c", {"image": "b", "ports": "81/udp"})
 
 
 def test_docker_arguments_the_engine_lacks_are_named(monkeypatch):
