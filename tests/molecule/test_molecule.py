@@ -67,3 +67,82 @@ def test_molecule_test_of_the_webserver_role(scenario: str, engine_root: Path, t
             for c in engine.containers.list():
                 engine.containers.remove(c.id, force=True, volumes=True)
         cleanup_engine(engine, settings["table"])
+
+
+def _molecule(engine_root: Path, tmp_path: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "IMOD_ROOT": str(engine_root),
+           "NO_COLOR": "1", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+           "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote"),
+           "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections")}
+    return subprocess.run([str(BIN / "molecule"), *args], cwd=cwd, capture_output=True, text=True, env=env,
+                          timeout=420)
+
+
+def _exec(engine_root: Path, name: str, script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "imod"), "--root", str(engine_root), "exec", name, "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60)
+
+
+def _capabilities(engine_root: Path, name: str) -> int:
+    status = _exec(engine_root, name, "cat /proc/self/status").stdout
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:")), 16)
+
+
+CAP_CHOWN, CAP_NET_ADMIN, CAP_SYS_ADMIN = 0, 12, 21
+
+
+def test_platforms_take_the_docker_drivers_container_options(engine_root: Path, tmp_path: Path):
+    """`molecule create -s options`: each option is checked on the running instance, then destroy."""
+    from intermodal.engine import Engine
+
+    settings = network_settings(engine_root)
+    engine = Engine(root=engine_root)
+    try:
+        # Molecule keeps a scenario's state (created or not) in ~/.cache/molecule: destroy resets it.
+        reset = _molecule(engine_root, tmp_path, "destroy", "-s", "options")
+        assert reset.returncode == 0, (reset.stdout + reset.stderr)[-6000:]
+        created = _molecule(engine_root, tmp_path, "create", "-s", "options")
+        assert created.returncode == 0, (created.stdout + created.stderr)[-6000:]
+        a = engine.containers.inspect("options-a")
+        assert a["State"]["Running"] and a["Config"]["Labels"]["purpose"] == "options"
+        assert _exec(engine_root, "options-a", 'echo "$GREETING"').stdout == "hello from options-a\n"
+        assert _exec(engine_root, "options-a", "hostname; pwd").stdout == "alpha\n/scenario\n"
+        assert "molecule-intermodal" in _exec(engine_root, "options-a", "cat molecule.yml").stdout
+        assert _exec(engine_root, "options-a", "touch /scenario/x").returncode != 0  # read-only bind
+        assert " /scratch tmpfs " in _exec(engine_root, "options-a", "cat /proc/mounts").stdout
+        assert _capabilities(engine_root, "options-a") >> CAP_SYS_ADMIN & 1  # privileged
+        assert a["HostConfig"]["PidsLimit"] == 64
+        assert engine.containers.inspect("options-b")["State"]["Running"]
+        caps = _capabilities(engine_root, "options-b")
+        assert caps >> CAP_NET_ADMIN & 1 and not caps >> CAP_CHOWN & 1 and not caps >> CAP_SYS_ADMIN & 1
+        assert _exec(engine_root, "options-b", "touch /x").returncode != 0  # read_only
+        assert "init" in _exec(engine_root, "options-b", "cat /proc/1/comm").stdout  # docker-init, not sh
+        # Both on the platform network, which create made: b reaches a by its address there.
+        address = a["NetworkSettings"]["Networks"]["molecule-options"]["IPAddress"]
+        assert _exec(engine_root, "options-b", f"ping -c1 -W5 {address}").returncode == 0
+
+        destroyed = _molecule(engine_root, tmp_path, "destroy", "-s", "options")
+        assert destroyed.returncode == 0, (destroyed.stdout + destroyed.stderr)[-6000:]
+        assert engine.containers.list() == []
+        assert [n.name for n in engine.networks.list() if not n.default] == []
+    finally:
+        if engine.paths.containers.is_dir():
+            for c in engine.containers.list():
+                engine.containers.remove(c.id, force=True, volumes=True)
+        cleanup_engine(engine, settings["table"])
+
+
+def test_a_platform_option_the_driver_lacks_fails_naming_it(engine_root: Path, tmp_path: Path):
+    scenario = tmp_path / "project" / "molecule" / "unknown"
+    scenario.mkdir(parents=True)
+    (scenario / "molecule.yml").write_text(
+        "driver: {name: molecule-intermodal}\n"
+        "platforms:\n  - {name: unknown-a, image: 'intermodal/busybox:latest', sysctls: {net.ipv4.ip_forward: 1}}\n"
+        "provisioner: {name: ansible}\n")
+    proc = _molecule(engine_root, tmp_path, "create", "-s", "unknown", cwd=tmp_path / "project")
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0, out[-4000:]
+    assert "platform unknown-a: the intermodal driver has no option sysctls" in out
+    from intermodal.engine import Engine
+
+    assert not Engine(root=engine_root).containers.exists("unknown-a")
