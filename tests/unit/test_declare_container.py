@@ -236,7 +236,8 @@ def test_every_spec_field_is_compared():
 
     compared = set(container.expected(ContainerSpec.build("busybox"), BUSYBOX))
     by_identity = {"image", "name"}  # the image by id, the name is the container's identity
-    together = {"log_max_size", "log_max_file", "ip", "network_aliases"}  # compared as "log" and "network"
+    # compared as "log", "network" (the first network) and "networks" (the others)
+    together = {"log_max_size", "log_max_file", "ip", "network_aliases", "extra_networks"}
     missing = {f.name for f in fields(ContainerSpec)} - compared - by_identity - together
     assert not missing, f"ContainerSpec fields the planner does not compare yet: {sorted(missing)}"
     from intermodal.declare.options import CONTAINER
@@ -291,3 +292,58 @@ def test_ports_and_networks(case, declared, fields, changed):
 def test_23_ports_with_host_networking_are_refused():
     with pytest.raises(InvalidArgument):
         container.declare({"name": "c1", "image": "busybox", "network_mode": "host", "published_ports": ["80:80"]})
+
+
+MULTI = "extra_networks" in container.SPEC_FIELDS
+
+
+@pytest.mark.skipif(not MULTI, reason="ContainerSpec joins one network so far")
+@pytest.mark.parametrize(("case", "declared", "configured", "actions"), [
+    ("listed as configured", {"networks": [{"name": "net1"}, {"name": "net2", "aliases": ["x"]}]},
+     [("net1", None, ()), ("net2", None, ("x",))], ()),
+    ("one more is connected in place", {"networks": [{"name": "net1"}, {"name": "net2"}]},
+     [("net1", None, ())], ("connect:net2",)),
+    ("another address: off and on again",
+     {"networks": [{"name": "net1"}, {"name": "net2", "ipv4_address": "10.0.0.3"}]},
+     [("net1", None, ()), ("net2", "10.0.0.2", ())], ("disconnect:net2", "connect:net2")),
+    ("one not listed is kept", {"networks": [{"name": "net1"}]}, [("net1", None, ()), ("net2", None, ())], ()),
+    ("one not listed goes with purge_networks", {"networks": [{"name": "net1"}], "purge_networks": True},
+     [("net1", None, ()), ("net2", None, ())], ("disconnect:net2",)),
+    ("comparisons networks: strict is purge", {"networks": [{"name": "net1"}], "comparisons": {"networks": "strict"}},
+     [("net1", None, ()), ("net2", None, ())], ("disconnect:net2",)),
+    ("another first network recreates", {"networks": [{"name": "net2"}, {"name": "net1"}]},
+     [("net1", None, ()), ("net2", None, ())], ("recreate", "start")),
+    ("not cli compatible: bridge first", {"networks": [{"name": "net1"}], "networks_cli_compatible": False},
+     [("bridge", None, ()), ("net1", None, ())], ()),
+    ("update and connect together", {"networks": [{"name": "net1"}, {"name": "net2"}], "memory": "64m"},
+     [("net1", None, ())], ("update", "connect:net2")),
+])
+def test_further_networks_in_place(case, declared, configured, actions):
+    current = container.Current("c" * 64, ContainerSpec.build("busybox", name="c1", network=configured[0][0]),
+                                IMAGE_ID, BUSYBOX, "running", tuple(configured))
+    plan = planned(declared, current, can_update=True, can_connect=True)
+    assert plan.actions == actions, case
+    if actions and actions[0] != "recreate":
+        assert {d.name for d in plan.differences} <= {"networks", "memory"}
+
+
+@pytest.mark.skipif(not MULTI, reason="ContainerSpec joins one network so far")
+def test_further_networks_recreate_where_the_engine_cannot_connect():
+    current = container.Current("c" * 64, ContainerSpec.build("busybox", name="c1", network="net1"), IMAGE_ID,
+                                BUSYBOX, "running", (("net1", None, ()),))
+    plan = planned({"networks": [{"name": "net1"}, {"name": "net2"}]}, current, can_connect=False)
+    assert plan.actions == ("recreate", "start")
+    before, after = plan.before_after()
+    assert before == {"networks": {}} and after == {"networks": {"net2": {"ip": None, "aliases": []}}}
+
+
+def test_an_image_change_is_one_difference():
+    """What the new image supplies (its labels, env) is the image's difference, not one per option."""
+    current = stored(image_config=BUSYBOX, image_id=OTHER_ID)
+    plan = planned({}, current, image_config=NGINX)
+    assert [d.name for d in plan.differences] == ["image"]
+    assert plan.actions == ("recreate", "start")
+
+
+def test_working_dir_trailing_slash_is_no_change():
+    assert not planned({"working_dir": "/tmp/"}, stored(workdir="/tmp")).changed

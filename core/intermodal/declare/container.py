@@ -9,6 +9,7 @@ declaration is a change back to the default.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from intermodal.declare import normalise as norm
 from intermodal.declare.compare import equal
 from intermodal.declare.options import UPDATE, change_kind, comparison_modes
 from intermodal.declare.plan import Difference, Plan
-from intermodal.errors import ImageNotFound, IntermodalError, InvalidArgument
+from intermodal.errors import ContainerNotFound, ImageNotFound, IntermodalError, InvalidArgument
 
 if TYPE_CHECKING:
     from intermodal.engine import Engine
@@ -27,6 +28,7 @@ DEFAULT_STOP_TIMEOUT = 10
 SPEC_FIELDS = frozenset(ContainerSpec.__dataclass_fields__)
 STATES = ("absent", "present", "stopped", "started", "healthy")
 HEALTH_POLL = 0.2
+REMOVED_WAIT = 10.0  # seconds an auto_remove container's monitor gets to finish removing it
 UNKNOWN = "unknown"
 LIVE = ("running", "paused", "restarting")
 
@@ -57,6 +59,9 @@ class Current:
     image_id: str
     image_config: Mapping[str, Any]
     status: str
+    # The networks it is configured for now, first first, as (name, ip, aliases): `network connect` and
+    # `disconnect` change them after create. None: as the spec says.
+    networks: tuple[tuple[str, str | None, tuple[str, ...]], ...] | None = None
 
 
 # -- declaration ---------------------------------------------------------------------------------
@@ -73,7 +78,10 @@ def declare(options: Mapping[str, Any]) -> Declared:
     state = o.get("state", "started")
     if state not in STATES:
         raise InvalidArgument(f"state {state!r}: use one of {', '.join(STATES)}")
-    modes = comparison_modes("container", o.get("comparisons"))
+    comparisons = dict(o.get("comparisons") or {})
+    if o.get("purge_networks"):  # community.docker's older spelling of comparisons networks: strict
+        comparisons.setdefault("networks", "strict")
+    modes = comparison_modes("container", comparisons)
     common = {"name": name, "state": "started" if state == "healthy" else state, "modes": modes,
               "wait_healthy": state == "healthy", "healthy_wait_timeout": float(o.get("healthy_wait_timeout", 300)),
               "pull": o.get("pull", "missing"), "recreate": bool(o.get("recreate")), "restart": bool(o.get("restart")),
@@ -122,31 +130,71 @@ def declare(options: Mapping[str, Any]) -> Declared:
 
 
 def _network(o: Mapping[str, Any]) -> dict[str, Any]:
-    """network_mode, networks and published_ports as the spec's network, ip, network_aliases and ports."""
+    """network_mode, networks, published_ports and exposed ports as the spec's network, ip,
+    network_aliases, extra_networks, ports, expose and publish_all.
+
+    As community.docker's docker_container with networks_cli_compatible (the default): without
+    network_mode the first of `networks` is the container's network (no default bridge besides);
+    with networks_cli_compatible false the container is on network_mode's network (default: bridge)
+    and `networks` are further ones.
+    """
     out: dict[str, Any] = {}
     mode = o.get("network_mode")
     if mode is not None:
         out["network"] = "bridge" if mode == "default" else str(mode)  # Docker: default is bridge
-    networks = o.get("networks")
+    networks = [_network_item(n) for n in o.get("networks") or ()]
     if networks:
         if "ip" not in SPEC_FIELDS:
             raise InvalidArgument("networks: this engine cannot join containers to networks yet; use network_mode "
                                   "none or host")
-        if len(networks) > 1:
-            raise InvalidArgument("networks: the engine joins a container to one network so far; give one")
-        net = networks[0]
-        if not net.get("name"):
-            raise InvalidArgument("networks: each item needs a name")
-        if mode is not None and out["network"] != net["name"]:
-            raise InvalidArgument(f"network_mode {mode} and networks {net['name']} disagree; give one of them")
-        out["network"] = str(net["name"])
-        if net.get("ipv4_address"):
-            out["ip"] = norm.ip(net["ipv4_address"])
-        if net.get("aliases"):
-            out["network_aliases"] = tuple(str(a) for a in net["aliases"])
+        names = [n["name"] for n in networks]
+        if len(set(names)) != len(names):
+            raise InvalidArgument(f"networks: {', '.join(names)} lists a network twice; give each once")
+        if "network" not in out:
+            out["network"] = names[0] if o.get("networks_cli_compatible", True) else "bridge"
+        extra = []
+        for n in networks:
+            if n["name"] == out["network"]:
+                if n["ip"]:
+                    out["ip"] = n["ip"]
+                if n["aliases"]:
+                    out["network_aliases"] = n["aliases"]
+            else:
+                extra.append(n)
+        if extra:
+            if "extra_networks" not in SPEC_FIELDS:
+                raise InvalidArgument("networks: the engine joins a container to one network so far; give one")
+            from intermodal.containers.spec import NetworkAttachment
+
+            out["extra_networks"] = tuple(NetworkAttachment(n["name"], n["aliases"], n["ip"]) for n in extra)
     if o.get("published_ports"):
-        out["ports"] = tuple(str(p) for p in o["published_ports"])
+        items = [str(p) for p in o["published_ports"]]
+        if "all" in items:  # community.docker: published_ports: [all] publishes every exposed port
+            items.remove("all")
+            out["publish_all"] = True
+        if items:
+            out["ports"] = tuple(items)
+    if o.get("publish_all_ports"):
+        out["publish_all"] = True
+    if o.get("exposed_ports"):
+        out["expose"] = tuple(norm.exposed(o["exposed_ports"]))
+    for key in ("publish_all", "expose"):
+        if key in out and key not in SPEC_FIELDS:
+            raise InvalidArgument(f"{'exposed_ports' if key == 'expose' else 'publish_all_ports'}: this engine "
+                                  "cannot do that yet; leave it out")
     return out
+
+
+def _network_item(item: Any) -> dict[str, Any]:
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, Mapping) or not item.get("name"):
+        raise InvalidArgument(f"networks: {item!r} needs a name (name, ipv4_address, aliases)")
+    unknown = sorted(k for k, v in item.items() if v is not None and k not in ("name", "ipv4_address", "aliases"))
+    if unknown:
+        raise InvalidArgument(f"networks: {', '.join(unknown)} not supported; give name, ipv4_address, aliases")
+    return {"name": str(item["name"]), "ip": norm.ip(item["ipv4_address"]) if item.get("ipv4_address") else None,
+            "aliases": tuple(str(a) for a in item.get("aliases") or ())}
 
 
 # -- both sides -------------------------------------------------------------------------------------
@@ -170,13 +218,14 @@ def expected(spec: ContainerSpec, image_config: Mapping[str, Any]) -> dict[str, 
         "command": tuple(command),
         "entrypoint": tuple(spec.entrypoint if spec.entrypoint is not None else img.get("Entrypoint") or ()),
         "env": env,
-        "workdir": spec.workdir or img.get("WorkingDir") or "/",
+        "workdir": posixpath.normpath(spec.workdir or img.get("WorkingDir") or "/"),
         "user": spec.user if spec.user is not None else img.get("User") or "",
         "hostname": spec.hostname,
         "labels": {**(img.get("Labels") or {}), **dict(spec.labels)},
         "mounts": norm.mount_set(spec.mounts),
-        "network": {"name": spec.network, "ip": norm.ip(ip) if (ip := getattr(spec, "ip", None)) else None,
-                    "aliases": frozenset(getattr(spec, "network_aliases", ()))},
+        **network_values(spec_networks(spec)),
+        "expose": frozenset(norm.exposed(getattr(spec, "expose", ()))),
+        "publish_all": getattr(spec, "publish_all", False),
         # The requests as declared, as sets: a random or ranged host port is the same request every run.
         "ports": norm.ports(getattr(spec, "ports", ())),
         "restart": {"Name": restart.name,
@@ -199,9 +248,30 @@ def expected(spec: ContainerSpec, image_config: Mapping[str, Any]) -> dict[str, 
     }
 
 
-def actual(current: Current) -> dict[str, Any]:
-    """The stored spec filled from the image the container runs, exactly as `expected` fills a declaration."""
-    return expected(current.spec, current.image_config)
+def actual(current: Current, image_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The stored spec filled from *image_config* (default: the image the container runs), exactly as
+    `expected` fills a declaration; its networks as they are configured now."""
+    values = expected(current.spec, current.image_config if image_config is None else image_config)
+    if current.networks is not None:
+        values.update(network_values(current.networks))
+    return values
+
+
+def spec_networks(spec: ContainerSpec) -> tuple[tuple[str, str | None, tuple[str, ...]], ...]:
+    """The spec's networks, first (the network mode) first, as (name, ip, aliases)."""
+    first = (spec.network, getattr(spec, "ip", None), tuple(getattr(spec, "network_aliases", ())))
+    return (first, *((n.name, n.ip, tuple(n.aliases)) for n in getattr(spec, "extra_networks", ())))
+
+
+def network_values(networks: tuple[tuple[str, str | None, tuple[str, ...]], ...]) -> dict[str, Any]:
+    """"network": the first (changing it recreates); "networks": the others by name (connected and
+    disconnected in place where the engine can)."""
+    def endpoint(ip: str | None, aliases: tuple[str, ...]) -> dict[str, Any]:
+        return {"ip": norm.ip(ip) if ip else None, "aliases": frozenset(aliases)}
+
+    (name, ip, aliases), *others = networks
+    return {"network": {"name": name, **endpoint(ip, aliases)},
+            "networks": {n: endpoint(i, a) for n, i, a in others}}
 
 
 def compare(declared: Mapping[str, Any], current: Mapping[str, Any], modes: Mapping[str, str]
@@ -215,10 +285,11 @@ def compare(declared: Mapping[str, Any], current: Mapping[str, Any], modes: Mapp
 
 def plan(declared: Declared, current: Current | None, *, image_id: str | None = None,
          image_config: Mapping[str, Any] | None = None, remote_id: str | None = None,
-         can_update: bool = False) -> Plan:
+         can_update: bool = False, can_connect: bool = False) -> Plan:
     """The actions that bring *current* to *declared*. Pure: *image_id*/*image_config* are the declared
     image as the store has it now (None: not present locally, so it would be pulled); *remote_id* is
-    the id the registry names for it (pull=always; "unknown" when it could not be asked)."""
+    the id the registry names for it (pull=always; "unknown" when it could not be asked); *can_update*
+    and *can_connect*: the engine updates resources and connects networks in place."""
     if declared.state == "absent":
         return Plan(("remove",), (Difference("state", "absent", current.status),)) if current else Plan()
     assert declared.spec is not None
@@ -245,17 +316,18 @@ def plan(declared: Declared, current: Current | None, *, image_id: str | None = 
     else:
         if image_id != current.image_id and declared.modes.get("image", "strict") != "ignore":
             differences.append(Difference("image", image_id, current.image_id))
-        differences += compare(expected(declared.spec, image_config or {}), actual(current), declared.modes)
-    in_place = bool(differences) and can_update and all(change_kind("container", d.name) == UPDATE
-                                                       for d in differences)
+        # Both sides filled from the declared image: what a new image brings is the image's difference,
+        # not one of each option it supplies (labels, env, ...); the image's alone recreates.
+        config = image_config or {}
+        differences += compare(expected(declared.spec, config), actual(current, config), declared.modes)
+    in_place = _in_place(differences, can_update, can_connect, purge=declared.modes.get("networks") == "strict")
     running = current.status in LIVE
-    if declared.recreate or (differences and not in_place):
+    if declared.recreate or in_place is None:
         actions.append("recreate")
         if declared.state == "started" or (declared.state == "present" and running):
             actions.append("start")
     else:
-        if in_place:
-            actions.append("update")
+        actions += in_place
         if declared.state == "started" and not running:
             actions.append("start")
         elif declared.state == "stopped" and running:
@@ -264,6 +336,30 @@ def plan(declared: Declared, current: Current | None, *, image_id: str | None = 
             actions.append("restart")
     return Plan(tuple(actions), tuple(differences), tuple(warnings),
                 data={"image_id": image_id, "can_update": can_update})
+
+
+def _in_place(differences: list[Difference], can_update: bool, can_connect: bool, *, purge: bool
+              ) -> list[str] | None:
+    """The in-place actions for *differences*: "update" (resources, restart policy), then
+    "disconnect:NET" and "connect:NET" for the further networks (networks not declared go only with
+    *purge*); None when a recreate is needed."""
+    actions: list[str] = []
+    for d in differences:
+        if change_kind("container", d.name) != UPDATE:
+            return None
+        if d.name == "networks":
+            if not can_connect:
+                return None
+            want, have = d.declared, d.actual or {}
+            # A changed address or aliases: off and on again (as `docker network disconnect/connect`).
+            actions += [f"disconnect:{n}" for n in sorted(have) if n in want and want[n] != have[n]]
+            actions += [f"disconnect:{n}" for n in sorted(have) if n not in want and purge]
+            actions += [f"connect:{n}" for n in want if have.get(n) != want[n]]
+        elif not can_update:
+            return None
+        elif "update" not in actions:
+            actions.insert(0, "update")
+    return actions
 
 
 def read(engine: Engine, declared: Declared) -> tuple[Current | None, str | None, dict[str, Any] | None]:
@@ -275,7 +371,7 @@ def read(engine: Engine, declared: Declared) -> tuple[Current | None, str | None
             config = engine.images.config(c.record["Image"])
         except ImageNotFound:
             config = {}
-        current = Current(c.id, c.spec, c.record["Image"], config, c.status)
+        current = Current(c.id, c.spec, c.record["Image"], config, c.status, _configured_networks(engine, c))
     image_id = image_config = None
     if declared.spec is not None:
         try:
@@ -284,6 +380,30 @@ def read(engine: Engine, declared: Declared) -> tuple[Current | None, str | None
         except ImageNotFound:
             pass
     return current, image_id, image_config
+
+
+def _configured_networks(engine: Engine, c: Any) -> tuple[tuple[str, str | None, tuple[str, ...]], ...] | None:
+    """The networks `network connect/disconnect` left configured (by name), or None where the engine
+    keeps them in the spec alone."""
+    from intermodal.containers import net
+    from intermodal.errors import NetworkNotFound
+
+    if not hasattr(net, "requests"):
+        return None
+    out = []
+    for r in net.requests(c.record, c.spec):
+        name = r.network
+        if name not in ("none", "host", "bridge") and not name.startswith("container:"):
+            try:
+                name = engine.networks.get(name).name  # an id where it was connected by id
+            except NetworkNotFound:
+                pass
+        out.append((name, r.ip, tuple(r.aliases)))
+    return tuple(out)
+
+
+def _abilities(engine: Engine) -> dict[str, bool]:
+    return {"can_update": hasattr(engine.containers, "update"), "can_connect": hasattr(engine.containers, "connect")}
 
 
 def make_plan(engine: Engine, declared: Declared) -> Plan:
@@ -297,7 +417,7 @@ def make_plan(engine: Engine, declared: Declared) -> Plan:
         except IntermodalError:
             remote_id = UNKNOWN  # the pull itself reports the registry's error
     return plan(declared, current, image_id=image_id, image_config=image_config, remote_id=remote_id,
-                can_update=hasattr(engine.containers, "update"))
+                **_abilities(engine))
 
 
 def _remote_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -313,7 +433,7 @@ def apply(engine: Engine, declared: Declared, the_plan: Plan) -> tuple[bool, Pla
         engine.images.pull(declared.spec.image, **dict(declared.pull_options))
         current, image_id, image_config = read(engine, declared)
         rest = plan(declared, current, image_id=image_id, image_config=image_config, remote_id=image_id,
-                    can_update=hasattr(engine.containers, "update"))
+                    **_abilities(engine))
         _run(engine, declared, rest)
         moved = before != image_id
         ran = Plan((("pull",) if moved else ()) + rest.actions, rest.differences, the_plan.warnings, rest.data)
@@ -333,7 +453,7 @@ def _run(engine: Engine, declared: Declared, the_plan: Plan) -> None:
     containers = engine.containers
     for action in the_plan.actions:
         if action in ("remove", "recreate"):
-            containers.remove(declared.name, force=True, volumes=not declared.keep_volumes)
+            _remove(engine, declared)
         if action in ("create", "recreate"):
             assert declared.spec is not None
             containers.create(declared.spec, pull="never")
@@ -345,8 +465,39 @@ def _run(engine: Engine, declared: Declared, the_plan: Plan) -> None:
             containers.restart(declared.name)
         elif action == "update":
             assert declared.spec is not None
-            changed = {d.name for d in the_plan.differences}
+            changed = {d.name for d in the_plan.differences} - {"networks"}
             containers.update(declared.name, **{f: getattr(declared.spec, f) for f in changed})
+        elif action.startswith("disconnect:"):
+            containers.disconnect(declared.name, action.partition(":")[2], force=True)
+        elif action.startswith("connect:"):
+            assert declared.spec is not None
+            name = action.partition(":")[2]
+            ip, aliases = next((n[1], n[2]) for n in spec_networks(declared.spec) if n[0] == name)
+            containers.connect(declared.name, name, aliases=aliases, ipv4_address=ip)
+
+
+def _remove(engine: Engine, declared: Declared) -> None:
+    """Remove by force. A live auto_remove container is killed and its monitor left to remove it:
+    `remove` racing the monitor would find it gone half-way (and leave its lock file behind)."""
+    containers = engine.containers
+    try:
+        c = containers.get(declared.name)
+        if c.spec.auto_remove and c.status in LIVE:
+            containers.kill(declared.name)
+            _wait_removed(engine, declared.name)
+        if containers.exists(declared.name):
+            containers.remove(declared.name, force=True, volumes=not declared.keep_volumes)
+    except ContainerNotFound:
+        _wait_removed(engine, declared.name)  # the monitor removed it meanwhile: the same end
+
+
+def _wait_removed(engine: Engine, name: str) -> None:
+    """Until the monitor's removal freed the name (bounded: that takes well under a second)."""
+    import time
+
+    deadline = time.monotonic() + REMOVED_WAIT
+    while engine.containers.exists(name) and time.monotonic() < deadline:
+        time.sleep(HEALTH_POLL)
 
 
 def wait_healthy(engine: Engine, declared: Declared) -> str:

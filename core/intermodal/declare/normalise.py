@@ -221,6 +221,17 @@ def ports(value: Iterable[str | int] | None) -> frozenset[tuple[str, int, int, i
     return frozenset(out)
 
 
+def exposed(value: Iterable[str | int]) -> list[str]:
+    """Exposed ports as PORT/PROTO (tcp when left out), ranges as given; order and duplicates dropped."""
+    out: dict[str, None] = {}
+    for item in value:
+        port, _, proto = str(item).strip().partition("/")
+        if not port.replace("-", "").isdigit():
+            raise InvalidArgument(f"exposed_ports: {item!r} is not PORT[/PROTO], e.g. 8080/tcp")
+        out[f"{port}/{(proto or 'tcp').lower()}"] = None
+    return sorted(out)
+
+
 def bound_ports(bindings: Iterable[Any]) -> frozenset[tuple[str, int, int, str]]:
     """The engine's bindings (`network.ports.Binding` or its JSON) as (host_ip, host_port, container_port, proto)."""
     out = set()

@@ -85,9 +85,21 @@ CONTAINER = _t(
     Option("network_mode", field="network",
            doc="none (a loopback only), host, bridge (the default network; default is the same) or a network's "
                "name."),
-    Option("networks", "list", "dict", field="network",
-           doc="The network to join, as a list of one dict: name, ipv4_address, aliases (one network per "
-               "container so far)."),
+    Option("networks", "list", "dict", field="networks", change=UPDATE, comparison="allow_more_present",
+           doc="Networks to join, each a dict: name, ipv4_address, aliases. The first is the container's network "
+               "(see networks_cli_compatible); others are connected and disconnected in place. Networks the "
+               "container joined otherwise are kept unless purge_networks (or comparisons networks: strict)."),
+    Option("networks_cli_compatible", "bool", default=True,
+           doc="As docker run: without network_mode the first of networks is the container's network and it "
+               "joins no default bridge besides. false: network_mode's network (default bridge) first, networks "
+               "as further ones."),
+    Option("purge_networks", "bool", default=False,
+           doc="Disconnect networks not listed in networks (the same as comparisons networks: strict)."),
+    Option("exposed_ports", "list", "str", field="expose", aliases=("exposed", "expose"),
+           doc="Ports exposed without publishing them (published with publish_all_ports): PORT[/PROTO]."),
+    Option("publish_all_ports", "bool", field="publish_all",
+           doc="Publish every exposed port (the image's and exposed_ports) on a free host port; the same as "
+               "published_ports: [all]."),
     Option("restart_policy", field="restart", change=UPDATE, choices=("no", "on-failure", "always", "unless-stopped"),
            doc="When the engine restarts the container."),
     Option("restart_retries", "int", field="restart", change=UPDATE,
