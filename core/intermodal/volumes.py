@@ -1,9 +1,9 @@
 """`engine.volumes`: named volumes, as Docker's `local` driver keeps them.
 
 ``volumes/<name>/_data`` is the content, ``volumes/<name>/volume.json`` the
-record (labels, creation time, anonymous or not, seeded or not). Every
-change happens under ``locks/volumes``. A volume is seeded from the image
-the first time a container mounts it while it is empty, like Docker; which
+record (labels, creation time, anonymous or not). Every change happens
+under ``locks/volumes``. A volume is seeded from the image whenever a
+container is created with it while it is empty, like Docker; which
 containers use a volume is read from their records, so it cannot drift.
 """
 
@@ -89,7 +89,7 @@ class VolumeManager:
 
                 atomic_write_json(directory / "volume.json", {
                     "CreatedAt": timestamp()[:19] + "Z", "Labels": dict(labels or {}), "Anonymous": anonymous,
-                    "Seeded": False, "Options": {},
+                    "Options": {},
                 })
         return self.get(name)
 
@@ -119,27 +119,27 @@ class VolumeManager:
         return {"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}
 
     def seed(self, name: str, source: Path) -> bool:
-        """Copy the image's content at the mount point into a new, empty volume; True if copied."""
-        directory = self._dir(name)
+        """Docker's copy-up, at each container's creation: when the volume is empty and the image has a
+        directory at the mount point, its content, owner and mode go into the volume; True if it did.
+
+        As moby's copyExistingContents: emptiness is the only condition, so a volume made beforehand
+        (`volume create`), or emptied by a user, is filled at its next mount too; a volume with any
+        content is never merged into. `nocopy` (the caller's) skips this.
+        """
+        data = self._dir(name) / "_data"
         with self._lock():
-            record = read_json(directory / "volume.json") or {}
-            if record.get("Seeded"):
+            if not source.is_dir() or source.is_symlink() or any(data.iterdir()):
                 return False
-            data = directory / "_data"
-            copied = False
-            if source.is_dir() and not source.is_symlink() and not any(data.iterdir()) and any(source.iterdir()):
+            if any(source.iterdir()):
                 # cp -a keeps owners, modes, times, links and xattrs; `source/.` copies the content only.
                 proc = subprocess.run(["cp", "-a", "--", f"{source}/.", f"{data}/"], capture_output=True)
                 if proc.returncode != 0:
                     raise InvalidArgument(f"could not copy the image's {source.name} into volume {name}: "
                                           f"{proc.stderr.decode(errors='replace').strip()}")
-                st = source.stat()
-                os.chown(data, st.st_uid, st.st_gid)
-                os.chmod(data, st.st_mode & 0o7777)
-                copied = True
-            record["Seeded"] = True
-            atomic_write_json(directory / "volume.json", record)
-            return copied
+            st = source.stat()
+            os.chown(data, st.st_uid, st.st_gid)
+            os.chmod(data, st.st_mode & 0o7777)
+            return True
 
 
 def _matches(volume: dict[str, Any], filters: dict[str, list[str]], manager: VolumeManager) -> bool:

@@ -36,10 +36,31 @@ def test_named_volume_seeded_from_image_and_kept_across_containers(imod, busybox
     assert imod("volume", "ls", "-q").stdout == b"site\n"
 
 
-def test_volume_seeded_only_once(imod, busybox_image):
-    imod("run", "--rm", "-v", "once:/var/www", busybox_image, "rm", "/var/www/index.html")
-    out = imod("run", "--rm", "-v", "once:/var/www", busybox_image, "ls", "-A", "/var/www")
-    assert out.stdout == b""  # emptied by the user: not seeded again
+def test_volume_seeded_only_while_empty_as_docker(imod, busybox_image, engine_root: Path):
+    """moby's copyExistingContents: an empty volume gets the image's content (and the directory's owner and
+    mode) at each container's creation, whether it is new or not; a volume with content never does."""
+    imod("volume", "create", "made")  # made beforehand: seeded at its first mount all the same
+    data = engine_root / "volumes" / "made" / "_data"
+    assert not any(data.iterdir())
+    imod("run", "--rm", "-v", "made:/var/www", busybox_image, "true")
+    assert (data / "index.html").read_text() == "hello from intermodal\n"
+    imod("run", "--rm", "-v", "made:/var/www", busybox_image, "sh", "-c",
+         "rm /var/www/index.html; echo mine > /var/www/own")
+    imod("run", "--rm", "-v", "made:/var/www", busybox_image, "true")
+    assert sorted(p.name for p in data.iterdir()) == ["own"]  # content of its own: nothing merged in
+    imod("run", "--rm", "-v", "made:/var/www", busybox_image, "rm", "/var/www/own")
+    out = imod("run", "--rm", "-v", "made:/var/www", busybox_image, "ls", "-A", "/var/www")
+    assert out.stdout == b"index.html\n"  # emptied: seeded again by the next container
+    out = imod("run", "--rm", "--mount", "type=volume,source=bare,target=/var/www,volume-nocopy", busybox_image,
+               "ls", "-A", "/var/www")
+    assert out.stdout == b""  # nocopy
+    imod("run", "--name", "owner", busybox_image, "sh", "-c",
+         "mkdir -p /home/owned && chown 1000:1000 /home/owned && chmod 750 /home/owned")
+    imod("commit", "owner", "owned:latest")
+    imod("rm", "owner")
+    imod("run", "--rm", "-v", "perms:/home/owned", "owned:latest", "true")
+    mode = (engine_root / "volumes" / "perms" / "_data").stat()
+    assert (mode.st_uid, mode.st_gid, mode.st_mode & 0o7777) == (1000, 1000, 0o750)  # the image's, though empty
 
 
 def test_volume_in_use_is_refused_then_removable(imod, busybox_image):

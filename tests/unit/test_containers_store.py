@@ -140,3 +140,12 @@ def test_log_select_tail_and_since():
     since = logs.parse_time("2024-01-01T00:00:03Z")
     assert [r["log"] for r in logs.select(records, since_ns=since)] == ["3\n", "4\n"]
     assert logs.parse_time("1704067200") == logs.parse_time("2024-01-01T00:00:00Z")
+
+
+def test_log_times_keep_nanoseconds_and_offsets():
+    assert logs.parse_time("2024-01-01T00:00:00.000000001Z") == 1704067200_000000001
+    assert logs.parse_time("2024-01-01T02:00:00.5+02:00") == 1704067200_500000000
+    assert logs.parse_time("1704067200.25") == 1704067200_250000000  # exact, not through a float
+    for bad in ("yesterday", "2024-01-01T00:00:00.Z", ""):
+        with pytest.raises(InvalidArgument):
+            logs.parse_time(bad)

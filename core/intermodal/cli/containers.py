@@ -127,20 +127,27 @@ def _run_create(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _run_run(ctx: Context, args: argparse.Namespace) -> int:
-    spec = _spec(args)
-    manager = ctx.engine.containers
+    from intermodal.containers.launch import PendingMonitor, copy_output
+
+    if args.tty and args.interactive and not args.detach and not os.isatty(0):
+        raise InvalidArgument("the input device is not a TTY: drop -t, or run from a terminal")
+    attach = not args.detach
+    stdin = 0 if attach and args.interactive else None
+    # First of all: the monitor's interpreter and the runtime's imports run while we parse and create.
+    monitor = PendingMonitor(attach=attach, stdin=stdin)
+    try:
+        spec = _spec(args)
+        manager = ctx.engine.containers
+    except BaseException:
+        monitor.cancel()
+        raise
+    size = _terminal_size() if args.tty else None
     if args.detach:
-        container, _ = manager.run(spec, console_size=_terminal_size() if args.tty else None, runtime=args.runtime,
-                                   **_pull(args))
+        container, _ = manager.run(spec, console_size=size, runtime=args.runtime, monitor=monitor, **_pull(args))
         print(container.id)
         return 0
-    from intermodal.containers.launch import copy_output
-
-    if args.tty and args.interactive and not os.isatty(0):
-        raise InvalidArgument("the input device is not a TTY: drop -t, or run from a terminal")
-    size = _terminal_size() if args.tty else None
-    container, started = manager.run(spec, attach=True, stdin=0 if args.interactive else None, console_size=size,
-                                     runtime=args.runtime, **_pull(args))
+    container, started = manager.run(spec, attach=True, stdin=stdin, console_size=size, runtime=args.runtime,
+                                     monitor=monitor, **_pull(args))
     try:
         with _proxy_signals(manager, container.id), _raw_terminal(args.tty and args.interactive), \
                 _pass_resizes(started.attach.status if args.tty else None):
@@ -336,6 +343,21 @@ def _run_rename(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_update(p: argparse.ArgumentParser) -> None:
+    _configure_names(p)
+    p.add_argument("--restart", help="no, on-failure[:N], always, unless-stopped (applied at the next exit)")
+    p.add_argument("-m", "--memory", help="memory limit, e.g. 512m (0: none)")
+    p.add_argument("--cpus", help="CPUs, e.g. 1.5 (0: no limit)")
+    p.add_argument("--pids-limit", help="most processes (-1: no limit)")
+
+
+def _run_update(ctx: Context, args: argparse.Namespace) -> int:
+    values = {"restart": args.restart, "memory": args.memory, "cpus": args.cpus, "pids_limit": args.pids_limit}
+    if all(v is None for v in values.values()):
+        raise InvalidArgument("give at least one of --restart, --memory, --cpus, --pids-limit")
+    return _each(args, lambda n: ctx.engine.containers.update(n, **values))
+
+
 start = Command("start", "Start stopped containers", _configure_start, _run_start)
 stop = Command("stop", "Stop running containers (stop signal, then SIGKILL)", _configure_stop, _run_stop)
 restart = Command("restart", "Restart containers", _configure_stop, _run_restart)
@@ -344,6 +366,7 @@ remove = Command("rm", "Remove containers", _configure_rm, _run_rm)
 pause = Command("pause", "Freeze the processes of containers", _configure_names, _run_pause)
 unpause = Command("unpause", "Thaw paused containers", _configure_names, _run_unpause)
 rename = Command("rename", "Rename a container", _configure_rename, _run_rename)
+update = Command("update", "Change the restart policy and limits of containers", _configure_update, _run_update)
 
 # -- ps / inspect / logs / wait / exec -------------------------------------------
 

@@ -61,7 +61,8 @@ def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec,
             netns = str(net.netns_path(engine, cid)) if net.uses_network(spec) else other[0] if other else None
             inputs = oci.BundleInputs(cid, str(rootfs), hostname, etc, tuple(mounts), f"/intermodal/{cid}", netns)
             bundle = oci.build_config(spec, image_config, inputs)
-            write_json_durable(directory / "bundle" / "config.json", bundle)
+            # A `--rm` container is not started again after a crash: its bundle need not be durable.
+            write_json_durable(directory / "bundle" / "config.json", bundle, durable=not spec.auto_remove)
             store.write_state(cid, {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
                                     "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
                                     "StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z",

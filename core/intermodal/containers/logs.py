@@ -119,16 +119,20 @@ def read_records(directory: str) -> list[dict]:
 
 
 def parse_time(text: str) -> int:
-    """A record's time (or a --since value: RFC 3339 or a Unix timestamp) as ns since the epoch."""
-    try:
-        return int(float(text) * 1_000_000_000)
-    except ValueError:
-        pass
-    import calendar
+    """A record's time (or a --since value: RFC 3339 or a Unix timestamp) as ns since the epoch.
 
-    main, _, frac = text.rstrip("Z").partition(".")
-    seconds = calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S"))
-    return seconds * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+    Raises InvalidArgument for anything else."""
+    whole, dot, frac = text.partition(".")
+    if whole.isdigit() and (frac.isdigit() or not dot):  # a Unix timestamp, exact to the nanosecond
+        return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
+    from intermodal.timefmt import parse_rfc3339_ns
+
+    ns = parse_rfc3339_ns(text)
+    if ns is None:
+        from intermodal.errors import InvalidArgument
+
+        raise InvalidArgument(f"invalid time {text!r}: use RFC 3339 (2024-01-02T15:04:05Z) or a Unix timestamp")
+    return ns
 
 
 def select(records: list[dict], *, tail: int | None = None, since_ns: int | None = None,

@@ -150,17 +150,21 @@ class ContainerManager:
         `run`, is a monitor process started ahead; it is used or cancelled.
         *console_size* (rows, columns) sizes a `--tty` container's terminal.
         """
+        from intermodal.containers.launch import PendingMonitor
+
         try:
-            return self._start(name, attach, stdin, monitor, console_size)
+            cid = self.store.resolve(name)
+            if monitor is None and st.effective(self.store.read_state(cid)).get("Status") not in st.LIVE:
+                monitor = PendingMonitor(attach=attach, stdin=stdin)  # it starts while we prepare
+            return self._start(cid, attach, stdin, monitor, console_size)
         finally:
             if monitor is not None and not monitor.used:
                 monitor.cancel()
 
-    def _start(self, name: str, attach: bool, stdin: int | None, monitor: PendingMonitor | None,
+    def _start(self, cid: str, attach: bool, stdin: int | None, monitor: PendingMonitor | None,
                console_size: tuple[int, int] | None) -> Started | None:
         from intermodal.containers.launch import PendingMonitor
 
-        cid = self.store.resolve(name)
         with self.store.locked_existing(cid):
             record = self.store.read_record(cid)
             state = st.effective(self.store.read_state(cid))
@@ -192,7 +196,8 @@ class ContainerManager:
         from intermodal.containers.store import write_json
 
         directory = self.store.dir(cid)
-        self.engine.images.store.layers.mount(record["DiffIds"], directory)  # idempotent; after a reboot it remounts
+        if not _rootfs_ready(record.get("Rootfs")):  # after a reboot (mounting again costs a locked write)
+            self.engine.images.store.layers.mount(record["DiffIds"], directory)
         runtime = self._runtime(record)
         runtime.delete(cid, force=True)  # a leftover from a crash would block `create`
         spec = ContainerSpec.from_json(record["Spec"])
@@ -236,12 +241,16 @@ class ContainerManager:
 
     def run(self, spec: ContainerSpec, *, attach: bool = False, stdin: int | None = None,
             console_size: tuple[int, int] | None = None, pull: str = "missing",
-            pull_options: dict[str, Any] | None = None, runtime: str | None = None
-            ) -> tuple[Container, Started | None]:
-        """create + start; on a start failure a `--rm` container is removed again."""
+            pull_options: dict[str, Any] | None = None, runtime: str | None = None,
+            monitor: PendingMonitor | None = None) -> tuple[Container, Started | None]:
+        """create + start; on a start failure a `--rm` container is removed again.
+
+        *monitor*: one started ahead by the caller (made with the same *attach* and *stdin*), else ours.
+        """
         from intermodal.containers.launch import PendingMonitor
 
-        monitor = PendingMonitor(attach=attach, stdin=stdin)  # its interpreter starts while we create
+        if monitor is None:
+            monitor = PendingMonitor(attach=attach, stdin=stdin)  # its interpreter starts while we create
         try:
             container = self.create(spec, pull=pull, pull_options=pull_options, runtime=runtime)
         except BaseException:
@@ -338,6 +347,20 @@ class ContainerManager:
                           "ExitCode": st.UNKNOWN_EXIT, "FinishedAt": st.now_rfc3339(),
                           "Error": "the container's monitor died; its exit code is unknown"})
             self.store.write_state(cid, state)
+
+    def update(self, name: str, *, restart: Any = None, memory: Any = None, cpus: Any = None,
+               pids_limit: Any = None) -> Container:
+        """`docker update`: change the restart policy and limits, live where the container runs.
+
+        Takes ContainerSpec's values (RestartPolicy, bytes, CPUs, a count) or their text ("always",
+        "512m", "1.5"); None leaves a field as it is, 0 lifts a limit (pids_limit: 0 or -1). The
+        monitor applies a new restart policy at the container's next exit. Raises ContainerNotFound,
+        InvalidArgument, RuntimeFailure (the kernel refused a limit, e.g. memory below the usage).
+        """
+        from intermodal.containers.update import normalise, update_container
+
+        update_container(self, name, normalise(restart=restart, memory=memory, cpus=cpus, pids_limit=pids_limit))
+        return self.get(name)
 
     # -- pause -----------------------------------------------------------------------
 
@@ -623,6 +646,13 @@ def _set_console_size(bundle: Path, size: tuple[int, int] | None) -> None:
     else:
         process.pop("consoleSize", None)
     write_json_durable(bundle, config)
+
+
+def _rootfs_ready(rootfs: str | None) -> bool:
+    """The container's root filesystem as `create` left it: overlay's ``merged`` mounted, vfs's copy present."""
+    if not rootfs:
+        return False
+    return os.path.ismount(rootfs) if os.path.basename(rootfs) == "merged" else os.path.isdir(rootfs)
 
 
 def _oom_file(cid: str) -> str | None:

@@ -453,6 +453,7 @@ class Monitor:
             if state is None:
                 return False
             stopped = bool(state.get("StopRequested"))
+            self.policy = self.current_policy()  # `imod update --restart` may have changed it meanwhile
             again = self.restart.should_restart(self.policy, code, count, stopped)
             state.update({"Status": "restarting" if again else "exited", "Restarting": again, "Running": False,
                           "Pid": 0, "ExitCode": code, "OOMKilled": oom, "FinishedAt": now(),
@@ -460,6 +461,14 @@ class Monitor:
             self.write_state(state)
         self.exit_code = code
         return again
+
+    def current_policy(self):
+        """The restart policy as monitor.json says now (`imod update` rewrites it under the lock we hold)."""
+        try:
+            with open(os.path.join(self.cdir, "monitor.json"), encoding="utf-8") as f:
+                return self.restart.RestartPolicy.from_json(loads(f.read()).get("restart"))
+        except (OSError, ValueError, StopIteration, AttributeError):
+            return self.policy
 
     def record_exit(self, code, oom, count, error=""):
         self.record({"Status": "exited", "Running": False, "Restarting": False, "Pid": 0, "ExitCode": code,

@@ -6,6 +6,8 @@ import time
 
 from intermodal.containers.monitor_sys import Lock, now, unlink
 
+KILLED_POLL = 0.1  # seconds between looks at a check killed for its timeout, until it has exited
+
 
 class Health:
     """Docker's healthcheck: run the test in the container every interval, keep the last five results.
@@ -37,7 +39,8 @@ class Health:
         """Seconds until something is due: the next check, or the running one's timeout."""
         now = time.monotonic()
         if self.pid is not None:
-            return self.started + self.timeout - now
+            # Killed for its timeout: its exit (SIGCHLD) wakes us; look again now and then all the same.
+            return KILLED_POLL if self.timed_out else self.started + self.timeout - now
         return self.next_run - now
 
     def owns(self, fd):
@@ -47,7 +50,7 @@ class Health:
         now = time.monotonic()
         if self.pid is None and now >= self.next_run:
             self.run()
-        elif self.pid is not None and now >= self.started + self.timeout:
+        elif self.pid is not None and not self.timed_out and now >= self.started + self.timeout:
             self.kill()
             self.output += f"Health check exceeded timeout ({self.timeout:g}s)".encode()
             self.timed_out = True

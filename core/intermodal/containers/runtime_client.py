@@ -141,6 +141,18 @@ class InProcessRuntime:
             raise RuntimeFailure(f"could not delete container {cid[:12]} from the runtime: {err}; "
                                  "stop it first, or use --force") from None
 
+    def update(self, cid: str, resources: dict[str, Any]) -> None:
+        """Change a running container's limits (OCI linux.resources: memory, cpu, pids) in its cgroup."""
+        try:
+            rec = self._get(cid).record()
+            if not rec.cgroup_paths:
+                raise RuntimeFailure(f"container {cid[:12]} has no cgroup whose limits could change")
+            from intermodal.runtime.cgroups import manager_from_paths
+
+            manager_from_paths(rec.cgroup_paths).update(resources)
+        except (IntermodalError, OSError) as err:
+            raise RuntimeFailure(f"could not update the limits of container {cid[:12]}: {err}") from None
+
     def ps(self, cid: str, ps_args: list[str]) -> str:
         from intermodal.runtime.ps import table
 
@@ -293,6 +305,10 @@ class OciRuntime:
         if proc.returncode != 0 and (self.state_root / cid).exists():
             raise RuntimeFailure(f"could not delete container {cid[:12]} from the runtime: {_message(proc.stderr)}; "
                                  "stop it first, or use --force")
+
+    def update(self, cid: str, resources: dict[str, Any]) -> None:
+        """`runc update --resources -`: the OCI linux.resources to change, on stdin."""
+        self._run("update", "--resources", "-", cid, input=json.dumps(resources).encode())
 
     def ps(self, cid: str, ps_args: list[str]) -> str:
         """The runtime runs the host's `ps` and keeps the container's processes (`runc ps ID ARGS`)."""

@@ -4,7 +4,8 @@
 is used when /proc/filesystems lists it, we are root, and a trial mount of
 two lower directories, an upper and a work directory inside the engine root
 succeeds (it fails, for example, when the engine root is itself on an
-overlay without the features an upper directory needs).
+overlay without the features an upper directory needs); a marker file then
+spares later commands the trial.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from intermodal.paths import EnginePaths
 
 DRIVERS = ("overlay", "vfs")
 PROBE_PREFIX = "probe-"
+OVERLAY_WORKS = "overlay-works"  # under paths.layers: a trial mount succeeded there
 _chosen: dict[Path, str] = {}  # engine root -> driver name, probed once per process
 _probe_lock = threading.Lock()  # pull workers ask at once; one probe is enough
 
@@ -59,8 +61,22 @@ def by_name(name: str) -> Driver:
 
 
 def overlay_works(paths: EnginePaths) -> bool:
+    """The trial mount, once per engine root: a marker file remembers its success (it costs ~25 ms)."""
     if os.geteuid() != 0:
         return False
+    marker = paths.layers / OVERLAY_WORKS
+    if marker.exists():
+        return True
+    if _probe(paths):
+        try:
+            marker.touch()
+        except OSError:
+            pass  # probed again next time
+        return True
+    return False
+
+
+def _probe(paths: EnginePaths) -> bool:
     try:
         if "overlay" not in Path("/proc/filesystems").read_text():
             return False

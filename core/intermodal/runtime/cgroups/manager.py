@@ -48,8 +48,8 @@ class CgroupManager(ABC):
         """
 
     @abstractmethod
-    def set(self, resources: dict | None) -> None:
-        """Write OCI ``linux.resources`` into the cgroup files.
+    def set(self, resources: dict | None, *, keep_devices: bool = False) -> None:
+        """Write OCI ``linux.resources`` into the cgroup files (*keep_devices*: leave the device rules alone).
 
         Supported: memory (limit, swap, reservation, disableOOMKiller, swappiness,
         kernelTCP), cpu (shares or weight, quota/period, realtime, cpus, mems,
@@ -59,6 +59,11 @@ class CgroupManager(ABC):
         unified (v2 only). A value for a controller this host lacks raises
         ``InvalidSpec`` naming the JSON path; nothing is silently ignored.
         """
+
+    def update(self, resources: dict) -> None:
+        """Change the limits of a running container (`runc update`): ``set`` for the keys *resources*
+        gives; the device rules stay as they are unless it gives ``devices``."""
+        self.set(resources, keep_devices="devices" not in resources)
 
     @abstractmethod
     def destroy(self) -> None:

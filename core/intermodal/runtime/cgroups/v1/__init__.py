@@ -41,7 +41,7 @@ class V1Manager(m.CgroupManager):
             m.mkdir_p(self._unified)
             m.write(self._unified, "cgroup.procs", pid)
 
-    def set(self, resources: dict | None) -> None:
+    def set(self, resources: dict | None, *, keep_devices: bool = False) -> None:
         if not resources:
             resources = {}
         m.check_known(resources)
@@ -52,7 +52,7 @@ class V1Manager(m.CgroupManager):
             if resources.get(key):
                 raise InvalidSpec(f"linux.resources.{key}: not supported by imod-runtime; remove it from config.json")
         for ctl in CONTROLLERS:
-            if not ctl.applies(resources):
+            if not ctl.applies(resources) or (keep_devices and ctl is devices):
                 continue
             path = self._paths.get(ctl.NAME)
             if path is None:

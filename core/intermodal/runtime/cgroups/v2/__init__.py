@@ -31,7 +31,7 @@ class V2Manager(m.CgroupManager):
         self.create()
         m.write(self._path, "cgroup.procs", pid)
 
-    def set(self, resources: dict | None) -> None:
+    def set(self, resources: dict | None, *, keep_devices: bool = False) -> None:
         resources = resources or {}
         m.check_known(resources)
         for key in ("network", "rdma"):
@@ -40,7 +40,7 @@ class V2Manager(m.CgroupManager):
         self.create()
         available = set(self._controllers())
         for ctl in CONTROLLERS:
-            if not ctl.applies(resources):
+            if not ctl.applies(resources) or (keep_devices and ctl is devices):
                 continue
             if ctl not in (unified, devices) and ctl.NAME not in available:  # devices: a BPF program, no controller
                 raise InvalidSpec(f"linux.resources.{_KEY[ctl.NAME]}: the {ctl.NAME} controller is not enabled for "
