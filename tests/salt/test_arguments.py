@@ -125,7 +125,7 @@ def test_docker_arguments_the_engine_lacks_are_named(monkeypatch):
     ("present", {}, {"source": "pull"}),
     ("present", {"load": "/a.tar", "force": True}, {"source": "load", "load_path": "/a.tar", "force_source": True}),
     ("present", {"build": "/ctx", "dockerfile": "Containerfile", "buildargs": [{"V": "1"}]},
-     {"source": "build", "build": {"path": "/ctx", "dockerfile": "Containerfile", "args": {"V": "1"}}}),
+     {"source": "build", "build": {"path": "/ctx", "dockerfile": "/ctx/Containerfile", "args": {"V": "1"}}}),
     ("present", {"insecure_registry": True}, {"source": "pull", "validate_certs": False}),
     ("absent", {"force": True}, {"force_absent": True}),
 ])

@@ -328,6 +328,8 @@ def image_options(name: str, kwargs: Mapping[str, Any], *, state: str = "present
         for salt_key, key in (("dockerfile", "dockerfile"), ("buildargs", "args"), ("nocache", "nocache")):
             if salt_key in o:
                 build[key] = _pairs(o.pop(salt_key)) if key == "args" else o.pop(salt_key)
+        if build.get("dockerfile") and build.get("path"):
+            build["dockerfile"] = dockerfile_path(build["path"], build["dockerfile"])
         out.update(source="build", build=build)
     if "load" in o:
         out.update(source="load", load_path=o.pop("load"))
@@ -344,6 +346,13 @@ def image_options(name: str, kwargs: Mapping[str, Any], *, state: str = "present
     if state == "present":
         out.setdefault("source", "pull")
     return out
+
+
+def dockerfile_path(context: str, dockerfile: str) -> str:
+    """docker_image's dockerfile is relative to the build context (the engine's, like `-f`, to the cwd)."""
+    import os
+
+    return os.path.join(str(context), str(dockerfile))  # an absolute dockerfile stays as it is
 
 
 NETWORK_ALIASES = {"driver_opt": "driver_opts", "options": "driver_opts", "ip_range": "iprange",

@@ -136,16 +136,18 @@ def rmi(*names, force=False, root=None):
 @_errors
 def build(path, repository=None, dockerfile=None, buildargs=None, nocache=False, target=None, root=None):
     """Build an image from the context directory *path*, tagged *repository*; returns its Id and tags.
+    *dockerfile*: relative to *path* (default: Dockerfile there).
 
     CLI Example: ``salt '*' intermodal.build /srv/app repository=app:1``
     """
     import io
 
     from intermodal.declare import normalise
+    from intermodal.salt.common import dockerfile_path
 
     options = {"no_cache": bool(nocache)}
     if dockerfile:
-        options["dockerfile"] = dockerfile
+        options["dockerfile"] = dockerfile_path(path, dockerfile)  # relative to the context, as in Salt
     if buildargs:
         options["build_args"] = normalise.string_map(buildargs, "buildargs")
     if target:
