@@ -44,7 +44,7 @@ options:
     vars:
       - name: ansible_imod_root
   imod_path:
-    description: The C(imod) executable; left out, found on C(PATH), else next to the Python that runs Ansible.
+    description: The C(imod) executable; left out, the one next to the Python that runs Ansible, else on C(PATH).
     type: str
     vars:
       - name: ansible_imod_path
@@ -91,8 +91,10 @@ class Connection(ConnectionBase):
         path = self.get_option("imod_path")
         if path:
             return path
-        found = shutil.which("imod") or os.path.join(os.path.dirname(sys.executable), "imod")
-        if not os.path.exists(found):
+        # The imod of the Python that runs Ansible first: the engine the inventory plugin read.
+        beside = os.path.join(os.path.dirname(sys.executable), "imod")
+        found = beside if os.path.exists(beside) else shutil.which("imod")
+        if not found:
             raise AnsibleConnectionFailure("imod not found on the controller: install intermodal there, or set "
                                            "ansible_imod_path to its imod")
         return found
