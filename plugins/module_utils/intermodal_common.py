@@ -24,9 +24,10 @@ except ImportError:
 else:
     ENGINE_IMPORT_ERROR = None
 
-ENGINE_HINT = ("install the intermodal engine on the target host (the role intermodal.containers.engine, "
-               "pip install intermodal, or the repository's "
-               "scripts/setup), and point ansible_python_interpreter at that Python")
+# missing_required_lib says "This is required <ENGINE_HINT>."
+ENGINE_HINT = ("on the target host, where the modules run the engine: install it with the role "
+               "intermodal.containers.engine (or pip install intermodal) and point ansible_python_interpreter "
+               "at that Python (/opt/intermodal/bin/python with the role)")
 TYPES = {"str": "str", "int": "int", "bool": "bool", "float": "float", "list": "list", "dict": "dict",
          "path": "path", "raw": "raw"}
 
