@@ -60,3 +60,31 @@ def test_engine_errors_are_command_execution_errors(salt, busybox_archive: Path,
     assert code != 0
     assert f"Error running '{args[0]}': " in message and engine_says in message, message
     assert "Traceback" not in message
+
+
+def test_not_loaded_says_why():
+    """As a user other than root the module is not loaded, and salt-call says why (its __virtual__)."""
+    import os
+    import shutil
+    import tempfile
+
+    from tests.salt.saltenv import run_bounded, salt_bin
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv (util-linux)")
+    base = Path(tempfile.mkdtemp(prefix="imod-salt-"))  # under /tmp: pytest's tmp_path is root's only
+    try:
+        (base / "conf").mkdir()
+        (base / "conf" / "minion").write_text(f"id: nobody\nfile_client: local\nroot_dir: {base / 'root'}\n"
+                                              "user: nobody\n")
+        for path in (base, base / "conf", base / "conf" / "minion"):
+            os.chown(path, 65534, 65534)
+        proc = run_bounded([setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                            str(salt_bin("salt-call")), "--local", "--config-dir", str(base / "conf"),
+                            "intermodal.version"], timeout=120)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    assert proc.returncode != 0
+    assert ("'intermodal' __virtual__ returned False: the intermodal engine needs root to run containers; run the "
+            "minion (or salt-call) as root") in proc.stdout + proc.stderr, proc
