@@ -1,18 +1,21 @@
-"""Networking: the cost of attaching and detaching one endpoint, and published-port throughput.
+"""Networking: what it adds to `run --rm busybox true` (imod and podman), one endpoint's cost, and the
+throughput of a published port against loopback direct.
 
 Needs root, nft and busybox. Everything runs in a throwaway engine root with
-its own nft table and test-prefixed names, against a network namespace made
-here; traffic goes only to that namespace and to 127.0.0.1. Throughput is a
-bounded transfer (SIZE_MB of zeros served by `busybox httpd`, fetched with
-`busybox wget -O /dev/null`), once through the published port on 127.0.0.1
-(OUTPUT DNAT + masquerade + bridge), once straight to the container's address
-(bridge only), and once over plain loopback with httpd in the host namespace.
+its own nft table and test-prefixed names; traffic goes only to our own
+containers and to 127.0.0.1.
 
-Beside them, podman's cost of networking: `podman run --rm busybox true` with
-its default bridge network (netavark) minus the same with `--network none`
-(own --root, runc and cgroupfs, since crun refuses this host's hybrid cgroups).
-The same difference for `imod run` (its default network is `bridge`) is in
-bench/containers.py.
+- Start-up: `imod run --rm busybox true` with the default bridge network
+  minus the same with `--network none`, beside podman's same difference
+  (its own --root, runc and cgroupfs, overlay; rounds interleaved so that a
+  busy moment of the machine hits every command alike).
+- Endpoint: attach + detach of one endpoint (veth, IPAM, nft) on a network
+  namespace made here, without and with a published port.
+- Throughput: a bounded transfer of SIZE_MB (a file of zeros) served by
+  `busybox nc -ll -e cat FILE` and read by `busybox nc -e dd` (every byte counted):
+  over plain loopback with the server on the host, straight to the
+  container's address (bridge only), and through the port published on
+  127.0.0.1 (OUTPUT DNAT + masquerade + bridge).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 from bench.common import Result, measure, table  # noqa: E402
 
 SIZE_MB = 256
+IMOD = str(Path(sys.executable).parent / "imod")
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 
@@ -48,60 +53,107 @@ def _wait_listening(ns: str | None, port: int) -> None:
                                                                                           out.splitlines())):
             return
         time.sleep(0.05)
-    raise RuntimeError(f"httpd on port {port} did not start")
+    raise RuntimeError(f"nothing listens on port {port} after 10 s")
 
 
-def _fetch(url: str) -> None:
-    _run(BUSYBOX, "wget", "-q", "-O", "/dev/null", url)
+def _fetch(host: str, port: int) -> None:
+    """Read the whole file from the nc server into `dd` (run by nc on the socket: nc's own copy loop
+    moves small chunks and would be the bottleneck); a short read is an error, not a fast run."""
+    proc = subprocess.run([BUSYBOX, "nc", host, str(port), "-e", BUSYBOX, "dd", "of=/dev/null", "bs=1M",
+                           "iflag=fullblock"], capture_output=True, text=True, timeout=120)
+    if f"{SIZE_MB}+0 records in" not in proc.stderr:
+        raise RuntimeError(f"nc from {host}:{port} did not read {SIZE_MB} MB: {proc.stderr.strip()[:200]}")
 
 
-def _throughput(name: str, url: str, repeat: int) -> Result:
-    r = measure(name, lambda: _fetch(url), repeat=repeat, warmup=1)
+def _throughput(name: str, host: str, port: int, repeat: int) -> Result:
+    r = measure(name, lambda: _fetch(host, port), repeat=repeat, warmup=1)
     r.note = f"{SIZE_MB / r.median:.0f} MB/s"
     return r
 
 
-def _podman(work: Path) -> str:
-    from intermodal.tools.busybox import build_rootfs_tar
+def _interleaved(runs: dict, repeat: int, warmup: int = 2) -> list[Result]:
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - start)
+    return [Result(name, values) for name, values in samples.items()]
 
-    tar = build_rootfs_tar(work / "busybox.tar")
-    base = ["podman", "--root", str(work / "podman"), "--runroot", str(work / "podman-run"), "--storage-driver",
-            "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
-    run = [*base, "run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+PODMAN_RUN = ["run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+
+
+def _startup(work: Path, imod: list[str], tar: Path) -> str:
+    """`run --rm busybox true`: bridge minus none, for imod and (if installed) podman."""
+    from bench.common import command
+
+    runs = {"imod run --rm --network none": command([*imod, "run", "--rm", "--network", "none", "busybox", "true"]),
+            "imod run --rm (bridge)": command([*imod, "run", "--rm", "busybox", "true"])}
+    podman = None
+    if shutil.which("podman") and shutil.which("runc"):
+        podman = ["podman", "--root", str(work / "podman"), "--runroot", str(work / "podman-run"),
+                  "--storage-driver", "overlay", "--events-backend", "none", "--cgroup-manager", "cgroupfs",
+                  "--runtime", "runc"]
+        try:
+            _run(*podman, "import", "-q", str(tar), "localhost/bench-busybox:latest")
+        except subprocess.CalledProcessError as err:
+            print(f"podman skipped: {err.stderr.decode(errors='replace').strip()[:200]}", file=sys.stderr)
+            podman = None
+    if podman:
+        runs["podman run --rm --network none"] = command([*podman, *PODMAN_RUN, "--network", "none",
+                                                          "localhost/bench-busybox", "true"])
+        runs["podman run --rm (bridge)"] = command([*podman, *PODMAN_RUN, "localhost/bench-busybox", "true"])
     try:
-        _run(*base, "import", "-q", str(tar), "localhost/bench-busybox:latest")
-        results = [measure("podman run --network none", lambda: _run(*run, "--network", "none",
-                                                                     "localhost/bench-busybox", "true"), repeat=7),
-                   measure("podman run (bridge)", lambda: _run(*run, "localhost/bench-busybox", "true"), repeat=7)]
-    except subprocess.CalledProcessError as err:
-        return f"## podman: skipped ({err.stderr.decode(errors='replace').strip()[:200]})\n"
+        results = _interleaved(runs, repeat=15)
     finally:
-        subprocess.run([*base, "rmi", "-a", "-f"], capture_output=True)
-    added = results[1].median - results[0].median
-    return table("podman: what its bridge networking adds to `run --rm busybox true`", results,
-                 "podman run --network none", {"podman's networking cost": f"{added * 1000:.1f} ms"})
+        if podman:
+            subprocess.run([*podman, "rm", "-f", "-a"], capture_output=True)
+            subprocess.run([*podman, "system", "reset", "-f"], capture_output=True)
+    med = {r.name: r.median for r in results}
+    imod_cost = med["imod run --rm (bridge)"] - med["imod run --rm --network none"]
+    extra = {"imod: networking adds (bridge - none)": f"{imod_cost * 1000:.1f} ms"}
+    if podman:
+        podman_cost = med["podman run --rm (bridge)"] - med["podman run --rm --network none"]
+        extra["podman: networking adds (bridge - none)"] = f"{podman_cost * 1000:.1f} ms"
+        extra["imod's networking cost / podman's"] = f"{imod_cost / podman_cost:.2f}x" if podman_cost > 0 else "n/a"
+    return table("network: what networking adds to `run --rm busybox true`", results,
+                 "imod run --rm --network none", extra)
 
 
 def main() -> str:
+    import compileall
+
+    from tests.support.netns import cleanup_engine, engine_settings
+
+    import intermodal
     from intermodal.engine import Engine
     from intermodal.network.manager import EndpointRequest
+    from intermodal.tools.busybox import build_rootfs_tar
 
+    compileall.compile_dir(Path(intermodal.__file__).parent, quiet=1)  # as installed: no compiling per run
     work = Path(tempfile.mkdtemp(prefix="imod-bench-net-"))
-    tag = secrets.token_hex(3)
-    table_name, ns = f"imt{tag}", f"itn-{tag}"
-    (work / "root" / "networks").mkdir(parents=True)
-    (work / "root" / "networks" / "config.json").write_text(json.dumps({
-        "table": table_name, "default_bridge": f"itb{tag}d", "bridge_prefix": f"itb{tag}", "veth_prefix": "itv",
-        "default_subnet": "10.232.250.0/24"}))
+    root = work / "root"
+    root.mkdir()
+    settings = engine_settings(root)  # test names, its own nft table, subnets clear of host routes
+    ns = f"itn-{secrets.token_hex(3)}"
+    imod = [IMOD, "--root", str(root)]
     www = work / "www"
     www.mkdir()
     with open(www / "blob", "wb") as f:
-        f.truncate(SIZE_MB * 1024 * 1024)
-    engine = Engine(work / "root")
+        f.truncate(SIZE_MB << 20)
+    engine = Engine(root)
     procs: list[subprocess.Popen] = []
     try:
+        tar = build_rootfs_tar(work / "busybox.tar")
+        _run(*imod, "import", str(tar), "busybox:latest")
+        startup = _startup(work, imod, tar)
+
         _run("ip", "netns", "add", ns)
-        engine.networks.create("bench", subnet="10.231.250.0/24")
+        engine.networks.create("bench")
         path = f"/run/netns/{ns}"
 
         def cycle(ports: list[str]) -> tuple[float, float]:
@@ -122,37 +174,38 @@ def main() -> str:
         lifecycle = table("network: one endpoint (bridge network, veth, IPAM, nft)", results,
                           "attach+detach, no ports")
 
-        cid = secrets.token_hex(32)
-        (ep,) = engine.networks.attach(cid, path, [EndpointRequest("bench")], ports=["80"])
-        (binding,) = engine.networks.published_ports(cid)
-        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, BUSYBOX, "httpd", "-f", "-p", "80", "-h",
-                                       str(www)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_listening(ns, 80)
-        with __import__("socket").socket() as s:
+        _run(*imod, "run", "-d", "--name", "server", "-p", "127.0.0.1::5000", "-v", f"{www}:/www:ro", "busybox",
+             "nc", "-ll", "-p", "5000", "-e", "cat", "/www/blob")
+        info = json.loads(subprocess.run([*imod, "container", "inspect", "server"], check=True,
+                                         capture_output=True).stdout)[0]["NetworkSettings"]
+        address = info["Networks"]["bridge"]["IPAddress"]
+        published = int(info["Ports"]["5000/tcp"][0]["HostPort"])
+        with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             loop_port = s.getsockname()[1]
-        procs.append(subprocess.Popen([BUSYBOX, "httpd", "-f", "-p", f"127.0.0.1:{loop_port}", "-h", str(www)],
+        procs.append(subprocess.Popen([BUSYBOX, "nc", "-ll", "-p", str(loop_port), "-e", "cat", str(www / "blob")],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         _wait_listening(None, loop_port)
+        for _ in range(100):  # bounded: the container's nc listens a moment after `run -d` returns
+            try:
+                _fetch(address, 5000)
+                break
+            except RuntimeError:
+                time.sleep(0.1)
         transfer = [
-            _throughput("loopback, host httpd", f"http://127.0.0.1:{loop_port}/blob", 5),
-            _throughput("container address (bridge)", f"http://{ep.address}:80/blob", 5),
-            _throughput("published port on 127.0.0.1", f"http://127.0.0.1:{binding.host_port}/blob", 5),
+            _throughput("loopback direct (host nc)", "127.0.0.1", loop_port, 7),
+            _throughput("container address (bridge)", address, 5000, 7),
+            _throughput("published port on 127.0.0.1", "127.0.0.1", published, 7),
         ]
-        engine.networks.detach(cid)
-        podman = _podman(work) if shutil.which("podman") else ""
-        speed = table(f"network: {SIZE_MB} MB over HTTP (busybox httpd -> busybox wget)", transfer,
-                      "loopback, host httpd")
-        return lifecycle + "\n" + speed + ("\n" + podman if podman else "")
+        speed = table(f"network: {SIZE_MB} MB through busybox nc", transfer, "loopback direct (host nc)",
+                      {"published / loopback throughput": f"{transfer[0].median / transfer[2].median:.2f}x"})
+        return startup + "\n" + lifecycle + "\n" + speed
     finally:
         for p in procs:
             p.kill()
             p.wait(timeout=10)
-        for rec in engine.networks.store.containers():
-            engine.networks.detach(rec.container_id)
-        for net in engine.networks.list():
-            engine.networks._teardown(net)
-        subprocess.run(["nft", "delete", "table", "inet", table_name], capture_output=True)
+        subprocess.run([*imod, "rm", "-f", "server"], capture_output=True)
+        cleanup_engine(engine, settings["table"])
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 

@@ -91,6 +91,9 @@ def test_connect_a_created_container_applies_at_start(net_engine, imod, busybox_
     imod("create", "--name", "later", "--network", "na", busybox_image, "sleep", "1000")
     imod("network", "connect", "--ip", three[1].replace(".0/24", ".77"), "nb", "later")
     assert net_engine.networks.inspect("nb")["Containers"] == {}  # recorded, not plugged: no namespace yet
+    configured = _networks(imod, "later")  # as Docker shows a created container: configured, no address yet
+    assert sorted(configured) == ["na", "nb"] and configured["nb"]["IPAddress"] == ""
+    assert configured["nb"]["IPAMConfig"] == {"IPv4Address": three[1].replace(".0/24", ".77")}
     imod("start", "later")
     nets = _networks(imod, "later")
     assert sorted(nets) == ["na", "nb"] and nets["nb"]["IPAddress"] == three[1].replace(".0/24", ".77")

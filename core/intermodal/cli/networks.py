@@ -25,8 +25,11 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NETWORK")
     p.add_argument("-d", "--driver", default="bridge", help="only 'bridge'")
-    p.add_argument("--subnet", help="CIDR, e.g. 172.20.0.0/16 (default: a free one)")
-    p.add_argument("--gateway", help="gateway address (default: the subnet's first)")
+    p.add_argument("--subnet", action="append", default=[],
+                   help="CIDR, e.g. 172.20.0.0/16 (default: a free one); with --ipv6 also an IPv6 one, fd00:1::/64")
+    p.add_argument("--gateway", action="append", default=[], help="gateway address (default: the subnet's first)")
+    p.add_argument("--ipv6", action="store_true",
+                   help="dual stack: IPv6 addresses too (default subnet: a random ULA /64)")
     p.add_argument("--ip-range", help="allocate container addresses from this sub-range")
     p.add_argument("--internal", action="store_true", help="no route out of the network")
     p.add_argument("-l", "--label", action="append", default=[], help="KEY=VALUE")
@@ -34,10 +37,22 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
                    help="driver options: com.docker.network.bridge.name=NAME, com.docker.network.driver.mtu=N")
 
 
+def _by_family(items: list[str], what: str) -> tuple[str | None, str | None]:
+    """(the IPv4 one, the IPv6 one) of repeated --subnet or --gateway values; at most one of each."""
+    v4 = [i for i in items if ":" not in i]
+    v6 = [i for i in items if ":" in i]
+    if len(v4) > 1 or len(v6) > 1:
+        raise InvalidArgument(f"give at most one IPv4 and one IPv6 {what}")
+    return (v4[0] if v4 else None), (v6[0] if v6 else None)
+
+
 def _run_create(ctx: Context, args: argparse.Namespace) -> int:
-    net = ctx.engine.networks.create(args.name, subnet=args.subnet, gateway=args.gateway, ip_range=args.ip_range,
+    subnet, subnet6 = _by_family(args.subnet, "--subnet")
+    gateway, gateway6 = _by_family(args.gateway, "--gateway")
+    net = ctx.engine.networks.create(args.name, subnet=subnet, gateway=gateway, ip_range=args.ip_range,
                                      internal=args.internal, labels=_pairs(args.label, "label"),
-                                     options=_pairs(args.opt, "option"), driver=args.driver)
+                                     options=_pairs(args.opt, "option"), driver=args.driver, ipv6=args.ipv6,
+                                     subnet6=subnet6, gateway6=gateway6)
     print(net.id)
     return 0
 
@@ -57,7 +72,8 @@ def _configure_list(p: argparse.ArgumentParser) -> None:
 def _row(net, no_trunc: bool) -> dict[str, Any]:
     labels = ",".join(f"{k}={v}" for k, v in sorted(net.labels.items()))
     return {"ID": net.id if no_trunc else net.id[:12], "Name": net.name, "Driver": net.driver, "Scope": "local",
-            "Internal": str(net.internal).lower(), "IPv6": "false", "Labels": labels, "CreatedAt": net.created}
+            "Internal": str(net.internal).lower(), "IPv6": str(bool(net.subnet6)).lower(), "Labels": labels,
+            "CreatedAt": net.created}
 
 
 def _matches(net, filters: dict[str, list[str]]) -> bool:
@@ -194,7 +210,7 @@ def _run_port(ctx: Context, args: argparse.Namespace) -> int:
     bindings = ctx.engine.networks.published_ports(c.id)
     if args.port is None:
         for b in bindings:
-            print(f"{b.key()} -> {b.host_ip or '0.0.0.0'}:{b.host_port}")
+            print(f"{b.key()} -> {b.host_text()}")
         return 0
     port, _, proto = args.port.partition("/")
     key = f"{port}/{proto or 'tcp'}"
@@ -202,7 +218,7 @@ def _run_port(ctx: Context, args: argparse.Namespace) -> int:
     if not found:
         raise NotFound(f"no public port {key} published for container {c.name}; see `imod port {c.name}`")
     for b in found:
-        print(f"{b.host_ip or '0.0.0.0'}:{b.host_port}")
+        print(b.host_text())
     return 0
 
 

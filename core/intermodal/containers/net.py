@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from intermodal.errors import InvalidArgument, RuntimeFailure
+from intermodal.errors import ContainerNotFound, InvalidArgument, RuntimeFailure
 
 if TYPE_CHECKING:
     from intermodal.containers.spec import ContainerSpec
@@ -159,7 +159,7 @@ def connect(engine: Engine, cid: str, record: dict[str, Any], spec: ContainerSpe
     """At start: the namespace and the endpoints, unless an earlier start left them in place.
 
     Networks connected or disconnected while the namespace was kept (a stopped container) were
-    applied to it then; what still differs from the configuration (a crash in between) is fixed here.
+    applied to it then; a configured network still missing (a crash in between) is joined here.
     """
     networks = engine.networks
     path = netns_path(engine, cid)
@@ -185,11 +185,10 @@ def connect(engine: Engine, cid: str, record: dict[str, Any], spec: ContainerSpe
 
 def _reconcile(engine: Engine, cid: str, record: dict[str, Any], wanted: list[EndpointRequest],
                have: list[str], path: Path) -> None:
+    """Join configured networks the namespace lacks. Endpoints beyond the configuration stay: they were
+    made by `engine.networks.connect` directly (not through `change`), which a restart must not undo."""
     networks = engine.networks
     names = {networks.get(r.network).name: r for r in wanted}
-    for name in have:
-        if name not in names:
-            networks.disconnect(name, cid)
     for name, req in names.items():
         if name not in have:
             networks.connect(name, cid, path, ip=req.ip, aliases=req.aliases, name=record["Name"])
@@ -281,12 +280,30 @@ def disconnect(engine: Engine, cid: str, *, wait: bool = True) -> Pending | None
 
 
 def settings(engine: Engine, cid: str) -> dict[str, Any]:
-    return engine.networks.container_settings(cid)
+    """`NetworkSettings`: the joined networks, and (empty, as Docker shows them) those configured but not
+    joined yet (a container never started, or connected while it had no namespace)."""
+    from intermodal.containers.spec import ContainerSpec as Spec
+    from intermodal.containers.store import ContainerStore
+
+    out = engine.networks.container_settings(cid)
+    try:
+        record = ContainerStore(engine.paths).read_record(cid)
+    except ContainerNotFound:  # removed meanwhile: what the network code knows is all there is
+        return out
+    for req in requests(record, Spec.from_json(record["Spec"])):
+        name = engine.networks.get(req.network).name if engine.networks.exists(req.network) else req.network
+        if name not in out["Networks"]:
+            out["Networks"][name] = {
+                "IPAMConfig": {"IPv4Address": req.ip} if req.ip else None, "Aliases": list(req.aliases),
+                "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+                "MacAddress": "", "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                "DNSNames": None}
+    return out
 
 
 def ports_text(engine: Engine, cid: str) -> str:
     """`ps`'s PORTS column: 0.0.0.0:8080->80/tcp, ..."""
-    return ", ".join(f"{b.host_ip or '0.0.0.0'}:{b.host_port}->{b.key()}" for b in engine.networks.published_ports(cid))
+    return ", ".join(f"{b.host_text()}->{b.key()}" for b in engine.networks.published_ports(cid))
 
 
 def _is_netns(path: Path) -> bool:

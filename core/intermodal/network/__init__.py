@@ -22,4 +22,16 @@ nothing else of this package, in this order:
 Docker-shaped output: ``engine.networks.inspect(name)`` for `network
 inspect`, ``engine.networks.container_settings(cid)`` for a container's
 ``NetworkSettings`` (Networks, Ports).
+
+Front ends change a container's networks through the container engine,
+not here: ``engine.containers.connect(name, network, aliases=(),
+ipv4_address=None)`` and ``engine.containers.disconnect(name, network,
+force=False)`` record the change in the container's configuration and
+apply it at once where its namespace exists (containers/net.py `change`).
+
+Dual stack: ``engine.networks.create(name, ipv6=True, subnet6=None,
+gateway6=None)`` gives every endpoint an IPv6 address (no duplicate
+address detection: IPAM keeps them unique) and default route too, with
+IPv6 masquerade and published ports on the host's IPv6 addresses (not
+[::1]; see nftables.py).
 """

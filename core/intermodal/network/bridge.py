@@ -9,9 +9,12 @@ from intermodal.errors import AlreadyExists, NetworkError
 from intermodal.network import netlink
 
 PROC_IPV4 = Path("/proc/sys/net/ipv4")
+PROC_IPV6 = Path("/proc/sys/net/ipv6")
+IFA_F_NODAD = 0x02
 
 
-def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int = 1500) -> int:
+def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int = 1500, gateway6: str | None = None,
+                  prefixlen6: int = 0) -> int:
     """Make bridge *name* with the gateway address, up; nothing changes if it exists. Returns its index."""
     netlink.check_ifname(name)
     with netlink.iproute() as ipr:
@@ -39,6 +42,8 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int = 1500) -
         # (net/ipv4/route.c, ip_route_output_key_hash_rcu). Set it on our
         # bridge only, not host-wide; masquerade rewrites the source later.
         _sysctl(PROC_IPV4 / "conf" / name / "route_localnet", "1")
+        if gateway6:
+            _add_address6(ipr, index, name, gateway6, prefixlen6)
         netlink.call(lambda: ipr.link("set", index=index, state="up"), what="bring up", device=name)
     return index
 
@@ -91,16 +96,39 @@ def enable_forwarding() -> None:
         _sysctl(path, "1")
 
 
-def host_routes() -> list[ipaddress.IPv4Network]:
-    """IPv4 destinations the host routes now (except default), to keep new subnets clear of them."""
+def host_routes(family: int = 2) -> list[ipaddress.IPv4Network]:
+    """Destinations (IPv4, or IPv6 with family 10) the host routes now, except default, to keep new subnets
+    clear of them."""
     with netlink.iproute() as ipr:
-        routes = netlink.dump(lambda: ipr.route("dump", family=2), what="list routes")
+        routes = netlink.dump(lambda: ipr.route("dump", family=family), what="list routes")
     nets = []
     for route in routes:
         dst, plen = route.get("dst"), route.get("dst_len", 0)
         if dst and plen:
             nets.append(ipaddress.ip_network(f"{dst}/{plen}", strict=False))
     return nets
+
+
+def _add_address6(ipr, index: int, name: str, gateway6: str, prefixlen6: int) -> None:
+    """The IPv6 gateway on the bridge, without duplicate address detection (it would be tentative,
+    unusable, for a second or two; the subnet is ours)."""
+    _sysctl(PROC_IPV6 / "conf" / name / "disable_ipv6", "0")
+    addrs = netlink.dump(lambda: ipr.addr("dump", index=index, family=10), what="list addresses")
+    if any(a.get("address") == gateway6 for a in addrs):
+        return
+    try:
+        netlink.call(lambda: ipr.addr("add", index=index, address=gateway6, prefixlen=prefixlen6, family=10,
+                                      flags=IFA_F_NODAD), what=f"add address {gateway6}/{prefixlen6} to", device=name)
+    except AlreadyExists:
+        pass
+
+
+def enable_forwarding6() -> None:
+    """Routing for dual-stack networks. Host-wide, as Docker does with --ipv6: with forwarding on, the host
+    ignores router advertisements on interfaces with accept_ra=1 (static routes are unaffected)."""
+    path = PROC_IPV6 / "conf" / "all" / "forwarding"
+    if path.read_text().strip() != "1":
+        _sysctl(path, "1")
 
 
 def _has_address(ipr, index: int, address: str) -> bool:

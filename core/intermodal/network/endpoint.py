@@ -27,6 +27,9 @@ class Link:
     gateway: str | None  # default route via this address; None for no route out
     mtu: int = 1500
     mac: str | None = None
+    address6: str | None = None  # dual stack: the IPv6 address, prefix and default route
+    prefixlen6: int = 0
+    gateway6: str | None = None
 
 
 def host_ifname(prefix: str, container_id: str, network_id: str) -> str:
@@ -158,6 +161,9 @@ def _configure_inside(rtnl, netns, inner: str, link: Link) -> None:
                            "is something else managing it?")
     _call(lambda: rtnl.add_address(index, link.address, link.prefixlen),
           f"add address {link.address}/{link.prefixlen} to", inner, netns)
+    if link.address6:
+        _call(lambda: rtnl.add_address(index, link.address6, link.prefixlen6),
+              f"add address {link.address6}/{link.prefixlen6} to", inner, netns)
     _call(lambda: rtnl.set_up(index), "bring up", inner, netns)
     _call(lambda: rtnl.set_up(1), "bring up", "lo", netns)
     if link.gateway:
@@ -166,6 +172,12 @@ def _configure_inside(rtnl, netns, inner: str, link: Link) -> None:
                   f"add default route via {link.gateway} on", inner, netns)
         except AlreadyExists:
             pass  # the first network's route stays the default (Docker's order)
+    if link.gateway6:
+        try:
+            _call(lambda: rtnl.add_default_route(link.gateway6, index),
+                  f"add default route via {link.gateway6} on", inner, netns)
+        except AlreadyExists:
+            pass
 
 
 def _open_netns(netns) -> int:

@@ -62,7 +62,7 @@ def render_hosts(spec: HostsSpec, peers: Iterable[Peer]) -> str:
         lines.append(f"{own.address}\t{' '.join(names)}")
     if not spec.own:
         lines.append(f"127.0.1.1\t{spec.hostname}")
-    for peer in sorted(peers, key=lambda p: ipaddress.ip_address(p.address)):
+    for peer in sorted(peers, key=lambda p: (ipaddress.ip_address(p.address).version, ipaddress.ip_address(p.address))):
         if peer.names:
             lines.append(f"{peer.address}\t{' '.join(_unique(peer.names))}")
     return "\n".join(lines) + "\n"

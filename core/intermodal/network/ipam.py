@@ -55,6 +55,35 @@ def _addr(text: str, what: str) -> IPv4:
         raise InvalidArgument(f"invalid {what} {text!r}: give an IPv4 address such as 172.20.0.5") from None
 
 
+def validate6(subnet: str, gateway: str | None = None) -> Pool:
+    """An IPv6 subnet (dual stack, `--ipv6 --subnet fd..::/64`): /64 up to /120, the gateway its first host."""
+    try:
+        net = ipaddress.ip_network(subnet.strip(), strict=False)
+    except ValueError:
+        raise InvalidArgument(f"invalid IPv6 subnet {subnet!r}: give a CIDR such as fd00:1::/64") from None
+    if not isinstance(net, ipaddress.IPv6Network):
+        raise InvalidArgument(f"{subnet} is not an IPv6 subnet; give one such as fd00:1::/64")
+    if str(net) != subnet.strip() and ipaddress.ip_interface(subnet.strip()).ip != net.network_address:
+        raise InvalidArgument(f"subnet {subnet} is not a network address with a prefix; did you mean {net}?")
+    if net.prefixlen > 120:
+        raise InvalidArgument(f"IPv6 subnet {net} is too small; give /120 or wider (/64 is usual)")
+    try:
+        gw = ipaddress.IPv6Address(gateway) if gateway else net.network_address + 1
+    except ValueError:
+        raise InvalidArgument(f"invalid IPv6 gateway {gateway!r}: give an address inside {net}") from None
+    if gw not in net or gw == net.network_address:
+        raise InvalidArgument(f"gateway {gw} is not a usable address of subnet {net}; pick one inside it")
+    return Pool(net, gw, net)  # type: ignore[arg-type]  # Pool's checks are family-neutral
+
+
+def random_ula() -> str:
+    """A /64 of a random ULA /48 (RFC 4193), as Docker picks for `--ipv6` without a subnet."""
+    import os
+
+    raw = b"\xfd" + os.urandom(5) + b"\x00\x00" + b"\x00" * 8
+    return str(ipaddress.IPv6Network((raw, 64)))
+
+
 def validate(subnet: str, gateway: str | None = None, ip_range: str | None = None) -> Pool:
     """Check a network's addressing as `docker network create` does; the gateway defaults to the first host."""
     net = _net(subnet, "subnet")
@@ -76,12 +105,14 @@ def next_free(pool: Pool, used: Iterable[str], after: str | None = None) -> IPv4
     keeps a just-released address out of use for a while, so stale ARP
     entries of a removed container do not catch the next one's traffic.
     """
-    taken = {IPv4(u) for u in used}
+    make = type(pool.subnet.network_address)  # IPv4Address or IPv6Address
+    taken = {ipaddress.ip_address(u) for u in used}
     first, last = int(pool.ip_range.network_address), int(pool.ip_range.broadcast_address)
-    start = int(IPv4(after)) + 1 if after and IPv4(after) in pool.ip_range else first
+    start = int(make(after)) + 1 if after and ipaddress.ip_address(after) in pool.ip_range else first
     span = last - first + 1
-    for step in range(span):
-        candidate = IPv4(first + (start - first + step) % span)
+    # Bounded by what is taken: at most len(taken) + 3 candidates fail (network, broadcast, gateway).
+    for step in range(min(span, len(taken) + 4)):
+        candidate = make(first + (start - first + step) % span)
         if pool.usable(candidate) and candidate not in taken:
             return candidate
     return None
@@ -140,7 +171,13 @@ class Ipam:
             return dict(self._read()["allocated"])
 
     def _check_static(self, requested: str, allocated: dict[str, str], owner: str) -> str:
-        address = _addr(requested, "address")
+        if self.pool.subnet.version == 6:
+            try:
+                address = ipaddress.IPv6Address(requested)
+            except ValueError:
+                raise InvalidArgument(f"invalid IPv6 address {requested!r}") from None
+        else:
+            address = _addr(requested, "address")
         if not self.pool.usable(address):
             raise InvalidArgument(f"address {address} cannot be used on network {self.network}: it must be inside "
                                   f"{self.pool.subnet} and not its network, broadcast or gateway ({self.pool.gateway})")

@@ -112,14 +112,16 @@ class NetworkManager:
         config: dict[str, str] = {"Subnet": net.subnet, "Gateway": net.gateway}
         if net.ip_range:
             config["IPRange"] = net.ip_range
+        configs = [config] + ([{"Subnet": net.subnet6, "Gateway": net.gateway6}] if net.subnet6 else [])
         containers = {
             ep.container_id: {"Name": ep.name, "EndpointID": ep.id, "MacAddress": ep.mac,
-                              "IPv4Address": f"{ep.address}/{ep.prefixlen}", "IPv6Address": ""}
+                              "IPv4Address": f"{ep.address}/{ep.prefixlen}",
+                              "IPv6Address": f"{ep.address6}/{ep.prefixlen6}" if ep.address6 else ""}
             for ep in self.store.endpoints(net.id)
         }
         return {
             "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local", "Driver": net.driver,
-            "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
+            "EnableIPv6": bool(net.subnet6), "IPAM": {"Driver": "default", "Options": {}, "Config": configs},
             "Internal": net.internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
             "ConfigOnly": False, "Containers": containers,
             "Options": {BRIDGE_NAME_OPTION: net.bridge, MTU_OPTION: str(net.mtu), **net.options},
@@ -142,7 +144,8 @@ class NetworkManager:
             networks[net.name] = {
                 "Aliases": list(ep.aliases), "NetworkID": net.id, "EndpointID": ep.id, "Gateway": ep.gateway,
                 "IPAddress": ep.address, "IPPrefixLen": ep.prefixlen, "MacAddress": ep.mac,
-                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": self._names(ep),
+                "IPv6Gateway": ep.gateway6, "GlobalIPv6Address": ep.address6, "GlobalIPv6PrefixLen": ep.prefixlen6,
+                "DNSNames": self._names(ep),
             }
         ports: dict[str, list[dict[str, str]]] = {}
         for b in self.published_ports(container_id):
@@ -162,8 +165,12 @@ class NetworkManager:
     def create(self, name: str, *, subnet: str | None = None, gateway: str | None = None,
                ip_range: str | None = None, internal: bool = False, labels: dict[str, str] | None = None,
                options: dict[str, str] | None = None, driver: str = "bridge", check_duplicate: bool = True,
-               ) -> NetworkRecord:
+               ipv6: bool = False, subnet6: str | None = None, gateway6: str | None = None) -> NetworkRecord:
         """Make a user-defined bridge network, its bridge and its firewall rules.
+
+        With *ipv6* (or a *subnet6*) the network is dual stack: every container also gets an address of
+        *subnet6* (default: a /64 of a random ULA prefix) and an IPv6 default route, with masquerade
+        and published ports on IPv6 too.
 
         Raises AlreadyExists, InvalidArgument (bad addressing or name), Conflict (subnet overlaps),
         NetworkError (the kernel refused).
@@ -171,8 +178,16 @@ class NetworkManager:
         check_name(name, "network")
         if name in PREDEFINED:
             raise InvalidArgument(f"network name {name!r} is predefined; pick another name")
+        if (subnet6 or gateway6) and not ipv6:
+            raise InvalidArgument("an IPv6 subnet or gateway needs --ipv6; add it to make the network dual stack")
+        if gateway6 and not subnet6:
+            raise InvalidArgument("an IPv6 --gateway needs its IPv6 --subnet; give the subnet too")
+        if ipv6:
+            pool6 = ipam.validate6(subnet6 or ipam.random_ula(), gateway6)
+            subnet6, gateway6 = str(pool6.subnet), str(pool6.gateway)
         return self._create(name, subnet=subnet, gateway=gateway, ip_range=ip_range, internal=internal,
-                            labels=labels or {}, options=options or {}, driver=driver, default=False)
+                            labels=labels or {}, options=options or {}, driver=driver, default=False,
+                            subnet6=subnet6, gateway6=gateway6)
 
     def ensure_default(self) -> NetworkRecord:
         """The predefined `bridge` network (no names between containers, like Docker's)."""
@@ -340,6 +355,8 @@ class NetworkManager:
             if not net.internal:
                 with contextlib.suppress(FileNotFoundError, NotFound):
                     endpoint.set_default_route(ep.netns, ep.ifname, net.gateway)
+                    if ep.address6 and ep.gateway6:
+                        endpoint.set_default_route(ep.netns, ep.ifname, ep.gateway6)
                 return
 
     def write_name_files(self, container_id: str, record: ContainerNet | None = None,
@@ -369,12 +386,12 @@ class NetworkManager:
         spec = hostlib.HostsSpec(record.hostname, extra=[(n, ip) for n, ip in record.extra_hosts])
         peers = []
         for net, ep in (joined if joined is not None else self.endpoints(container_id)):
-            spec.own.append(hostlib.Peer(ep.address, ()))
+            spec.own += [hostlib.Peer(a, ()) for a in (ep.address, ep.address6) if a]
             if net.default:
                 continue  # like Docker's default bridge: no name resolution between containers
             for other in self.store.endpoints(net.id):
                 if other.container_id != container_id:
-                    peers.append(hostlib.Peer(other.address, tuple(self._names(other))))
+                    peers += [hostlib.Peer(a, tuple(self._names(other))) for a in (other.address, other.address6) if a]
         return hostlib.render_hosts(spec, peers)
 
     @staticmethod
@@ -400,7 +417,7 @@ class NetworkManager:
         return None
 
     def _create(self, name: str, *, subnet, gateway, ip_range, internal, labels, options, driver,
-                default: bool) -> NetworkRecord:
+                default: bool, subnet6: str | None = None, gateway6: str | None = None) -> NetworkRecord:
         from intermodal.network import bridge
 
         if driver != "bridge":
@@ -423,6 +440,15 @@ class NetworkManager:
                 if pool.subnet.overlaps(ipaddress.ip_network(other.subnet)):
                     raise Conflict(f"subnet {pool.subnet} overlaps {other.subnet} of network {other.name}; "
                                    "pick a subnet that does not")
+                if subnet6 and other.subnet6 and ipaddress.ip_network(subnet6).overlaps(
+                        ipaddress.ip_network(other.subnet6)):
+                    raise Conflict(f"IPv6 subnet {subnet6} overlaps {other.subnet6} of network {other.name}; "
+                                   "pick one that does not")
+            if subnet6:
+                for route in bridge.host_routes(family=10):
+                    if route.prefixlen and ipaddress.ip_network(subnet6).overlaps(route):
+                        raise Conflict(f"IPv6 subnet {subnet6} overlaps the host's route to {route}; "
+                                       "pick another (a ULA such as fdXX:XXXX:XXXX::/64)")
             net_id = os.urandom(32).hex()  # not `secrets`: its hmac/OpenSSL import is on every run's path
             bridge_name = options.get(BRIDGE_NAME_OPTION) or (cfg.bridge_prefix + net_id)[:15]
             if any(o.bridge == bridge_name for o in others):
@@ -434,7 +460,7 @@ class NetworkManager:
                 id=net_id, name=name, bridge=bridge_name, subnet=str(pool.subnet), gateway=str(pool.gateway),
                 ip_range=str(pool.ip_range) if ip_range else None, internal=internal, driver=driver,
                 labels=dict(labels), options=extra, created=_now(), mtu=mtu,
-                default=default)
+                default=default, subnet6=subnet6, gateway6=gateway6)
             self.store.save_network(record)  # recorded first: a failure below is undone by _teardown
             try:
                 self._bring_up(record)
@@ -446,9 +472,12 @@ class NetworkManager:
     def _bring_up(self, net: NetworkRecord) -> None:
         from intermodal.network import bridge
 
-        bridge.ensure_bridge(net.bridge, net.gateway, net.prefixlen, mtu=net.mtu)
+        bridge.ensure_bridge(net.bridge, net.gateway, net.prefixlen, mtu=net.mtu, gateway6=net.gateway6,
+                             prefixlen6=net.prefixlen6)
         bridge.enable_forwarding()
-        self.firewall.add_network(net.id, net.bridge, net.subnet, net.internal)
+        if net.subnet6:
+            bridge.enable_forwarding6()
+        self.firewall.add_network(net.id, net.bridge, net.subnet, net.internal, net.subnet6)
 
     def _teardown(self, net: NetworkRecord) -> None:
         from intermodal.network import bridge
@@ -465,6 +494,12 @@ class NetworkManager:
         pool = ipam.validate(net.subnet, net.gateway, net.ip_range)
         return ipam.Ipam(self.store.ipam_state(net.id), self.store.network_lock(net.id), pool, net.name)
 
+    def _ipam6(self, net: NetworkRecord) -> ipam.Ipam | None:
+        if not net.subnet6:
+            return None
+        pool = ipam.validate6(net.subnet6, net.gateway6)
+        return ipam.Ipam(self.store.ipam6_state(net.id), self.store.network_lock(net.id), pool, net.name)
+
     def _join(self, net: NetworkRecord, req: EndpointRequest, container_id: str, netns, name: str,
               session) -> EndpointRecord:
         from intermodal.network import endpoint
@@ -480,14 +515,22 @@ class NetworkManager:
             if bridge_index is None:
                 raise NetworkError(f"bridge {net.bridge} vanished right after it was made; retry the command")
         address = self._ipam(net).allocate(container_id, req.ip)
+        ipam6 = self._ipam6(net)
+        try:
+            address6 = ipam6.allocate(container_id) if ipam6 else ""
+        except BaseException:
+            self._ipam(net).release(address, container_id)
+            raise
         ep = EndpointRecord(
             container_id=container_id, network_id=net.id, name=name, aliases=list(req.aliases), address=address,
             prefixlen=net.prefixlen, gateway=net.gateway, mac=endpoint.mac_for(address),
             host_ifname=endpoint.host_ifname(self.store.config.veth_prefix, container_id, net.id),
-            ifname=session.next_ifname(), netns=os.fspath(netns), id=os.urandom(32).hex())
+            ifname=session.next_ifname(), netns=os.fspath(netns), id=os.urandom(32).hex(),
+            address6=address6, prefixlen6=net.prefixlen6 if address6 else 0, gateway6=net.gateway6 or "")
         self.store.save_endpoint(ep)  # recorded before the veth exists, so detach finds it on failure
         link = endpoint.Link(ep.host_ifname, net.bridge, address, net.prefixlen,
-                             None if net.internal else net.gateway, net.mtu, ep.mac)
+                             None if net.internal else net.gateway, net.mtu, ep.mac, address6 or None,
+                             ep.prefixlen6, None if net.internal or not address6 else net.gateway6)
         try:
             session.plug(link, ep.ifname, bridge_index)
         except BaseException:
@@ -501,6 +544,9 @@ class NetworkManager:
         if unplug:
             endpoint.unplug(ep.host_ifname)
         self._ipam(net).release(ep.address, ep.container_id)
+        ipam6 = self._ipam6(net)
+        if ipam6 and ep.address6:
+            ipam6.release(ep.address6, ep.container_id)
         self.store.delete_endpoint(net.id, ep.container_id)
 
     def _requests(self, ports: Sequence[str | PortRequest]) -> list[PortRequest]:
@@ -553,7 +599,7 @@ class NetworkManager:
             self.firewall.remove_ports(container_id)
             return
         self.firewall.add_ports(container_id, [PortRule(b.host_ip, b.host_port, b.proto, target.address,
-                                                        b.container_port) for b in bindings])
+                                                        b.container_port, target.address6) for b in bindings])
 
     def _refresh_network(self, net: NetworkRecord, *, skip: str) -> None:
         """Neighbours' hosts files follow a join or leave (user-defined networks only)."""

@@ -21,6 +21,12 @@ Chains (made once, with the table):
   is the user's permission); then each network drops what leaves its bridge
   for another of our bridges (isolation), and an --internal network drops
   everything leaving or entering its bridge from elsewhere (no route out).
+
+Dual-stack networks get the same for IPv6 (masquerade of their IPv6 subnet;
+a wildcard publication DNATs IPv6 to the container's IPv6 address). Not
+[::1]: IPv6 has no route_localnet, and the kernel drops the container's
+answer once conntrack turns its destination back into ::1 on a
+non-loopback device; Docker serves [::1] with its userland proxy only.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class PortRule:
     proto: str
     container_ip: str
     container_port: int
+    container_ip6: str = ""  # dual stack: IPv6 traffic to the port goes here (none: IPv4 only)
 
 
 def network_tag(network_id: str) -> str:
@@ -109,7 +116,8 @@ def base_objects(table: str) -> list[dict]:
     ]
 
 
-def network_rules(table: str, network_id: str, bridge: str, subnet: str, internal: bool) -> list[dict]:
+def network_rules(table: str, network_id: str, bridge: str, subnet: str, internal: bool,
+                  subnet6: str | None = None) -> list[dict]:
     tag = network_tag(network_id)
 
     def rule(chain_name: str, *expr: dict) -> dict:
@@ -127,6 +135,9 @@ def network_rules(table: str, network_id: str, bridge: str, subnet: str, interna
                        {"drop": None}),
                   rule("postrouting", _match(saddr, _prefix(subnet)), _match(oif, bridge, "!="),
                        {"masquerade": None})]
+        if subnet6:
+            rules.append(rule("postrouting", _match(_payload("ip6", "saddr"), _prefix(subnet6)),
+                              _match(oif, bridge, "!="), {"masquerade": None}))
     rules += [rule("postrouting", _match(saddr, _prefix("127.0.0.0/8")), _match(oif, bridge), {"masquerade": None}),
               rule("postrouting", _match(iif, bridge), _match(oif, bridge),
                    _match({"ct": {"key": "status"}}, "dnat", "in"), {"masquerade": None})]
@@ -137,14 +148,21 @@ def port_rules(table: str, container_id: str, ports: list[PortRule]) -> list[dic
     tag = container_tag(container_id)
     rules = []
     for p in ports:
+        targets = []
         if p.host_ip in ("", "0.0.0.0"):
-            where = _match(_meta("nfproto"), "ipv4")
+            targets.append((_match(_meta("nfproto"), "ipv4"), "ip", p.container_ip))
+            if p.container_ip6:  # a wildcard publication answers on the host's IPv6 addresses too, as Docker's
+                targets.append((_match(_meta("nfproto"), "ipv6"), "ip6", p.container_ip6))
+        elif ":" in p.host_ip:
+            if p.container_ip6:
+                targets.append((_match(_payload("ip6", "daddr"), p.host_ip), "ip6", p.container_ip6))
         else:
-            where = _match(_payload("ip", "daddr"), p.host_ip)
-        expr = [where, _match(_payload(p.proto, "dport"), p.host_port),
-                {"dnat": {"family": "ip", "addr": p.container_ip, "port": p.container_port}}]
-        rules.append({"add": {"rule": {"family": FAMILY, "table": table, "chain": "publish", "expr": expr,
-                                       "comment": tag}}})
+            targets.append((_match(_payload("ip", "daddr"), p.host_ip), "ip", p.container_ip))
+        for where, family, address in targets:
+            expr = [where, _match(_payload(p.proto, "dport"), p.host_port),
+                    {"dnat": {"family": family, "addr": address, "port": p.container_port}}]
+            rules.append({"add": {"rule": {"family": FAMILY, "table": table, "chain": "publish", "expr": expr,
+                                           "comment": tag}}})
     return rules
 
 
@@ -167,12 +185,13 @@ class Firewall:
     def __init__(self, table: str, lock: Path) -> None:
         self.table, self.lock = table, lock
 
-    def add_network(self, network_id: str, bridge: str, subnet: str, internal: bool) -> None:
+    def add_network(self, network_id: str, bridge: str, subnet: str, internal: bool,
+                    subnet6: str | None = None) -> None:
         with locked(self.lock):
             listing = self._list()
             base = self._base_if_missing(listing)  # when made (again), it holds no old rules to delete
             old = [] if base else deletions(listing or [], network_tag(network_id))  # re-adding replaces
-            self._run(base + old + network_rules(self.table, network_id, bridge, subnet, internal))
+            self._run(base + old + network_rules(self.table, network_id, bridge, subnet, internal, subnet6))
 
     def remove_network(self, network_id: str, bridge: str) -> None:
         with locked(self.lock):

@@ -52,6 +52,11 @@ class Binding:
     def key(self) -> str:
         return f"{self.container_port}/{self.proto}"
 
+    def host_text(self) -> str:
+        """0.0.0.0:8080, 127.0.0.1:8080 or [::1]:8080, as `docker port` prints it."""
+        ip = self.host_ip or "0.0.0.0"
+        return f"[{ip}]:{self.host_port}" if ":" in ip else f"{ip}:{self.host_port}"
+
 
 def parse(spec: str) -> list[PortRequest]:
     """`[ip:][hostPort[-end]:]containerPort[-end][/proto]`, as `docker run -p` takes it."""
@@ -84,7 +89,9 @@ def expose_all(exposed: Iterable[str]) -> list[PortRequest]:
 
 def _split(text: str, spec: str) -> tuple[str, str, str]:
     if text.startswith("["):  # [::1]:8080:80
-        raise InvalidArgument(f"port {spec!r}: IPv6 host addresses are not supported yet; use an IPv4 address")
+        raise InvalidArgument(f"port {spec!r}: IPv6 host addresses are not supported yet (a port published on "
+                              "all addresses answers on the host's IPv6 addresses of dual-stack networks); "
+                              "use an IPv4 address or none")
     parts = text.split(":")
     host_ip = parts.pop(0) if len(parts) == 3 else ""
     _check_ip(host_ip, spec)
@@ -169,9 +176,13 @@ def _holder(candidate: Binding, held: list[tuple[Binding, str]]) -> str | None:
     return None
 
 
-def _socket(proto: str) -> socket.socket:
+def _family(host_ip: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+
+
+def _socket(proto: str, host_ip: str = "") -> socket.socket:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    sock = socket.socket(socket.AF_INET, kind)
+    sock = socket.socket(_family(host_ip), kind)
     # SO_REUSEADDR ignores TIME_WAIT leftovers but still fails on a live listener.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     return sock
@@ -179,7 +190,7 @@ def _socket(proto: str) -> socket.socket:
 
 def bind_problem(host_ip: str, port: int, proto: str) -> str | None:
     """None if a host process could bind host_ip:port now, else why not."""
-    with _socket(proto) as sock:
+    with _socket(proto, host_ip) as sock:
         try:
             sock.bind((host_ip or "0.0.0.0", port))
         except OSError as err:
@@ -188,7 +199,7 @@ def bind_problem(host_ip: str, port: int, proto: str) -> str | None:
 
 
 def _free_port(host_ip: str, proto: str) -> int:
-    with _socket(proto) as sock:
+    with _socket(proto, host_ip) as sock:
         try:
             sock.bind((host_ip or "0.0.0.0", 0))
         except OSError as err:
@@ -211,7 +222,7 @@ def hold(bindings: Iterable[Binding]) -> list[socket.socket]:
     try:
         for b in bindings:
             kind = socket.SOCK_STREAM if b.proto == "tcp" else socket.SOCK_DGRAM
-            sock = socket.socket(socket.AF_INET, kind)
+            sock = socket.socket(_family(b.host_ip), kind)
             held.append(sock)
             try:
                 sock.bind((b.host_ip or "0.0.0.0", b.host_port))

@@ -37,7 +37,8 @@ IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_GATEWAY, RTA_OIF = 5, 4
 NLA_F_NESTED = 0x8000
 IFF_UP = 1
-AF_UNSPEC, AF_INET = 0, 2
+AF_UNSPEC, AF_INET, AF_INET6 = 0, 2, 10
+IFA_F_NODAD = 0x02  # an address we hand out is unique by IPAM: no 1-2 s of duplicate detection first
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
 CLONE_NEWNET = 0x40000000
 
@@ -179,15 +180,25 @@ class Rtnl:
         self.request(RTM_DELLINK, 0, _IFINFO.pack(AF_UNSPEC, 0, 0, 0, 0) + attr(IFLA_IFNAME, _name(name)))
 
     def add_address(self, index: int, address: str, prefixlen: int) -> None:
-        raw = _socket.inet_aton(address)
-        body = _IFADDR.pack(AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index) + attr(IFA_LOCAL, raw) \
-            + attr(IFA_ADDRESS, raw)
+        family, raw = _family(address)
+        if family == AF_INET6:  # IFA_LOCAL is IPv4's; an IPv6 address is IFA_ADDRESS alone
+            body = _IFADDR.pack(AF_INET6, prefixlen, IFA_F_NODAD, RT_SCOPE_UNIVERSE, index) + attr(IFA_ADDRESS, raw)
+        else:
+            body = _IFADDR.pack(AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index) + attr(IFA_LOCAL, raw) \
+                + attr(IFA_ADDRESS, raw)
         self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
 
     def add_default_route(self, gateway: str, index: int) -> None:
-        body = _RTMSG.pack(AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0) \
-            + attr(RTA_GATEWAY, _socket.inet_aton(gateway)) + attr(RTA_OIF, _u32(index))
+        family, raw = _family(gateway)
+        body = _RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0) \
+            + attr(RTA_GATEWAY, raw) + attr(RTA_OIF, _u32(index))
         self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def _family(address: str) -> tuple[int, bytes]:
+    if ":" in address:
+        return AF_INET6, _socket.inet_pton(_socket.AF_INET6, address)
+    return AF_INET, _socket.inet_aton(address)
 
 
 def _new_socket() -> _socket.socket:

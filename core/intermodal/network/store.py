@@ -3,6 +3,7 @@
     networks/config.json                   host-level settings (table, default bridge, name prefixes)
     networks/<id>/network.json             a network's record
     networks/<id>/ipam.json                its address allocations (ipam.py)
+    networks/<id>/ipam6.json               its IPv6 allocations (dual-stack networks)
     networks/<id>/endpoints/<cid>.json     one container's endpoint on it
     networks/containers/<cid>.json         a container's ports and name files
     locks/networks.lock                    create/remove of networks (names stay unique)
@@ -70,6 +71,12 @@ class NetworkRecord:
     created: str = ""
     mtu: int = 1500
     default: bool = False  # the predefined `bridge` network: no names, cannot be removed
+    subnet6: str | None = None  # dual stack (`--ipv6`): the IPv6 subnet beside the IPv4 one
+    gateway6: str | None = None
+
+    @property
+    def prefixlen6(self) -> int:
+        return int(self.subnet6.split("/")[1]) if self.subnet6 else 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NetworkRecord:
@@ -98,6 +105,9 @@ class EndpointRecord:
     ifname: str
     netns: str
     id: str = ""
+    address6: str = ""  # on a dual-stack network
+    prefixlen6: int = 0
+    gateway6: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EndpointRecord:
@@ -192,6 +202,9 @@ class NetworkStore:
 
     def ipam_state(self, network_id: str) -> Path:
         return self.network_dir(network_id) / "ipam.json"
+
+    def ipam6_state(self, network_id: str) -> Path:
+        return self.network_dir(network_id) / "ipam6.json"
 
     def networks(self) -> list[NetworkRecord]:
         out = []
