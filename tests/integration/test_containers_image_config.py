@@ -83,6 +83,19 @@ def test_health_flags_override_and_timeout(imod, configured):
     assert entry["ExitCode"] == -1 and entry["Output"] == "checking\nHealth check exceeded timeout (2s)"
 
 
+def test_health_start_interval_checks_often_until_healthy(imod, configured):
+    """Docker 25's --health-start-interval: with an interval of an hour, only it brings the first check."""
+    imod("run", "-d", "--name", "si", "--health-cmd", "true", "--health-interval", "1h", "--health-start-period",
+         "1h", "--health-start-interval", "100ms", configured, "sleep 1000")
+    _wait(lambda: _inspect(imod, "si")["State"]["Health"]["Status"] == "healthy", "a check after the start interval")
+    check = _inspect(imod, "si")["Config"]["Healthcheck"]
+    assert (check["StartInterval"], check["Interval"]) == (100_000_000, 3600 * 10**9)
+    time.sleep(0.5)  # healthy now: the next check is an hour away, not the start interval
+    assert len(_inspect(imod, "si")["State"]["Health"]["Log"]) == 1
+    proc = imod("create", "--health-cmd", "true", "--health-start-interval", "10us", configured, check=False)
+    assert proc.returncode == 125 and b"at least 1ms" in proc.stderr
+
+
 def test_no_healthcheck_disables_the_image_one(imod, configured):
     imod("run", "-d", "--name", "nohc", "--no-healthcheck", configured, "sleep 1000")
     info = _inspect(imod, "nohc")

@@ -255,3 +255,25 @@ def test_a_start_whose_imod_dies_early_is_still_recorded(imod, busybox_image, en
     assert state(imod, "early")["Pid"] == started.info["pid"]
     imod("stop", "-t", "1", "early")
     assert state(imod, "early")["Status"] == "exited"
+
+
+def test_attach_shows_the_output_from_now_on_and_returns_the_exit_code(imod, busybox_image, engine_root: Path):
+    imod("run", "-d", "--name", "att", busybox_image, "sh", "-c",
+         "echo before; while [ ! -f /tmp/go ]; do sleep 0.05; done; echo out; echo err >&2; exit 7")
+    wait_for(lambda: imod("logs", "att").stdout == b"before\n", "the first line")
+    exe = Path(sys.executable).parent / "imod"
+    proc = subprocess.Popen([str(exe), "--root", str(engine_root), "attach", "att"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        # Attached once it holds the log open: what comes after that is what it shows.
+        wait_for(lambda: any(os.readlink(f"/proc/{proc.pid}/fd/{fd}").endswith("container.log")
+                             for fd in os.listdir(f"/proc/{proc.pid}/fd")), "attach to open the log")
+        imod("exec", "att", "touch", "/tmp/go")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out, err) == (7, b"out\n", b"err\n")
+    proc = imod("attach", "att", check=False)
+    assert proc.returncode != 0 and b"running" in proc.stderr

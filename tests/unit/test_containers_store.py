@@ -149,3 +149,21 @@ def test_log_times_keep_nanoseconds_and_offsets():
     for bad in ("yesterday", "2024-01-01T00:00:00.Z", ""):
         with pytest.raises(InvalidArgument):
             logs.parse_time(bad)
+
+
+def test_follower_reads_only_new_records_across_rotations(tmp_path):
+    w = logs.LogWriter(str(tmp_path), max_size=300, max_file=5)  # enough kept for the reads below
+    w.feed("stdout", b"old\n")
+    w.flush()
+    follower = logs.Follower(str(tmp_path))
+    seen = []
+    for i in range(40):  # several rotations, read now and then
+        w.feed("stderr" if i % 2 else "stdout", f"line {i}\n".encode())
+        w.flush()
+        if i % 7 == 0:
+            seen += follower.read()
+    w.close()
+    seen += follower.read()
+    follower.close()
+    assert [r["log"] for r in seen] == [f"line {i}\n" for i in range(40)]
+    assert [r["stream"] for r in seen[:2]] == ["stdout", "stderr"]

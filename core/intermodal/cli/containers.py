@@ -48,7 +48,9 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
-    p.add_argument("--privileged", action="store_true")
+    p.add_argument("--privileged", action="store_true", help="all capabilities and every host device")
+    p.add_argument("--device", action="append", default=[], help="HOST-PATH[:CONTAINER-PATH][:PERMISSIONS] "
+                   "(permissions of r, w, m; default rwm)")
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--cap-drop", action="append", default=[])
     p.add_argument("-m", "--memory")
@@ -59,6 +61,8 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--health-interval", help="time between checks, e.g. 30s (default: the image's, else 30s)")
     p.add_argument("--health-timeout", help="longest a check may run (default 30s)")
     p.add_argument("--health-start-period", help="failures in this time after the start do not count")
+    p.add_argument("--health-start-interval", help="time between checks during the start period (default: "
+                   "the interval)")
     p.add_argument("--health-retries", type=int, help="failures in a row that make it unhealthy (default 3)")
     p.add_argument("--no-healthcheck", action="store_true", help="disable the image's HEALTHCHECK")
     p.add_argument("--init", action="store_true", help="run a small init as pid 1 (reaps zombies, passes signals)")
@@ -92,7 +96,8 @@ def _spec(args: argparse.Namespace):
         "restart": args.restart, "stop_signal": args.stop_signal,
         "stop_timeout": args.stop_timeout, "auto_remove": args.rm, "interactive": args.interactive,
         "tty": args.tty, "read_only": args.read_only, "privileged": args.privileged, "cap_add": args.cap_add,
-        "cap_drop": args.cap_drop, "memory": args.memory, "cpus": args.cpus, "pids_limit": args.pids_limit,
+        "devices": args.device, "cap_drop": args.cap_drop, "memory": args.memory, "cpus": args.cpus,
+        "pids_limit": args.pids_limit,
         "log_max_size": log_opts.get("max-size"), "log_max_file": log_opts.get("max-file"), "init": args.init,
     }
     if args.entrypoint is not None:
@@ -101,7 +106,8 @@ def _spec(args: argparse.Namespace):
 
     options.update(network_options(args.network, args.network_alias, args.ip))
     health = {"cmd": args.health_cmd, "interval": args.health_interval, "timeout": args.health_timeout,
-              "start_period": args.health_start_period, "retries": args.health_retries,
+              "start_period": args.health_start_period, "start_interval": args.health_start_interval,
+              "retries": args.health_retries,
               "disable": args.no_healthcheck}
     if any(v not in (None, False) for v in health.values()):
         options["healthcheck"] = health
@@ -358,6 +364,28 @@ def _run_update(ctx: Context, args: argparse.Namespace) -> int:
     return _each(args, lambda n: ctx.engine.containers.update(n, **values))
 
 
+def _configure_attach(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("--no-stdin", action="store_true", help="accepted for Docker's sake: input is never attached")
+    p.add_argument("--sig-proxy", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
+                   help="pass the signals we get on to the container (default true)")
+
+
+def _run_attach(ctx: Context, args: argparse.Namespace) -> int:
+    """The container's output from now on until it stops; then its exit code, as `docker attach`."""
+    import contextlib
+
+    manager = ctx.engine.containers
+    records = manager.attach(args.container)
+    proxy = _proxy_signals(manager, args.container) if args.sig_proxy else contextlib.nullcontext()
+    with proxy:
+        for record in records:
+            out = sys.stderr if record.get("stream") == "stderr" else sys.stdout
+            out.write(record.get("log", ""))
+            out.flush()
+    return manager.wait(args.container)
+
+
 start = Command("start", "Start stopped containers", _configure_start, _run_start)
 stop = Command("stop", "Stop running containers (stop signal, then SIGKILL)", _configure_stop, _run_stop)
 restart = Command("restart", "Restart containers", _configure_stop, _run_restart)
@@ -366,6 +394,8 @@ remove = Command("rm", "Remove containers", _configure_rm, _run_rm)
 pause = Command("pause", "Freeze the processes of containers", _configure_names, _run_pause)
 unpause = Command("unpause", "Thaw paused containers", _configure_names, _run_unpause)
 rename = Command("rename", "Rename a container", _configure_rename, _run_rename)
+attach = Command("attach", "Show a running container's output until it stops (input is not attached)",
+                 _configure_attach, _run_attach)
 update = Command("update", "Change the restart policy and limits of containers", _configure_update, _run_update)
 
 # -- ps / inspect / logs / wait / exec -------------------------------------------
@@ -427,7 +457,7 @@ def _created(text: str, now: float) -> str:
 
     try:
         return human_ago(now - parse_time(text) / 1e9)
-    except ValueError:
+    except InvalidArgument:
         return ""
 
 

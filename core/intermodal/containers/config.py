@@ -131,6 +131,9 @@ def resolve_healthcheck(spec: ContainerSpec, image_config: dict[str, Any]) -> di
     for key, default in HEALTH_DEFAULTS.items():
         value = mine.get(key) if mine.get(key) is not None else image.get(key)
         out[key] = int(value) if value else default
+    start_interval = mine.get("StartInterval") or image.get("StartInterval")
+    if start_interval:  # shown only when set, as Docker's omitempty
+        out["StartInterval"] = int(start_interval)
     return out
 
 
@@ -285,6 +288,10 @@ def build_config(spec: ContainerSpec, image_config: dict[str, Any], inputs: Bund
             "readonlyPaths": [] if spec.privileged else list(READONLY_PATHS),
         },
     }
+    if spec.devices or spec.privileged:
+        from intermodal.containers.devices import oci_devices
+
+        config["linux"]["devices"] = oci_devices(spec.devices, spec.privileged)[0]
     if not spec.privileged:
         profile = default_seccomp(caps)
         if profile is not None:
@@ -358,6 +365,10 @@ def etc_mounts(files: dict[str, str]) -> list[dict[str, Any]]:
 def resources(spec: ContainerSpec) -> dict[str, Any]:
     res: dict[str, Any] = {"devices": [dict(r) for r in DEVICE_RULES] if not spec.privileged
                            else [{"allow": True, "access": "rwm"}]}
+    if spec.devices and not spec.privileged:
+        from intermodal.containers.devices import oci_devices
+
+        res["devices"] += oci_devices(spec.devices, False)[1]
     if spec.memory is not None:
         if spec.memory < 6 * 1024 * 1024:
             raise InvalidArgument(f"memory limit {spec.memory} bytes is too low: the minimum is 6m")

@@ -63,6 +63,8 @@ def inspect_container(c: Container, directory: Path) -> dict[str, Any]:
             "Memory": spec.memory or 0,
             "NanoCpus": int((spec.cpus or 0) * 1e9),
             "PidsLimit": spec.pids_limit,
+            "Devices": [dict(zip(("PathOnHost", "PathInContainer", "CgroupPermissions"), d.rsplit(":", 2),
+                                 strict=True)) for d in spec.devices] or None,
             "LogConfig": {"Type": "json-file", "Config": _log_config(spec)},
             "Tmpfs": {m.target: ",".join(m.options) for m in spec.mounts if m.type == "tmpfs"} or None,
         },

@@ -147,3 +147,92 @@ def select(records: list[dict], *, tail: int | None = None, since_ns: int | None
 def _within(ns: int, since_ns: int | None, until_ns: int | None) -> bool:
     return (since_ns is None or ns >= since_ns) and (until_ns is None or ns <= until_ns)
 
+
+
+class Follower:
+    """The records added to a container's log from now on, across rotations (`imod attach`).
+
+    It keeps the file open: a rotation renames it (or drops it), and what was
+    written to it before is still read through the open descriptor.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, LOG_NAME)
+        self.fd: int | None = None
+        self.partial = b""
+        self._open(at_end=True)
+
+    def _open(self, at_end: bool) -> None:
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self.fd = None
+            return
+        if at_end:
+            os.lseek(self.fd, 0, os.SEEK_END)
+
+    def read(self) -> list[dict]:
+        """What was written since the last call, as records; a line still being written waits for the next."""
+        import json
+
+        data = self._drain()
+        if self.fd is None or self._rotated():
+            data += self._drain()  # the rest of the old file, the files rotated since, then the new one
+            data += self._rotated_since()
+            self.close()
+            self._open(at_end=False)
+            data += self._drain()
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+    def _drain(self) -> bytes:
+        if self.fd is None:
+            return b""
+        chunks = []
+        while True:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    def _rotated_since(self) -> bytes:
+        """Whole files rotated after ours (ours is now ``.N``: ``.N-1`` down to ``.1``); those dropped are lost."""
+        if self.fd is None:
+            return b""
+        ours = os.fstat(self.fd).st_ino
+        rotated = log_files(os.path.dirname(self.path))[:-1]  # oldest first, without the current file
+        inodes = [_inode(path) for path in rotated]
+        newer = rotated[inodes.index(ours) + 1:] if ours in inodes else rotated
+        chunks = []
+        for path in newer:
+            try:
+                with open(path, "rb") as f:
+                    chunks.append(f.read())
+            except FileNotFoundError:
+                continue  # rotated away meanwhile
+        return b"".join(chunks)
+
+    def _rotated(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self.fd).st_ino
+        except FileNotFoundError:
+            return False  # between the rename and the new file: the next call looks again
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None

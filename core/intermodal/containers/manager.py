@@ -501,6 +501,31 @@ class ContainerManager:
         if follow:
             yield from self._follow(cid, directory, len(read_records(directory)))
 
+    def attach(self, name: str) -> Iterator[dict[str, Any]]:
+        """`docker attach`, output only: the records the container writes from now on, until it stops.
+
+        Raises ContainerNotFound, IncorrectState (not running). Its input is not attached: the monitor
+        holds a container's stdin only for the `run -i` that started it.
+        """
+        from intermodal.containers.logs import Follower
+
+        cid = self.store.resolve(name)
+        state = st.effective(self.store.read_state(cid))
+        if state.get("Status") not in ("running", "paused"):
+            raise IncorrectState(f"container {self.store.read_record(cid)['Name']}", state.get("Status", "created"),
+                                 "running")
+        follower = Follower(str(self.store.dir(cid)))
+        try:
+            while True:
+                state = self.store.read_state(cid)
+                done = not state or st.effective(state).get("Status") not in ("running", "paused")
+                yield from follower.read()
+                if done:
+                    return
+                time.sleep(POLL * 5)
+        finally:
+            follower.close()
+
     def _follow(self, cid: str, directory: str, seen: int) -> Iterator[dict[str, Any]]:
         from intermodal.containers.logs import read_records
 
@@ -630,7 +655,8 @@ def _health_for_monitor(directory: Path, check: dict[str, Any] | None) -> dict[s
     process.pop("consoleSize", None)
     write_json(directory / "health-process.json", process)
     return {"interval": check["Interval"] / 1e9, "timeout": check["Timeout"] / 1e9,
-            "start_period": check["StartPeriod"] / 1e9, "retries": check["Retries"]}
+            "start_period": check["StartPeriod"] / 1e9, "retries": check["Retries"],
+            "start_interval": (check.get("StartInterval") or check["Interval"]) / 1e9}
 
 
 def _set_console_size(bundle: Path, size: tuple[int, int] | None) -> None:

@@ -26,14 +26,22 @@ class Health:
         self.monitor = monitor
         self.poller = poller
         self.interval = cfg["interval"]
+        self.start_interval = cfg.get("start_interval") or self.interval
+        self.status = "starting"
         self.timeout = cfg["timeout"]
         self.retries = cfg["retries"]
         self.start_period_end = time.monotonic() + cfg["start_period"]
         self.process_file = os.path.join(monitor.cdir, "health-process.json")
         self.pid_file = os.path.join(monitor.cdir, "health.pid")
-        self.next_run = time.monotonic() + self.interval
+        self.next_run = time.monotonic() + self.next_interval()
         self.pid = None
         self.fd = None
+
+    def next_interval(self):
+        """Docker's: the start interval while in the start period and not yet healthy, else the interval."""
+        if self.status == "starting" and time.monotonic() < self.start_period_end:
+            return self.start_interval
+        return self.interval
 
     def wait(self):
         """Seconds until something is due: the next check, or the running one's timeout."""
@@ -103,10 +111,10 @@ class Health:
             self.fd = None
         code = os.waitstatus_to_exitcode(status)
         self.pid = None
-        self.next_run = time.monotonic() + self.interval
         # Docker's codes: -1 when the test timed out, 1 for any other failure
         # to run it (a signal, the runtime's own error); else the test's.
         self.record(-1 if self.timed_out else (code if code >= 0 else 1))
+        self.next_run = time.monotonic() + self.next_interval()
 
     def record(self, code):
         entry = {"Start": self.start_ts, "End": now(), "ExitCode": code,
@@ -125,6 +133,7 @@ class Health:
                     health["Status"] = "unhealthy"
             health["Log"] = [*health.get("Log", []), entry][-self.KEEP:]
             state["Health"] = health
+            self.status = health["Status"]
             self.monitor.write_state(state)
 
     def kill(self):

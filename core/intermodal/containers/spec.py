@@ -51,10 +51,12 @@ class Healthcheck:
     timeout: int | None = None  # ns
     start_period: int | None = None  # ns
     retries: int | None = None
+    start_interval: int | None = None  # ns between checks during the start period (Docker 25); None: interval
 
     def to_json(self) -> dict[str, Any]:
         return {"Test": list(self.test) if self.test is not None else None, "Interval": self.interval,
-                "Timeout": self.timeout, "StartPeriod": self.start_period, "Retries": self.retries}
+                "Timeout": self.timeout, "StartPeriod": self.start_period, "Retries": self.retries,
+                **({"StartInterval": self.start_interval} if self.start_interval is not None else {})}
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any] | None) -> Healthcheck | None:
@@ -62,7 +64,7 @@ class Healthcheck:
             return None
         test = value.get("Test")
         return cls(tuple(test) if test is not None else None, value.get("Interval"), value.get("Timeout"),
-                   value.get("StartPeriod"), value.get("Retries"))
+                   value.get("StartPeriod"), value.get("Retries"), value.get("StartInterval"))
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class ContainerSpec:
     log_max_file: int = 1
     healthcheck: Healthcheck | None = None  # None: the image's
     init: bool = False  # a small init as pid 1 that reaps zombies and passes signals on
+    devices: tuple[str, ...] = ()  # `--device`, each "HOST:CONTAINER:PERMS" (devices.parse_device)
     publish_all: bool = False  # -P: every EXPOSEd port (the image's and `expose`) on an ephemeral host port
     expose: tuple[str, ...] = ()  # --expose PORT[/PROTO]: exposed without publishing (unless -P)
     extra_networks: tuple[NetworkAttachment, ...] = ()  # 2nd and later --network (`network` is the first)
@@ -211,7 +214,7 @@ class ContainerSpec:
         for key in ("command", "entrypoint"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
-        for key in ("cap_add", "cap_drop", "ports", "network_aliases", "expose"):
+        for key in ("cap_add", "cap_drop", "ports", "network_aliases", "expose", "devices"):
             data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
@@ -359,11 +362,14 @@ def parse_healthcheck(value: Healthcheck | Mapping[str, Any]) -> Healthcheck:
     cmd = value.get("cmd")
     test = None if cmd is None else (("CMD-SHELL", cmd) if isinstance(cmd, str) else ("CMD", *cmd))
     durations = {k: parse_duration(value[k]) if value.get(k) is not None else None
-                 for k in ("interval", "timeout", "start_period")}
+                 for k in ("interval", "timeout", "start_period", "start_interval")}
     retries = int(value["retries"]) if value.get("retries") is not None else None
     if retries is not None and retries < 0:
         raise InvalidArgument("--health-retries cannot be negative")
-    return Healthcheck(test, durations["interval"], durations["timeout"], durations["start_period"], retries)
+    if durations["start_interval"] is not None and 0 < durations["start_interval"] < 1_000_000:
+        raise InvalidArgument("--health-start-interval must be at least 1ms (or 0: the interval)")
+    return Healthcheck(test, durations["interval"], durations["timeout"], durations["start_period"], retries,
+                       durations["start_interval"] or None)
 
 
 def parse_restart(value: str | RestartPolicy) -> RestartPolicy:
@@ -454,6 +460,12 @@ def _mounts(value: Iterable[Mount | str]) -> tuple[Mount, ...]:
     return tuple(v if isinstance(v, Mount) else parse_volume(v) for v in value)
 
 
+def _devices(value: str | Iterable[str]) -> tuple[str, ...]:
+    from intermodal.containers.devices import parse_device
+
+    return tuple(parse_device(str(d)) for d in ([value] if isinstance(value, str) else value))
+
+
 def _caps(value: Iterable[str]) -> tuple[str, ...]:
     out = []
     for cap in value:
@@ -491,6 +503,7 @@ _NORMALISE = {
     "log_max_size": parse_size,
     "log_max_file": int,
     "healthcheck": parse_healthcheck,
+    "devices": _devices,
     "ports": lambda v: tuple(str(p) for p in ([v] if isinstance(v, str) else v)),
     "network_aliases": lambda v: tuple(str(a) for a in ([v] if isinstance(v, str) else v)),
     "expose": lambda v: tuple(str(p) for p in ([v] if isinstance(v, str) else v)),

@@ -92,10 +92,11 @@ def _ts(text: str | None, default: float) -> float:
     if not text:
         return default
     from intermodal.containers.logs import parse_time
+    from intermodal.errors import InvalidArgument
 
     try:
         return parse_time(text) / 1e9
-    except ValueError:
+    except InvalidArgument:
         return default
 
 
