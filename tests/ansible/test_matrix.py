@@ -49,9 +49,12 @@ def check_rows(proc, names: list[str]) -> None:
 @pytest.mark.usefixtures("clean_containers")
 def test_container_matrix(playbook, engine, busybox_tar: Path):
     can_update = hasattr(engine.containers, "update")
+    from intermodal.declare.container import SPEC_FIELDS
+
+    skip = [r["option"] for r in rows("container_rows.yml") if r.get("needs", "image") not in SPEC_FIELDS]
     proc = playbook("matrix_container.yml", "-f", FORKS, check=False, busybox_tar=str(busybox_tar),
-                    can_update=can_update, rows="container_rows.yml", base={"network_mode": "none"})
-    check_rows(proc, row_names("container_rows.yml"))
+                    can_update=can_update, rows="container_rows.yml", base={"network_mode": "none"}, skip=skip)
+    check_rows(proc, [n for n in row_names("container_rows.yml") if n not in skip])
 
 
 @pytest.mark.requires("root", "overlay", "runc", "busybox", "nft")
@@ -69,3 +72,14 @@ def test_container_network_matrix(playbook, engine, busybox_tar: Path):
                     can_update=hasattr(engine.containers, "update"), rows="network_rows.yml", base={},
                     net1=net1, net2=net2, skip=skip)
     check_rows(proc, [n for n in row_names("network_rows.yml") if n not in skip])
+
+
+@pytest.mark.requires("root", "overlay", "runc", "busybox", "nft")
+@pytest.mark.usefixtures("clean_containers", "clean_networks")
+def test_network_and_volume_matrix(playbook, busybox_tar: Path):
+    from tests.support.netns import free_subnets
+
+    names = row_names("resource_rows.yml")
+    subnets = [s.rpartition(".")[0] for s in free_subnets(sum(n.startswith("net_") for n in names) + 1)]
+    proc = playbook("matrix_resources.yml", "-f", FORKS, check=False, busybox_tar=str(busybox_tar), subnets=subnets)
+    check_rows(proc, names)

@@ -123,7 +123,9 @@ def declare(options: Mapping[str, Any]) -> Declared:
              "stop_signal": "stop_signal", "stop_timeout": "stop_timeout", "auto_remove": "auto_remove",
              "interactive": "interactive", "tty": "tty", "read_only": "read_only", "privileged": "privileged",
              "capabilities": "cap_add", "cap_drop": "cap_drop", "memory": "memory", "cpus": "cpus",
-             "pids_limit": "pids_limit", "init": "init"}
+             "pids_limit": "pids_limit", "init": "init", "devices": "devices"}
+    if "devices" in o and "devices" not in SPEC_FIELDS:
+        raise InvalidArgument("devices: this engine cannot give containers host devices yet; leave it out")
     fields.update({plain[k]: v for k, v in o.items() if k in plain})
     spec = ContainerSpec.build(str(o["image"]), name=name, **fields)
     return Declared(spec=spec, pull_options={"tls_verify": bool(o.get("validate_certs", True))}, **common)
@@ -226,6 +228,7 @@ def expected(spec: ContainerSpec, image_config: Mapping[str, Any]) -> dict[str, 
         **network_values(spec_networks(spec)),
         "expose": frozenset(norm.exposed(getattr(spec, "expose", ()))),
         "publish_all": getattr(spec, "publish_all", False),
+        "devices": frozenset(getattr(spec, "devices", ())),  # HOST:CONTAINER:PERMS, defaults filled in
         # The requests as declared, as sets: a random or ranged host port is the same request every run.
         "ports": norm.ports(getattr(spec, "ports", ())),
         "restart": {"Name": restart.name,

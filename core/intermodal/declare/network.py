@@ -112,22 +112,27 @@ def _user_choice(name: str, key: str, mode: str) -> bool:
 
 
 def plan(declared: Declared, current: NetworkRecord | None, attached: Set[str] = frozenset()) -> Plan:
-    """*attached*: names of the containers connected now (`read_attached`)."""
+    """*attached*: names of the containers connected now (`read_attached`). As community.docker's
+    docker_network, a network that goes (absent, or recreated) has its containers disconnected
+    first; a recreated one then connects those of `connected` again."""
+    leave = tuple(f"disconnect:{c}" for c in sorted(attached))
+    was = frozenset(attached)
     if declared.state == "absent":
-        return Plan(("remove",), (Difference("state", "absent", "present"),)) if current else Plan()
+        return Plan((*leave, "remove"), (Difference("state", "absent", "present"),)) if current else Plan()
     if current is None:
         base = Plan(("create",), (Difference("state", "present", "absent"),))
         attached = frozenset()
     else:
         differences = compare(expected(declared), actual(current), declared.modes)
-        base = Plan(("recreate",) if differences or declared.force else (), tuple(differences))
+        base = Plan((*leave, "recreate") if differences or declared.force else (), tuple(differences))
         if base.changed:
-            attached = frozenset()  # a recreated network starts empty (the engine refuses while it is used)
-    return _attachments(declared, base, attached)
+            attached = frozenset()  # a recreated network starts empty
+    return _attachments(declared, base, attached, was)
 
 
-def _attachments(declared: Declared, base: Plan, attached: Set[str]) -> Plan:
-    """connect:<name> for each declared container not attached; disconnect:<name> for the others (not appends)."""
+def _attachments(declared: Declared, base: Plan, attached: Set[str], was: Set[str] = frozenset()) -> Plan:
+    """connect:<name> for each declared container not attached; disconnect:<name> for the others (not appends).
+    *was*: those attached before a recreate (which disconnects them all), for the difference."""
     if declared.connected is None:
         return base
     want = set(declared.connected)
@@ -135,10 +140,13 @@ def _attachments(declared: Declared, base: Plan, attached: Set[str]) -> Plan:
     disconnect = [] if declared.appends else sorted(set(attached) - want)
     if not connect and not disconnect:
         return base
-    have = frozenset(attached)
+    have = frozenset(was if base.has("recreate") else attached)
     declared_set = frozenset(want | have) if declared.appends else frozenset(want)
+    differences = base.differences
+    if declared_set != have:
+        differences = (*differences, Difference("connected", declared_set, have))
     return Plan(base.actions + tuple(f"disconnect:{c}" for c in disconnect) + tuple(f"connect:{c}" for c in connect),
-                (*base.differences, Difference("connected", declared_set, have)), base.warnings)
+                differences, base.warnings)
 
 
 def read(engine: Engine, name: str) -> NetworkRecord | None:
@@ -147,8 +155,8 @@ def read(engine: Engine, name: str) -> NetworkRecord | None:
 
 
 def read_attached(engine: Engine, declared: Declared) -> dict[str, frozenset[str]]:
-    """`plan`'s keyword arguments for the attachments: the names of the connected containers, if managed."""
-    if declared.connected is None or not engine.networks.exists(declared.name):
+    """`plan`'s keyword arguments for the attachments: the names of the connected containers."""
+    if not engine.networks.exists(declared.name):
         return {}
     containers = engine.networks.inspect(declared.name)["Containers"].values()
     return {"attached": frozenset(c["Name"] for c in containers)}
@@ -173,12 +181,24 @@ def apply(engine: Engine, declared: Declared, the_plan: Plan) -> None:
         elif kind == "connect":
             _connect(engine, declared.name, container)
         elif kind == "disconnect":
-            networks.disconnect(declared.name, engine.containers.get(container).id)
+            _disconnect(engine, declared.name, container)
+
+
+def _disconnect(engine: Engine, network: str, name: str) -> None:
+    """Off the network, and out of the container's configuration where the engine keeps one."""
+    containers = engine.containers
+    if hasattr(containers, "disconnect"):
+        containers.disconnect(name, network, force=True)
+    else:
+        engine.networks.disconnect(network, containers.get(name).id)
 
 
 def _connect(engine: Engine, network: str, name: str) -> None:
     from intermodal.errors import IncorrectState
 
+    if hasattr(engine.containers, "connect"):  # recorded for its next start too, running or not
+        engine.containers.connect(name, network)
+        return
     c = engine.containers.get(name)
     if c.spec.network in ("none", "host"):
         raise InvalidArgument(f"container {name} has network_mode {c.spec.network}: it cannot join networks; "

@@ -113,6 +113,9 @@ CONTAINER = _t(
     Option("privileged", "bool", field="privileged", doc="All capabilities and devices."),
     Option("capabilities", "list", "str", field="cap_add", doc="Capabilities to add (net_admin or CAP_NET_ADMIN)."),
     Option("cap_drop", "list", "str", field="cap_drop", doc="Capabilities to drop."),
+    Option("devices", "list", "str", field="devices",
+           doc="Host devices: /dev/x, /dev/x:/dev/y or /dev/x:/dev/y:rwm (container path and permissions default "
+               "to the host path and rwm)."),
     Option("memory", field="memory", change=UPDATE, doc="Memory limit: bytes or a size such as 512m."),
     Option("cpus", "float", field="cpus", change=UPDATE, doc="CPUs, e.g. 1.5."),
     Option("pids_limit", "int", field="pids_limit", change=UPDATE, doc="Maximum number of processes."),
