@@ -54,6 +54,12 @@ options:
     description:
       - 'CPUs, e.g. 1.5.'
     type: float
+  devices:
+    description:
+      - 'Host devices: /dev/x, /dev/x:/dev/y or /dev/x:/dev/y:rwm (container path and permissions default to the
+        host path and rwm).'
+    type: list
+    elements: str
   entrypoint:
     description:
       - 'argv list, or a string split like a shell; unset uses the image''s ENTRYPOINT.'
@@ -321,6 +327,7 @@ ARGUMENT_SPEC = {
     "command": {"type": "raw"},
     "comparisons": {"type": "dict"},
     "cpus": {"type": "float"},
+    "devices": {"elements": "str", "type": "list"},
     "entrypoint": {"type": "raw"},
     "env": {"type": "dict"},
     "env_file": {"type": "path"},
