@@ -97,7 +97,10 @@ def _report(module, plan, changed, **extra):
     result = {"changed": changed, **data, **extra}
     if module._diff:
         before, after = plan.before_after()
-        result["diff"] = {"before": before, "after": after}
+        # The headers say what happens to the object: e.g. "web: update" (in place) or "web: recreate, start".
+        name = module.params.get("name")
+        result["diff"] = {"before": before, "after": after, "before_header": f"{name}",
+                          "after_header": f"{name}: {', '.join(plan.actions) or 'no change'}"}
     return result
 
 

@@ -55,6 +55,11 @@ def test_container_matrix(playbook, engine, busybox_tar: Path):
     proc = playbook("matrix_container.yml", "-f", FORKS, check=False, busybox_tar=str(busybox_tar),
                     can_update=can_update, rows="container_rows.yml", base={"network_mode": "none"}, skip=skip)
     check_rows(proc, [n for n in row_names("container_rows.yml") if n not in skip])
+    # --diff as the user reads it: each differing option before and after, the action in the header.
+    assert "+++ after: m_command: recreate, start" in proc.stdout
+    assert '-    "memory": 67108864' in proc.stdout and '+    "memory": 134217728' in proc.stdout
+    if can_update:
+        assert "+++ after: m_memory: update\n" in proc.stdout
 
 
 @pytest.mark.requires("root", "overlay", "runc", "busybox", "nft")
