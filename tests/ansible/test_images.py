@@ -20,5 +20,7 @@ def test_images(playbook, busybox_tar: Path, registry, tmp_path_factory):
     (context / "Dockerfile").write_text('FROM busybox\nARG GREETING\nLABEL greeting=$GREETING\nCOPY f /f\n'
                                         'CMD ["sh"]\n')
     (context / "f").write_text("content\n")
+    (context / "Containerfile.multi").write_text("FROM busybox AS base\nLABEL stage=base\n"
+                                                 "FROM base AS final\nLABEL stage=final\n")
     proc = playbook("images.yml", busybox_tar=str(busybox_tar), registry=registry.host, context=str(context))
     assert "failed=0" in proc.stdout

@@ -9,6 +9,7 @@ manifest for a pull, the archive's manifest for a load.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -122,12 +123,9 @@ def read(engine: Engine, declared: Declared) -> Current:
     if declared.state == "present" and (image_id is None or declared.force_source):
         source_id = source_image_id(declared)
     archive_id = None
-    if declared.archive_path:
-        import os
-
-        if os.path.exists(declared.archive_path):
-            ids = archive_ids(declared.archive_path)
-            archive_id = ids[0] if len(ids) == 1 else UNKNOWN
+    if declared.archive_path and os.path.exists(declared.archive_path):
+        ids = archive_ids(declared.archive_path)
+        archive_id = ids[0] if len(ids) == 1 else UNKNOWN
     pushed_id = None
     if declared.push and declared.state == "present":
         pushed_id = _remote_or_none(declared.repository or declared.name, declared.pull_options)
@@ -169,7 +167,6 @@ def source_image_id(declared: Declared) -> str | None:
 def archive_ids(path: str) -> list[str]:
     """Image ids in a docker-archive (manifest.json) or OCI archive, read without unpacking layers."""
     import json
-    import os
     import tarfile
 
     from intermodal.errors import InvalidArchive
@@ -201,15 +198,9 @@ def archive_ids(path: str) -> list[str]:
 
 def remote_image_id(reference: str, *, tls_verify: bool = True, platform: str | None = None) -> str:
     """The config digest the registry's manifest names (two small GETs, no layers)."""
-    from intermodal.images import reference as refs
-    from intermodal.images.manifest import parse_manifest
-    from intermodal.images.pull import _resolve, parse_platform  # no public "resolve only" yet
-    from intermodal.images.registry import RegistryClient
+    from intermodal.images.pull import remote_id
 
-    ref = refs.parse(reference)
-    with RegistryClient(ref.domain, tls_verify=tls_verify, retries=1) as client:
-        _top, data, media_type = _resolve(client, ref, parse_platform(platform))
-    return parse_manifest(data, media_type).config.digest
+    return remote_id(reference, tls_verify=tls_verify, platform=platform)
 
 
 BUILD_KEYS = {"path": "context", "dockerfile": "dockerfile", "args": "build_args", "target": "target",
@@ -227,6 +218,9 @@ def build_options(declared: Declared) -> dict[str, Any]:
     if not given.get("path"):
         raise InvalidArgument("build: path is required: the build context directory")
     out = {BUILD_KEYS[k]: v for k, v in given.items()}
+    if out.get("dockerfile") and not os.path.isabs(out["dockerfile"]):
+        # docker_image: a dockerfile is relative to the build path (the engine's, like docker's -f, to the cwd)
+        out["dockerfile"] = os.path.join(out["context"], out["dockerfile"])
     for key, what in (("build_args", "build.args"), ("labels", "build.labels")):
         if key in out:
             out[key] = norm.string_map(out[key], what)

@@ -95,6 +95,12 @@ class ImageManager:
 
         return pull(self, reference, **options)
 
+    def remote_id(self, reference: str, **options: Any) -> str:
+        """The image id *reference* names in its registry now (manifests only); options as `pull`'s."""
+        from intermodal.images.pull import remote_id
+
+        return remote_id(reference, **options)
+
     def push(self, name: str, destination: str | None = None, **options: Any) -> str:
         from intermodal.images.push import push
 

@@ -116,6 +116,20 @@ def pull(
     return record
 
 
+def remote_id(reference: str, *, platform: str | dict[str, str] | None = None, tls_verify: bool = True,
+              cert_dir: str | os.PathLike | None = None, authfile: str | os.PathLike | None = None,
+              credentials: tuple[str, str] | None = None, retries: int = 1) -> str:
+    """The image id (config digest) *reference* names in its registry now: manifests only, no layers.
+
+    What a pull would give, for a prediction (check mode) or an up-to-date test. Raises as `pull`.
+    """
+    ref = refs.parse(reference)
+    with RegistryClient(ref.domain, tls_verify=tls_verify, cert_dir=cert_dir, credentials=credentials,
+                        authfile=authfile, retries=retries) as client:
+        _top, data, media_type = _resolve(client, ref, parse_platform(platform))
+    return parse_manifest(data, media_type).config.digest
+
+
 def _resolve(client: RegistryClient, ref: refs.Reference, wanted: dict[str, str] | None) -> tuple[str, bytes, str]:
     """(digest the reference names, the platform manifest's bytes, its media type)."""
     data, content_type, header_digest = client.get_manifest(ref.path, ref.digest or ref.tag or refs.DEFAULT_TAG)
