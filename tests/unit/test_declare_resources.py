@@ -152,8 +152,11 @@ def test_image_push_only_when_the_registry_holds_another_id():
 def test_build_options_map_community_docker_names():
     declared = img({"source": "build", "build": {"path": "/ctx", "args": {"N": 1}, "nocache": True,
                                                 "dockerfile": "Containerfile"}})
+    # docker_image: a dockerfile is relative to build.path
     assert image.build_options(declared) == {"context": "/ctx", "build_args": {"N": "1"}, "no_cache": True,
-                                             "dockerfile": "Containerfile"}
+                                             "dockerfile": "/ctx/Containerfile"}
+    absolute = img({"source": "build", "build": {"path": "/ctx", "dockerfile": "/other/Dockerfile"}})
+    assert image.build_options(absolute)["dockerfile"] == "/other/Dockerfile"
     with pytest.raises(InvalidArgument, match=r"build\.path"):
         img({"source": "build", "build": {}})
     with pytest.raises(InvalidArgument, match="not supported"):
