@@ -84,7 +84,8 @@ class SaltEnv:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def run_bounded(argv: list[str], *, timeout: float) -> subprocess.CompletedProcess:
+def run_bounded(argv: list[str], *, timeout: float, env: dict[str, str] | None = None,
+                cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run *argv* and wait at most *timeout* seconds; a process that does not return fails with what it said.
 
     Output goes to files, not pipes: the wait is for the process itself, never for one that inherited its
@@ -95,9 +96,9 @@ def run_bounded(argv: list[str], *, timeout: float) -> subprocess.CompletedProce
     import os
     import signal
 
-    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}  # SIGABRT then prints every thread's stack
+    env = {**(os.environ if env is None else env), "PYTHONFAULTHANDLER": "1"}  # SIGABRT: every thread's stack
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

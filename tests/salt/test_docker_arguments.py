@@ -35,8 +35,19 @@ def converge(salt, name: str, sls: str, *, recheck: bool = False) -> dict:
     return applied
 
 
+def engine(salt):
+    """The test's engine, in-process: what the states did is checked without a salt-call (seconds under load)."""
+    from intermodal.engine import Engine
+
+    return Engine(root=salt.engine_root)
+
+
 def inspect(salt, name: str) -> dict:
-    return salt.call("intermodal.inspect_container", name)[1]
+    return engine(salt).containers.inspect(name)
+
+
+def load(salt, archive: Path) -> None:
+    engine(salt).images.load(str(archive))
 
 
 def free_port() -> int:
@@ -126,7 +137,7 @@ def test_force_replaces_after_a_graceful_stop(salt, busybox_archive: Path, tmp_p
     """force: a replacement every run (changes: forced_update, predicted); the old container gets its stop
     signal first (docker_container stops before it removes), within shutdown_timeout."""
     log = tmp_path / "log"
-    salt.call("intermodal.load", str(busybox_archive))
+    load(salt, busybox_archive)
     salt.sls("forced", f"""
         svc:
           intermodal_container.running:
@@ -167,7 +178,7 @@ def test_watch_action_signal(salt, busybox_archive: Path, tmp_path: Path):
               - file: {config}
         """
     values = {"config": config, "data": tmp_path, "trap": TRAP.format(word="hup", then=":", signal="HUP")}
-    salt.call("intermodal.load", str(busybox_archive))
+    load(salt, busybox_archive)
     salt.sls("hup", sls.format(**values, contents="v1"))
     salt.apply("hup")
     before = inspect(salt, "svc")
@@ -183,7 +194,7 @@ def test_watch_action_signal(salt, busybox_archive: Path, tmp_path: Path):
 
 
 def test_stopped_containers_and_one_shot_replace(salt, busybox_archive: Path):
-    salt.call("intermodal.load", str(busybox_archive))
+    load(salt, busybox_archive)
     for name in ("a", "b"):
         salt.call("intermodal.run", "busybox", f"name={name}", "cmd=sleep 1000", "bg=True")
     salt.sls("stop", """
@@ -208,7 +219,7 @@ def test_stopped_containers_and_one_shot_replace(salt, busybox_archive: Path):
         """)
     ran = salt.apply("once")["job"]
     assert ran["changes"]["ExitCode"] == 0 and ran["changes"]["Logs"] == "done\n"
-    assert "job" not in [c["Name"] for c in salt.call("intermodal.ps", "all=True")[1]]  # rm: removed after
+    assert not engine(salt).containers.exists("job")  # rm: removed once its exit code and logs were read
     salt.sls("keep", """
         job:
           intermodal_container.run:
@@ -286,5 +297,5 @@ def test_docker_network_containers_and_reconnect(salt, busybox_archive: Path):
 
 
 def _addresses(salt) -> dict[str, str]:
-    backend = next(n for n in salt.call("intermodal.networks")[1] if n["Name"] == "backend")
+    backend = engine(salt).networks.inspect("backend")
     return {c["Name"]: c["IPv4Address"] for c in backend["Containers"].values()}

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.salt.saltenv import SaltEnv, by_id, salt_bin
+from tests.salt.saltenv import SaltEnv, by_id, run_bounded, salt_bin
 
 pytestmark = [pytest.mark.requires("root", "overlay", "runc", "busybox"), pytest.mark.usefixtures("clean_containers")]
 
@@ -84,8 +84,8 @@ class Daemons:
         return self._run("salt-key", *args, timeout=30)
 
     def _run(self, exe: str, *args: str, timeout: int) -> subprocess.CompletedProcess:
-        return subprocess.run([str(salt_bin(exe)), "--config-dir", str(self.master_conf), *args],
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        """Bounded: a CLI that does not return fails with its output and its threads' stacks."""
+        return run_bounded([str(salt_bin(exe)), "--config-dir", str(self.master_conf), *args], timeout=timeout)
 
     def logs(self) -> str:
         out = []

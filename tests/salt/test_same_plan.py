@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from tests.salt.saltenv import run_bounded
 
 pytestmark = [pytest.mark.requires("root", "overlay", "runc", "busybox"), pytest.mark.usefixtures("clean_containers")]
 
@@ -34,8 +34,7 @@ def _playbook(tmp_path: Path, engine_root: Path, tasks: list[dict]) -> dict[str,
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
            "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote")}
-    proc = subprocess.run([str(exe), str(tmp_path / "play.yml")], cwd=ROOT, capture_output=True, text=True,
-                          env=env, timeout=300, stdin=subprocess.DEVNULL)
+    proc = run_bounded([str(exe), str(tmp_path / "play.yml")], cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return {t["name"]: json.loads((tmp_path / f"ansible-{t['name']}.json").read_text()) for t in tasks}
 

@@ -1,10 +1,13 @@
 """State `intermodal_network`: present (with `containers` connected) and absent.
 
 Arguments are docker_network's (`driver`, `driver_opts`, `subnet`,
-`gateway`, `iprange`, `ipam_pools`, `internal`, `labels`, `containers`) or
-community.docker's. Options left out are the engine's choice and never
-compared (an engine-picked subnet is no drift); a declared option that
-differs recreates the network.
+`gateway`, `iprange`, `ipam_pools`, `internal`, `labels`, `containers`,
+`reconnect`; their aliases, skip_translate) or community.docker's. Options
+left out are the engine's choice and never compared (an engine-picked subnet
+is no drift); a declared option that differs recreates the network, taking
+its containers off and (with `reconnect`, the default) putting them back.
+`containers` connects the listed running containers and disconnects none;
+`absent` disconnects every container first. As in docker_network.
 
 .. code-block:: yaml
 
