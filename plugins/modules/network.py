@@ -46,7 +46,8 @@ options:
     type: dict
   enable_ipv6:
     description:
-      - 'IPv6 pools are not supported yet; true fails.'
+      - 'Dual stack: containers also get an IPv6 address (of the IPv6 pool of ipam_config, else a /64 of a random
+        ULA prefix) and an IPv6 default route.'
     type: bool
   force:
     description:
@@ -59,7 +60,8 @@ options:
     type: bool
   ipam_config:
     description:
-      - 'One pool: subnet, gateway, iprange.'
+      - 'An IPv4 pool (subnet, gateway, iprange) and, with enable_ipv6, an IPv6 one (subnet, gateway); what is left
+        out is the engine''s choice and not compared.'
     type: list
     elements: dict
   labels:

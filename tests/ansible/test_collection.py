@@ -20,14 +20,33 @@ def recap(stdout: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
 
 
-def test_ansible_doc_reads_well():
+def _ansible_doc(*args: str) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / "ansible-doc"
-    proc = subprocess.run([str(exe), "intermodal.containers.container"], cwd=ROOT, capture_output=True, text=True,
-                          env={"ANSIBLE_NOCOLOR": "1", "PATH": "/usr/bin:/bin", "HOME": "/root"}, timeout=120)
+    return subprocess.run([str(exe), *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={"ANSIBLE_NOCOLOR": "1", "PATH": "/usr/bin:/bin", "HOME": "/root"})
+
+
+def test_ansible_doc_reads_well():
+    proc = _ansible_doc("intermodal.containers.container")
     assert proc.returncode == 0, proc.stderr
-    for text in ("restart_policy", "comparisons", "EXAMPLES", "RETURN VALUES", "intermodal.containers.engine"):
+    for text in ("restart_policy", "comparisons", "EXAMPLES", "RETURN VALUES", "intermodal.containers.engine",
+                 "root ", "validate_certs", "REQUIREMENTS", "/opt/intermodal/bin/python"):
         assert text in proc.stdout, text
     assert "WARNING" not in proc.stderr.upper(), proc.stderr
+
+
+def test_ansible_doc_of_every_plugin():
+    """Every module with the engine fragment merged in, the connection and inventory plugins; short lines in -l."""
+    modules = sorted(f"intermodal.containers.{p.stem}" for p in (ROOT / "plugins" / "modules").glob("*.py"))
+    proc = _ansible_doc(*modules)
+    assert proc.returncode == 0 and "WARNING" not in proc.stderr.upper(), proc.stderr
+    assert proc.stdout.count("The engine's root directory") == len(modules)  # from the fragment
+    listing = _ansible_doc("-l", "intermodal.containers")
+    assert listing.returncode == 0, listing.stderr
+    assert len(listing.stdout.splitlines()) == len(modules) and "..." not in listing.stdout, listing.stdout
+    for kind, name in (("connection", "intermodal.containers.imod"), ("inventory", "intermodal.containers.containers")):
+        proc = _ansible_doc("-t", kind, name)
+        assert proc.returncode == 0 and "EXAMPLES" in proc.stdout, proc.stderr
 
 
 def test_check_then_real_then_again(playbook, engine_root: Path):
@@ -88,3 +107,59 @@ def test_inventory_plugin_lists_running_containers(engine, busybox_tar: Path, tm
     assert "idle" not in data["_meta"]["hostvars"]  # running only, by default
     for group in ("running", "image_busybox", "label_tier_front", "tier_front"):
         assert data[group]["hosts"] == ["web"], group
+
+
+# The order the examples run in: what one creates, the next uses (web for container_exec, backend...).
+EXAMPLES_RUN = ["network", "volume", "container", "container_exec", "container_info", "network_info",
+                "volume_info", "image_info", "host_info", "prune"]
+
+
+def _module_file(kind: str) -> dict:
+    namespace: dict = {}
+    text = (ROOT / "plugins" / "modules" / f"{kind}.py").read_text()
+    exec(text.split("from ansible_collections", 1)[0], namespace)  # the doc strings only
+    exec(text.split("ARGUMENT_SPEC = ", 1)[1].split("\n}\n", 1)[0].join(["ARGUMENT_SPEC = ", "\n}\n"]), namespace)
+    return namespace
+
+
+def _example_tasks(tasks: list[dict]):
+    for task in tasks:
+        yield task
+        yield from _example_tasks(task.get("block", []))
+
+
+@pytest.mark.parametrize("kind", sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py")))
+def test_examples_match_the_argument_spec(kind: str):
+    import yaml
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    checked = 0
+    for task in _example_tasks(yaml.safe_load(_module_file(kind)["EXAMPLES"])):
+        for action, args in task.items():
+            if action.startswith("intermodal.containers."):
+                spec = _module_file(action.rsplit(".", 1)[1])["ARGUMENT_SPEC"]
+                result = ArgumentSpecValidator(spec).validate(dict(args or {}))
+                assert not result.error_messages, (kind, task.get("name"), result.error_messages)
+                checked += 1
+    assert checked, f"{kind} has no example of itself"
+
+
+@pytest.mark.slow
+@pytest.mark.requires("root", "overlay", "runc", "busybox", "nft")
+@pytest.mark.usefixtures("clean_containers", "clean_networks")
+def test_examples_run(playbook, engine, busybox_tar: Path, tmp_path: Path):
+    """The examples ansible-doc shows, run as written (the engine root of the block's module_defaults is the test's)."""
+    import yaml
+
+    engine.images.import_rootfs(busybox_tar, "busybox:latest", changes=['CMD ["sh"]'])
+    tasks = []
+    for kind in EXAMPLES_RUN:
+        text = _module_file(kind)["EXAMPLES"].replace("root: /var/lib/intermodal", "root: \"{{ root }}\"")
+        tasks += yaml.safe_load(text)
+    play = [{"hosts": "localhost", "gather_facts": False,
+             "module_defaults": {"group/intermodal.containers.engine": {"root": "{{ root }}"}}, "tasks": tasks}]
+    (tmp_path / "examples.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+    proc = playbook(str(tmp_path / "examples.yml"))
+    assert recap(proc.stdout)["failed"] == 0
+    assert engine.containers.inspect("web")["State"]["Status"] == "running"
+    assert not engine.containers.exists("job")
