@@ -86,5 +86,9 @@ def test_network_and_volume_matrix(playbook, busybox_tar: Path):
 
     names = row_names("resource_rows.yml")
     subnets = [s.rpartition(".")[0] for s in free_subnets(sum(n.startswith("net_") for n in names) + 1)]
-    proc = playbook("matrix_resources.yml", "-f", FORKS, check=False, busybox_tar=str(busybox_tar), subnets=subnets)
+    import secrets
+
+    ula = f"fd{secrets.token_hex(1)}:{secrets.token_hex(2)}:{secrets.token_hex(2)}"  # a /48 of its own
+    proc = playbook("matrix_resources.yml", "-f", FORKS, check=False, busybox_tar=str(busybox_tar), subnets=subnets,
+                    ula=ula)
     check_rows(proc, names)

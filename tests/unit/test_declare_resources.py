@@ -50,9 +50,34 @@ def test_network_differences_recreate(case, options, option):
 
 
 def test_network_ipv6_gateway_canonical():
-    current = record(subnet="fd00:1::/64", gateway="fd00:1::1")
-    assert net_plan({"ipam_config": [{"subnet": "fd00:1:0::/64", "gateway": "fd00:0001:0:0:0:0:0:1"}]},
+    current = record(subnet6="fd00:1::/64", gateway6="fd00:1::1")
+    assert net_plan({"enable_ipv6": True,
+                     "ipam_config": [{"subnet": "fd00:1:0::/64", "gateway": "fd00:0001:0:0:0:0:0:1"}]},
                     current).actions == ()
+
+
+@pytest.mark.parametrize(("case", "options", "current", "actions"), [
+    ("60 an IPv6 pool only: the IPv4 pool is the engine's", {"enable_ipv6": True,
+                                                             "ipam_config": [{"subnet": "fd00:1::/64"}]},
+     {"subnet6": "fd00:1::/64", "gateway6": "fd00:1::1"}, ()),
+    ("dual stack, the pools the engine's", {"enable_ipv6": True}, {"subnet6": "fd00:2::/64", "gateway6": "fd00:2::1"},
+     ()),
+    ("both pools", {"enable_ipv6": True, "ipam_config": [{"subnet": "172.28.0.0/24"}, {"subnet": "fd00:1::/64"}]},
+     {"subnet6": "fd00:1::/64", "gateway6": "fd00:1::1"}, ()),
+    ("IPv6 asked for, the network has none", {"enable_ipv6": True}, {}, ("recreate",)),
+    ("IPv6 no more", {"enable_ipv6": False}, {"subnet6": "fd00:2::/64", "gateway6": "fd00:2::1"}, ("recreate",)),
+    ("another IPv6 gateway", {"enable_ipv6": True, "ipam_config": [{"subnet": "fd00:1::/64", "gateway": "fd00:1::9"}]},
+     {"subnet6": "fd00:1::/64", "gateway6": "fd00:1::1"}, ("recreate",)),
+])
+def test_network_dual_stack(case, options, current, actions):
+    assert net_plan(options, record(**current)).actions == actions, case
+
+
+def test_network_dual_stack_create_args():
+    declared = network.declare({"name": "n", "enable_ipv6": True,
+                                "ipam_config": [{"subnet": "fd00:1::/64", "gateway": "fd00:1::1"}]})
+    args = network.create_args(declared)
+    assert (args["ipv6"], args["subnet6"], args["gateway6"], args["subnet"]) == (True, "fd00:1::/64", "fd00:1::1", None)
 
 
 def test_network_create_remove_force():
@@ -63,9 +88,9 @@ def test_network_create_remove_force():
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"enable_ipv6": True}, "IPv6"),
+    ({"ipam_config": [{"subnet": "fd00:1::/64"}]}, "enable_ipv6"),
     ({"ipam_config": [{"subnet": "10.0.0.0/24", "aux_addresses": {"a": "10.0.0.5"}}]}, "aux_addresses"),  # 59
-    ({"ipam_config": [{"subnet": "10.0.0.0/24"}, {"subnet": "10.0.1.0/24"}]}, "one IPv4 pool"),
+    ({"ipam_config": [{"subnet": "10.0.0.0/24"}, {"subnet": "10.0.1.0/24"}]}, "one IPv4 and one IPv6 pool"),
     ({"ipam_config": [{"gateway": "10.0.0.1"}]}, "need a subnet"),
     ({"driver": "macvlan"}, "use bridge"),
 ])

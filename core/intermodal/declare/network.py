@@ -40,9 +40,11 @@ def declare(options: Mapping[str, Any]) -> Declared:
     o = {k: v for k, v in options.items() if v is not None}
     if not o.get("name"):
         raise InvalidArgument("name is required: give the network's name")
-    if o.get("enable_ipv6"):
-        raise InvalidArgument("enable_ipv6: IPv6 networks are not supported by the engine yet; leave it out")
     values: dict[str, Any] = {}
+    if "enable_ipv6" in o:
+        if o["enable_ipv6"] and not _dual_stack():
+            raise InvalidArgument("enable_ipv6: IPv6 networks are not supported by the engine yet; leave it out")
+        values["ipv6"] = bool(o["enable_ipv6"])
     if "driver" in o:
         if o["driver"] != "bridge":
             raise InvalidArgument(f"driver {o['driver']!r} is not supported; use bridge")
@@ -53,14 +55,29 @@ def declare(options: Mapping[str, Any]) -> Declared:
         values["internal"] = bool(o["internal"])
     if "labels" in o:
         values["labels"] = norm.string_map(o["labels"], "labels")
-    pools = o.get("ipam_config") or []
-    if len(pools) > 1:
-        raise InvalidArgument("ipam_config: the engine takes one IPv4 pool per network; give one")
-    if pools:
-        values["ipam"] = _pool(pools[0])
+    pools = [_pool(p) for p in o.get("ipam_config") or []]
+    v4 = [p for p in pools if ":" not in p.get("subnet", "")]
+    v6 = [p for p in pools if ":" in p.get("subnet", "")]
+    if len(v4) > 1 or len(v6) > 1:
+        raise InvalidArgument("ipam_config: the engine takes one IPv4 and one IPv6 pool per network; give one of each")
+    if v4:
+        values["ipam"] = v4[0]
+    if v6:
+        if not values.get("ipv6"):
+            raise InvalidArgument("ipam_config: an IPv6 subnet needs enable_ipv6: true (as docker_network)")
+        if v6[0].get("iprange"):
+            raise InvalidArgument("ipam_config: an IPv6 pool takes subnet and gateway only; leave iprange out")
+        values["ipam6"] = v6[0]
     connected = tuple(dict.fromkeys(str(c) for c in o["connected"])) if "connected" in o else None
     return Declared(o["name"], o.get("state", "present"), values, bool(o.get("force")),
                     comparison_modes("network", o.get("comparisons")), connected, bool(o.get("appends")))
+
+
+def _dual_stack() -> bool:
+    """The engine's networks take an IPv6 pool beside the IPv4 one."""
+    from intermodal.network.store import NetworkRecord
+
+    return "subnet6" in NetworkRecord.__dataclass_fields__
 
 
 def _pool(pool: Mapping[str, Any]) -> dict[str, str]:
@@ -89,7 +106,10 @@ def actual(record: NetworkRecord) -> dict[str, Any]:
     pool = {"subnet": norm.cidr(record.subnet), "gateway": norm.ip(record.gateway)}
     if record.ip_range:
         pool["iprange"] = norm.cidr(record.ip_range)
+    subnet6 = getattr(record, "subnet6", None)
+    pool6 = {"subnet": norm.cidr(subnet6), "gateway": norm.ip(record.gateway6)} if subnet6 else {}
     return {"driver": record.driver, "internal": record.internal, "labels": dict(record.labels),
+            "ipv6": bool(subnet6), "ipam6": pool6,
             "options": {BRIDGE_NAME_OPTION: record.bridge, MTU_OPTION: str(record.mtu), **record.options},
             "ipam": pool}
 
@@ -99,7 +119,7 @@ def compare(values: Mapping[str, Any], current: Mapping[str, Any], modes: Mappin
     for name, want in values.items():
         have = current.get(name)
         mode = modes.get(name, "strict")
-        if name in ("ipam", "options"):
+        if name in ("ipam", "ipam6", "options"):
             have = {k: v for k, v in (have or {}).items() if k in want or _user_choice(name, k, mode)}
         if not equal(want, have, mode):
             out.append(Difference(name, want, have))
@@ -165,9 +185,13 @@ def read_attached(engine: Engine, declared: Declared) -> dict[str, frozenset[str
 def create_args(declared: Declared) -> dict[str, Any]:
     v = declared.values
     pool = v.get("ipam") or {}
-    return {"subnet": pool.get("subnet"), "gateway": pool.get("gateway"), "ip_range": pool.get("iprange"),
+    args = {"subnet": pool.get("subnet"), "gateway": pool.get("gateway"), "ip_range": pool.get("iprange"),
             "internal": bool(v.get("internal")), "labels": dict(v.get("labels") or {}),
             "options": dict(v.get("options") or {}), "driver": v.get("driver", "bridge")}
+    if v.get("ipv6"):
+        pool6 = v.get("ipam6") or {}
+        args.update(ipv6=True, subnet6=pool6.get("subnet"), gateway6=pool6.get("gateway"))
+    return args
 
 
 def apply(engine: Engine, declared: Declared, the_plan: Plan) -> None:

@@ -141,10 +141,14 @@ NETWORK = _t(
     Option("state", default="present", choices=("absent", "present")),
     Option("driver", field="driver", default=None, choices=("bridge",), doc="Only bridge."),
     Option("driver_options", "dict", field="options", doc="Driver options, e.g. com.docker.network.driver.mtu."),
-    Option("ipam_config", "list", "dict", field="ipam", doc="One pool: subnet, gateway, iprange."),
+    Option("ipam_config", "list", "dict", field="ipam",
+           doc="An IPv4 pool (subnet, gateway, iprange) and, with enable_ipv6, an IPv6 one (subnet, gateway); "
+               "what is left out is the engine's choice and not compared."),
     Option("internal", "bool", field="internal", doc="No route out of the network."),
     Option("labels", "dict", field="labels", doc="Labels of the network."),
-    Option("enable_ipv6", "bool", doc="IPv6 pools are not supported yet; true fails."),
+    Option("enable_ipv6", "bool", field="ipv6",
+           doc="Dual stack: containers also get an IPv6 address (of the IPv6 pool of ipam_config, else a /64 of a "
+               "random ULA prefix) and an IPv6 default route."),
     Option("force", "bool", default=False, doc="Recreate even when nothing differs."),
     Option("connected", "list", "str",
            doc="Running containers connected to the network (by name); others are disconnected unless appends."),
