@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: container
-short_description: Manage containers of the intermodal engine
+short_description: Manage intermodal containers
 version_added: 0.1.0
 description:
   - 'Create, recreate, start, stop and remove containers so that they match the declaration.'
@@ -260,34 +260,43 @@ options:
 """
 
 EXAMPLES = r"""
-- name: A container running busybox
+- name: A web server, its port published on the host's loopback
   intermodal.containers.container:
     name: web
     image: busybox:latest
     command: ["httpd", "-f", "-p", "8080"]
+    published_ports:
+      - "127.0.0.1:18080:8080"
     env:
       MODE: production
     labels:
       app: web
     memory: 64m
     restart_policy: unless-stopped
-    network_mode: host
 
-- name: Same for every module of the play, through the action group
+- name: The same engine root for every module of a block, through the action group
   module_defaults:
     group/intermodal.containers.engine:
       root: /var/lib/intermodal
   block:
-    - intermodal.containers.container:
+    - name: A worker whose environment may hold more than declared
+      intermodal.containers.container:
         name: worker
         image: busybox:latest
         command: sleep infinity
         comparisons:
           env: allow_more_present
 
+- name: Only created, not started
+  intermodal.containers.container:
+    name: job
+    image: busybox:latest
+    command: ["echo", "done"]
+    state: present
+
 - name: Gone
   intermodal.containers.container:
-    name: web
+    name: job
     state: absent
 """
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: container_exec
-short_description: Run a command in a running container of the intermodal engine
+short_description: Run commands in intermodal containers
 version_added: 0.1.0
 description:
   - 'Runs the command through C(imod exec) and returns its exit code, stdout and stderr.'
@@ -67,7 +67,7 @@ options:
 """
 
 EXAMPLES = r"""
-- name: A command in a container
+- name: A command in a container, with its environment
   intermodal.containers.container_exec:
     container: web
     command: /bin/sh -c "echo $GREETING > /tmp/greeting"

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: container_info
-short_description: Show a container of the intermodal engine
+short_description: Show an intermodal container
 version_added: 0.1.0
 description:
-  - 'Read-only.'
+  - 'A container as C(imod inspect) shows it; read-only.'
 author: intermodal developers (@intermodal)
 extends_documentation_fragment:
   - intermodal.containers.engine
@@ -30,9 +30,14 @@ options:
 """
 
 EXAMPLES = r"""
-- intermodal.containers.container_info:
+- name: A container
+  intermodal.containers.container_info:
     name: web
   register: result
+
+- name: Its status
+  ansible.builtin.debug:
+    msg: "{{ result.container.State.Status if result.exists else 'absent' }}"
 """
 
 RETURN = r"""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: host_info
-short_description: Show the intermodal engine on a host
+short_description: Show the intermodal engine of a host
 version_added: 0.1.0
 description:
   - 'Read-only: engine version, root, counts of objects and, on request, their lists.'
@@ -45,7 +45,8 @@ options:
 """
 
 EXAMPLES = r"""
-- intermodal.containers.host_info:
+- name: The engine, with its containers listed
+  intermodal.containers.host_info:
     containers: true
   register: result
 """

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: image
-short_description: Manage images of the intermodal engine
+short_description: Manage intermodal images
 version_added: 0.1.0
 description:
   - 'Pull, load, import or (where the engine can) build images; tag, save and push them; remove them.'
@@ -101,16 +101,31 @@ EXAMPLES = r"""
     tag: "1.2"
     source: pull
 
-- name: Load an archive and tag it
+- name: Save it to an archive
   intermodal.containers.image:
-    name: app:1.2
+    name: registry.example.com/app:1.2
+    source: local
+    archive_path: /srv/images/app.tar
+
+- name: Load the archive elsewhere, also tagged app:stable
+  intermodal.containers.image:
+    name: registry.example.com/app:1.2
     source: load
     load_path: /srv/images/app.tar
     repository: app:stable
 
+- name: Build from a directory with a Dockerfile
+  intermodal.containers.image:
+    name: app:dev
+    source: build
+    build:
+      path: /srv/src/app
+      args:
+        VERSION: "1.2"
+
 - name: Remove a tag
   intermodal.containers.image:
-    name: app:old
+    name: app:stable
     state: absent
 """
 

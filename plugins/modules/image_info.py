@@ -7,10 +7,10 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: image_info
-short_description: Show images of the intermodal engine
+short_description: Show intermodal images
 version_added: 0.1.0
 description:
-  - 'Read-only: images as inspect shows them.'
+  - 'Images as C(imod image inspect) shows them; read-only.'
 author: intermodal developers (@intermodal)
 extends_documentation_fragment:
   - intermodal.containers.engine
@@ -33,6 +33,10 @@ EXAMPLES = r"""
 - name: Some images
   intermodal.containers.image_info:
     name: [busybox:latest]
+  register: result
+
+- name: All images
+  intermodal.containers.image_info:
   register: result
 """
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: network
-short_description: Manage networks of the intermodal engine
+short_description: Manage intermodal networks
 version_added: 0.1.0
 description:
   - 'Create, recreate and remove bridge networks.'

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: network_info
-short_description: Show a network of the intermodal engine
+short_description: Show an intermodal network
 version_added: 0.1.0
 description:
-  - 'Read-only.'
+  - 'A network as C(imod network inspect) shows it; read-only.'
 author: intermodal developers (@intermodal)
 extends_documentation_fragment:
   - intermodal.containers.engine
@@ -30,7 +30,8 @@ options:
 """
 
 EXAMPLES = r"""
-- intermodal.containers.network_info:
+- name: A network
+  intermodal.containers.network_info:
     name: backend
   register: result
 """

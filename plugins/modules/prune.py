@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: prune
-short_description: Remove unused objects of the intermodal engine
+short_description: Remove unused intermodal objects
 version_added: 0.1.0
 description:
   - 'Removes stopped containers, networks without containers, unused volumes and unused images, as asked.'

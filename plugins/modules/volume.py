@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: volume
-short_description: Manage volumes of the intermodal engine
+short_description: Manage intermodal volumes
 version_added: 0.1.0
 description:
   - 'Create and remove named volumes.'

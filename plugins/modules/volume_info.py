@@ -7,10 +7,10 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: volume_info
-short_description: Show a volume of the intermodal engine
+short_description: Show an intermodal volume
 version_added: 0.1.0
 description:
-  - 'Read-only.'
+  - 'A volume as C(imod volume inspect) shows it; read-only.'
 author: intermodal developers (@intermodal)
 extends_documentation_fragment:
   - intermodal.containers.engine
@@ -30,7 +30,8 @@ options:
 """
 
 EXAMPLES = r"""
-- intermodal.containers.volume_info:
+- name: A volume
+  intermodal.containers.volume_info:
     name: data
   register: result
 """
