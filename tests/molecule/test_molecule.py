@@ -11,6 +11,7 @@ first run downloads).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -133,13 +134,17 @@ def test_platforms_take_the_docker_drivers_container_options(engine_root: Path, 
 
 
 def test_a_platform_option_the_driver_lacks_fails_naming_it(engine_root: Path, tmp_path: Path):
-    scenario = tmp_path / "project" / "molecule" / "unknown"
+    scenario = tmp_path / "project" / "molecule" / "intermodal-unknown-option"
     scenario.mkdir(parents=True)
     (scenario / "molecule.yml").write_text(
         "driver: {name: molecule-intermodal}\n"
         "platforms:\n  - {name: unknown-a, image: 'intermodal/busybox:latest', sysctls: {net.ipv4.ip_forward: 1}}\n"
         "provisioner: {name: ansible}\n")
-    proc = _molecule(engine_root, tmp_path, "create", "-s", "unknown", cwd=tmp_path / "project")
+    try:
+        proc = _molecule(engine_root, tmp_path, "create", "-s", "intermodal-unknown-option", cwd=tmp_path / "project")
+    finally:  # Molecule's state of the scenario, named after the (temporary) project's path
+        for state in (Path.home() / ".ansible" / "tmp").glob("molecule.*.intermodal-unknown-option"):
+            shutil.rmtree(state, ignore_errors=True)
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode != 0, out[-4000:]
     assert "platform unknown-a: the intermodal driver has no option sysctls" in out
