@@ -118,6 +118,16 @@ def _container(module, engine):
         changed, plan = container.apply(engine, declared, plan)
     if declared.wait_healthy and not module.check_mode:
         container.wait_healthy(engine, declared)
+    if not declared.detach and not module.check_mode and plan.has("start"):
+        inspect = engine.containers.inspect(declared.name)
+        status, output = container.run_to_end(engine, declared)
+        if engine.containers.exists(declared.name):
+            inspect = engine.containers.inspect(declared.name)
+        result = _report(module, plan, changed, container={**inspect, "Output": output}, status=status)
+        if status != 0:
+            module.fail_json(msg=f"container {declared.name} exited with code {status}; its output is in "
+                                 "container.Output", **result)
+        return result
     exists = engine.containers.exists(declared.name)
     return _report(module, plan, changed, container=engine.containers.inspect(declared.name) if exists else {})
 

@@ -42,6 +42,11 @@ options:
       - 'Capabilities to add (net_admin or CAP_NET_ADMIN).'
     type: list
     elements: str
+  cleanup:
+    description:
+      - 'With detach false: remove the container once it exited.'
+    type: bool
+    default: false
   command:
     description:
       - 'argv list, or a string split like a shell; [] or unset uses the image''s CMD.'
@@ -54,6 +59,12 @@ options:
     description:
       - 'CPUs, e.g. 1.5.'
     type: float
+  detach:
+    description:
+      - 'false: a container this task starts is waited for until it exits; its output is returned (container.Output,
+        status) and a non-zero exit fails the task.'
+    type: bool
+    default: true
   devices:
     description:
       - 'Host devices: /dev/x, /dev/x:/dev/y or /dev/x:/dev/y:rwm (container path and permissions default to the
@@ -95,6 +106,15 @@ options:
     description:
       - 'The image to run: a reference or an id; compared by image id.'
     type: str
+  image_name_mismatch:
+    description:
+      - 'The image is compared by id; recreate also recreates a container created from another name of the same
+        image.'
+    type: str
+    choices:
+      - 'ignore'
+      - 'recreate'
+    default: 'ignore'
   init:
     description:
       - 'Run a small init as pid 1.'
@@ -333,9 +353,11 @@ ARGUMENT_SPEC = {
     "auto_remove": {"type": "bool"},
     "cap_drop": {"elements": "str", "type": "list"},
     "capabilities": {"elements": "str", "type": "list"},
+    "cleanup": {"default": False, "type": "bool"},
     "command": {"type": "raw"},
     "comparisons": {"type": "dict"},
     "cpus": {"type": "float"},
+    "detach": {"default": True, "type": "bool"},
     "devices": {"elements": "str", "type": "list"},
     "entrypoint": {"type": "raw"},
     "env": {"type": "dict"},
@@ -345,6 +367,7 @@ ARGUMENT_SPEC = {
     "healthy_wait_timeout": {"default": 300, "type": "float"},
     "hostname": {"type": "str"},
     "image": {"type": "str"},
+    "image_name_mismatch": {"choices": ["ignore", "recreate"], "default": "ignore", "type": "str"},
     "init": {"type": "bool"},
     "interactive": {"type": "bool"},
     "keep_volumes": {"default": True, "type": "bool"},

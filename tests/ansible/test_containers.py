@@ -50,3 +50,8 @@ def test_container_on_a_network(playbook, busybox_tar: Path):
     subnet = f"10.{200 + os.getpid() % 50}.{(os.getpid() + 1) % 250}"
     proc = playbook("containers_networks.yml", busybox_tar=str(busybox_tar), subnet=subnet, port=port)
     assert "failed=0" in proc.stdout
+
+
+def test_container_detach_false_and_image_name_mismatch(playbook, busybox_tar: Path):
+    proc = playbook("containers_run.yml", busybox_tar=str(busybox_tar))
+    assert "failed=0" in proc.stdout and "ignored=1" in proc.stdout

@@ -347,3 +347,16 @@ def test_an_image_change_is_one_difference():
 
 def test_working_dir_trailing_slash_is_no_change():
     assert not planned({"working_dir": "/tmp/"}, stored(workdir="/tmp")).changed
+
+
+def test_image_name_mismatch():
+    """The same image id under another name: no change unless image_name_mismatch is recreate."""
+    current = container.Current("c" * 64, ContainerSpec.build("busybox", name="c1"), IMAGE_ID, BUSYBOX, "running")
+    declared = {"name": "c1", "image": "other/name:1", "state": "started"}
+    assert not container.plan(container.declare(declared), current, image_id=IMAGE_ID, image_config=BUSYBOX).changed
+    plan = container.plan(container.declare({**declared, "image_name_mismatch": "recreate"}), current,
+                          image_id=IMAGE_ID, image_config=BUSYBOX)
+    assert plan.actions == ("recreate", "start")
+    assert plan.differences[0] == ("image_name", "docker.io/other/name:1", "docker.io/library/busybox:latest")
+    same = container.declare({**declared, "image": "docker.io/library/busybox", "image_name_mismatch": "recreate"})
+    assert not container.plan(same, current, image_id=IMAGE_ID, image_config=BUSYBOX).changed

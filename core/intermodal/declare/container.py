@@ -48,6 +48,9 @@ class Declared:
     keep_volumes: bool = True  # anonymous volumes outlive a removed container, as with Docker's `rm` without -v
     wait_healthy: bool = False  # state=healthy: started, then its healthcheck must pass
     healthy_wait_timeout: float = 300.0
+    detach: bool = True  # false: a start waits for the container to exit (`run_to_end`)
+    cleanup: bool = False  # with detach false: removed once it exited
+    image_name_mismatch: str = "ignore"  # recreate: the same image id under another name recreates
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,11 @@ def declare(options: Mapping[str, Any]) -> Declared:
     common = {"name": name, "state": "started" if state == "healthy" else state, "modes": modes,
               "wait_healthy": state == "healthy", "healthy_wait_timeout": float(o.get("healthy_wait_timeout", 300)),
               "pull": o.get("pull", "missing"), "recreate": bool(o.get("recreate")), "restart": bool(o.get("restart")),
-              "keep_volumes": bool(o.get("keep_volumes", True))}
+              "keep_volumes": bool(o.get("keep_volumes", True)), "detach": bool(o.get("detach", True)),
+              "cleanup": bool(o.get("cleanup", False)),
+              "image_name_mismatch": o.get("image_name_mismatch", "ignore")}
+    if common["image_name_mismatch"] not in ("ignore", "recreate"):
+        raise InvalidArgument(f"image_name_mismatch {common['image_name_mismatch']!r}: use ignore or recreate")
     if state == "absent":
         return Declared(**common)
     if not o.get("image"):
@@ -319,6 +326,10 @@ def plan(declared: Declared, current: Current | None, *, image_id: str | None = 
     else:
         if image_id != current.image_id and declared.modes.get("image", "strict") != "ignore":
             differences.append(Difference("image", image_id, current.image_id))
+        elif declared.image_name_mismatch == "recreate" and _image_name(declared.spec.image) != _image_name(
+                current.spec.image):
+            differences.append(Difference("image_name", _image_name(declared.spec.image),
+                                          _image_name(current.spec.image)))
         # Both sides filled from the declared image: what a new image brings is the image's difference,
         # not one of each option it supplies (labels, env, ...); the image's alone recreates.
         config = image_config or {}
@@ -339,6 +350,16 @@ def plan(declared: Declared, current: Current | None, *, image_id: str | None = 
             actions.append("restart")
     return Plan(tuple(actions), tuple(differences), tuple(warnings),
                 data={"image_id": image_id, "can_update": can_update})
+
+
+def _image_name(reference: str) -> str:
+    """A reference in its full form (busybox: docker.io/library/busybox:latest); an id as it is."""
+    from intermodal.images import reference as refs
+
+    try:
+        return reference if refs.looks_like_id(reference) else str(refs.parse(reference))
+    except IntermodalError:
+        return reference
 
 
 def _in_place(differences: list[Difference], can_update: bool, can_connect: bool, *, purge: bool
@@ -501,6 +522,16 @@ def _wait_removed(engine: Engine, name: str) -> None:
     deadline = time.monotonic() + REMOVED_WAIT
     while engine.containers.exists(name) and time.monotonic() < deadline:
         time.sleep(HEALTH_POLL)
+
+
+def run_to_end(engine: Engine, declared: Declared) -> tuple[int, str]:
+    """detach false: wait for the started container to exit; (its exit code, its output as logged).
+    With cleanup it is removed then."""
+    code = engine.containers.wait(declared.name)
+    output = "".join(str(r.get("log", "")) for r in engine.containers.logs(declared.name))
+    if declared.cleanup and engine.containers.exists(declared.name):
+        _remove(engine, declared)
+    return code, output
 
 
 def wait_healthy(engine: Engine, declared: Declared) -> str:

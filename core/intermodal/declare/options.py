@@ -127,6 +127,13 @@ CONTAINER = _t(
     Option("init", "bool", field="init", doc="Run a small init as pid 1."),
     Option("published_ports", "list", "str", field="ports", aliases=("ports",),
            doc="Ports to publish: [ip:][host_port[-end]:]container_port[/proto]."),
+    Option("image_name_mismatch", default="ignore", choices=("ignore", "recreate"),
+           doc="The image is compared by id; recreate also recreates a container created from another name of "
+               "the same image."),
+    Option("detach", "bool", default=True,
+           doc="false: a container this task starts is waited for until it exits; its output is returned "
+               "(container.Output, status) and a non-zero exit fails the task."),
+    Option("cleanup", "bool", default=False, doc="With detach false: remove the container once it exited."),
     Option("recreate", "bool", default=False, doc="Recreate even when nothing differs."),
     Option("restart", "bool", default=False, doc="Restart a running container that needs no recreation."),
     Option("keep_volumes", "bool", default=True,
