@@ -9,7 +9,6 @@ exist for anyone else.
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,7 +109,8 @@ def _claim_name(store: ContainerStore, wanted: str | None, cid: str) -> str:
     from intermodal.errors import AlreadyExists
 
     for _ in range(50):  # bounded: 2,500 combinations, a clash is rare
-        name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
+        first, last = os.urandom(2)  # not `random`: its import costs more than these two bytes
+        name = f"{_ADJECTIVES[first % len(_ADJECTIVES)]}_{_NAMES[last % len(_NAMES)]}"
         try:
             store.reserve_name(name, cid)
             return name

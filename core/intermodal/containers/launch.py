@@ -1,7 +1,8 @@
 """Starting a container's monitor, and attaching to its output.
 
 `imod` starts the monitor (`monitor.py`) with a fresh, small interpreter
-(``python -I -S``) in a new session, then waits on the ready pipe for the
+(``python -I -S``, through posix_spawn: `subprocess` is not imported for it)
+in a new session, then waits on the ready pipe for the
 monitor to report the container's start (or why it could not start). An
 attached `imod run` also hands it pipes for stdout, stderr and the final
 status, and copies them to its own stdout and stderr.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import _socket
 import json
 import os
-import subprocess
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,16 +78,19 @@ class PendingMonitor:
         argv = [_python(), "-I", "-S", "-c", MONITOR, "-"]
         for key, fd in theirs.items():
             argv += [f"--{key}", str(fd)]
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, pass_fds=tuple(theirs.values()),
-                                         start_new_session=True, close_fds=True)
+            for fd in theirs.values():
+                os.set_inheritable(fd, True)  # the monitor closes whatever else it inherits
+            self.pid = os.posix_spawn(argv[0], argv, os.environ, setsid=True,
+                                      file_actions=[(os.POSIX_SPAWN_DUP2, null, target) for target in (0, 1, 2)],
+                                      setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))  # as subprocess restores them
         except OSError as err:
             self._close([*self.mine, self.ready_r, self.go_w])
             raise RuntimeFailure(f"could not start the container monitor ({err.strerror}); check {_python()}"
                                  ) from None
         finally:
-            self._close(list(theirs.values()))
+            self._close([null, *theirs.values()])
 
     def go(self, directory: Path) -> Started:
         self.used = True
@@ -95,7 +99,7 @@ class PendingMonitor:
         except OSError:
             pass  # it died; the ready pipe tells
         self._close([self.go_w])
-        self.proc.wait()  # the monitor's short-lived first half (the monitor proper is its child)
+        _reap(self.pid)  # the monitor's short-lived first half (the monitor proper is its child)
         info = _read_ready(self.ready_r)
         self._close([self.ready_r])
         handles = Attach(*self.mine) if self.mine else None
@@ -112,7 +116,7 @@ class PendingMonitor:
     def cancel(self) -> None:
         self.used = True
         self._close([self.go_w, self.ready_r, *self.mine])
-        self.proc.wait()
+        _reap(self.pid)
 
     @staticmethod
     def _close(fds: list[int]) -> None:
@@ -121,6 +125,17 @@ class PendingMonitor:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _reap(pid: int) -> None:
+    while True:
+        try:
+            os.waitpid(pid, 0)
+            return
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return  # reaped already (a second cancel)
 
 
 def _read_ready(fd: int) -> dict[str, Any] | None:

@@ -35,6 +35,7 @@ import time
 
 from intermodal.containers.monitor_sys import (
     Lock,
+    close_others,
     drain,
     dumps,
     exit_code_for,
@@ -56,6 +57,7 @@ DRAIN_SECONDS = 2.0  # after the exit, bounded wait for output still in the pipe
 
 def main(argv):
     fds = parse_fds(argv[1:])
+    close_others(fds.values())
     if os.fork():
         os._exit(0)  # the first half, which `imod` reaps: we are then neither its child nor a session leader
     set_subreaper()

@@ -163,6 +163,16 @@ def read_orders(fd):
     return os.fsdecode(data[:-1]) if data.endswith(b"\n") else None
 
 
+def close_others(keep):
+    """Close every descriptor above stderr but *keep*: `imod` spawns us without closing its own."""
+    low = 3
+    for fd in sorted(set(keep)):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 1 << 20)  # close_range(2) underneath: one system call
+
+
 def parse_fds(args):
     fds = {}
     for i in range(0, len(args) - 1, 2):

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intermodal.errors import IntermodalError, RuntimeFailure
+
+if TYPE_CHECKING:
+    import subprocess
 
 BUILTIN = "imod-runtime"
 CONFIG_FILE = "engine.json"  # under the engine root: {"runtime": "runc"}
@@ -38,6 +39,8 @@ def choose_runtime(wanted: str | None = None, root: Path | None = None) -> str:
     name = wanted or os.environ.get("IMOD_RUNTIME") or (configured_runtime(root) if root else None) or BUILTIN
     if name == BUILTIN:
         return BUILTIN
+    import shutil
+
     path = shutil.which(name)
     if path is None:
         raise RuntimeFailure(f"OCI runtime {name!r} not found; install it (runc, crun), give its path, "
@@ -82,6 +85,8 @@ def cli_argv() -> list[str]:
     script = Path(sys.executable).parent / BUILTIN
     if script.exists():
         return [str(script)]
+    import shutil
+
     found = shutil.which(BUILTIN)
     return [found] if found else [os.path.realpath(sys.executable), "-m", "intermodal.runtime.cli"]
 
@@ -273,6 +278,8 @@ class OciRuntime:
         return [self.binary, "--root", str(self.state_root)]
 
     def _run(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
+        import subprocess
+
         proc = subprocess.run([*self.base, *args], capture_output=True, input=input)
         if check and proc.returncode != 0:
             raise RuntimeFailure(f"{os.path.basename(self.binary)} {args[0]} failed: {_message(proc.stderr)}")
@@ -326,6 +333,8 @@ class OciRuntime:
         The runtime's own errors go to a log file, so that a process that
         could not be started gives Docker's 126/127 and not the runtime's 1.
         """
+        import subprocess
+
         from intermodal.containers.store import write_json
 
         token = os.urandom(4).hex()
