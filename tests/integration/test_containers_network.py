@@ -104,3 +104,41 @@ def test_bad_network_input_is_refused_before_anything_is_made(net_engine, imod, 
     proc = imod("run", "--rm", "--network", "bridge", "-p", "99999:80", busybox_image, "true", check=False)
     assert proc.returncode == 125
     assert imod("ps", "-a", "-q").stdout == b""
+
+
+def test_internal_network_has_no_way_out_and_no_way_in(net_engine, imod, busybox_image):
+    inner, outer = free_subnets(2)
+    imod("network", "create", "--internal", "--subnet", inner, "sealed")
+    imod("network", "create", "--subnet", outer, "open")
+    imod("run", "-d", "--name", "peer", "--network", "open", busybox_image, "sleep", "1000")
+    peer = json.loads(imod("container", "inspect", "peer").stdout)[0]["NetworkSettings"]["Networks"]["open"]
+    imod("run", "-d", "--name", "hermit", "--network", "sealed", busybox_image, "sleep", "1000")
+    hermit = json.loads(imod("container", "inspect", "hermit").stdout)[0]["NetworkSettings"]["Networks"]["sealed"]
+    routes = imod("exec", "hermit", "ip", "route").stdout.decode().splitlines()
+    assert routes and not [r for r in routes if r.startswith("default")]  # its subnet only: no route out
+    for target in (peer["IPAddress"], peer["Gateway"]):
+        out = imod("exec", "hermit", "ping", "-c", "1", "-W", "2", target, check=False)
+        assert out.returncode != 0, target
+    out = imod("exec", "peer", "ping", "-c", "1", "-W", "2", hermit["IPAddress"], check=False)
+    assert out.returncode != 0  # nor in: the host does not forward to an internal network
+    inside = imod("run", "--rm", "--network", "sealed", busybox_image, "ping", "-c", "1", "-W", "3", "hermit",
+                  check=False)
+    assert inside.returncode == 0, inside.stdout + inside.stderr  # its own members still talk
+    imod("rm", "-f", "peer", "hermit")
+
+
+def test_a_host_port_published_twice_is_refused_before_the_second_starts(net_engine, imod, busybox_image):
+    port = _free_port()
+    imod("run", "-d", "--name", "first", "-p", f"127.0.0.1:{port}:80", busybox_image, "httpd", "-f", "-p", "80",
+         "-h", "/var/www")
+    proc = imod("run", "-d", "--name", "second", "-p", f"{port}:8080", busybox_image, "sleep", "1000", check=False)
+    assert proc.returncode == 125 and f":{port}/tcp".encode() in proc.stderr and b"first" in proc.stderr
+    state = json.loads(imod("container", "inspect", "second").stdout)[0]["State"]
+    assert state["Status"] == "created" and not state["Running"]  # nothing ran, nothing was plugged
+    assert net_engine.networks.store.container(state_id(imod, "second")) is None
+    assert _fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"  # the first keeps it
+    imod("rm", "-f", "first", "second")
+
+
+def state_id(imod, name: str) -> str:
+    return json.loads(imod("container", "inspect", name).stdout)[0]["Id"]

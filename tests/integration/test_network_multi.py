@@ -25,8 +25,9 @@ def _addresses(imod, name: str) -> list[str]:
 
 
 def _default_route(imod, name: str) -> str:
-    out = imod("exec", name, "ip", "route", "show", "default").stdout.decode().split()
-    return out[2] if out else ""
+    lines = imod("exec", name, "ip", "route").stdout.decode().splitlines()
+    default = [line.split() for line in lines if line.startswith("default via ")]
+    return default[0][2] if default else ""
 
 
 def _pings(imod, image: str, network: str, target: str) -> bool:

@@ -53,11 +53,11 @@ def test_twenty_containers_started_in_parallel_get_distinct_addresses_and_reach_
     gateway = info[0]["NetworkSettings"]["Networks"]["crowd"]["Gateway"]
     with ThreadPoolExecutor(max_workers=4) as pool:
         pings = list(pool.map(lambda n: _imod(engine_root, "exec", n, "ping", "-c", "1", "-W", "3", gateway), names))
-    assert [p.returncode for p in pings] == [0] * CROWD
+    assert [p.returncode for p in pings] == [0] * CROWD, [p.stdout + p.stderr for p in pings if p.returncode]
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         removed = list(pool.map(lambda n: _imod(engine_root, "rm", "-f", n), names))
-    assert [p.returncode for p in removed] == [0] * CROWD
+    assert [p.returncode for p in removed] == [0] * CROWD, [p.stderr for p in removed if p.returncode]
     assert net_engine.networks.inspect("crowd")["Containers"] == {}
     assert net_engine.networks._ipam(net_engine.networks.get("crowd")).allocated() == {}
 

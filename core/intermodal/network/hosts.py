@@ -89,12 +89,15 @@ def render_resolv(dns: list[str] | None = None, search: list[str] | None = None,
     return "\n".join(lines) + "\n"
 
 
-def write_in_place(path: str | os.PathLike, text: str) -> None:
+def write_in_place(path: str | os.PathLike, text: str, *, create: bool = True) -> None:
     """Overwrite the file's contents, keeping its inode (see the module note).
 
-    The directory must exist: a container whose directory is gone needs no file.
+    The directory must exist: a container whose directory is gone needs no file. With
+    ``create=False`` a missing file is FileNotFoundError: a neighbour's file is only ever rewritten,
+    never made, or a container being removed could get a new file in the directory `rm` empties.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    flags = os.O_WRONLY | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    fd = os.open(path, flags, 0o644)
     try:
         data = text.encode()
         os.ftruncate(fd, 0)

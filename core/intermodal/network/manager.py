@@ -360,22 +360,29 @@ class NetworkManager:
                 return
 
     def write_name_files(self, container_id: str, record: ContainerNet | None = None,
-                         joined: Sequence[tuple[NetworkRecord, EndpointRecord]] | None = None) -> None:
+                         joined: Sequence[tuple[NetworkRecord, EndpointRecord]] | None = None, *,
+                         create: bool = True) -> None:
         """Rewrite the container's hosts and resolv.conf files from the current state (if it gave paths).
 
         *record* and *joined* (its networks and endpoints), when the caller has them, spare re-reading them.
+        Rendering and writing happen under one lock for all name files: a container that joins renders
+        its file after every earlier neighbour's endpoint is saved, or that neighbour's refresh rewrites it
+        afterwards; without the lock a late write of a stale rendering could drop a neighbour. *create*:
+        False for neighbours' files (see hosts.write_in_place).
         """
         from intermodal.network import hosts as hostlib
 
         record = record or self.store.container(container_id)
         if record is None:
             return
-        if record.hosts_path:
-            hostlib.write_in_place(record.hosts_path, self.render_hosts(container_id, record, joined))
-        if record.resolv_path:
-            text = hostlib.render_resolv(record.dns or None, record.dns_search, record.dns_options,
-                                         hostlib.host_resolv_conf())
-            hostlib.write_in_place(record.resolv_path, text)
+        with locked(self.store.names_lock):
+            if record.hosts_path:
+                hostlib.write_in_place(record.hosts_path, self.render_hosts(container_id, record, joined),
+                                       create=create)
+            if record.resolv_path:
+                text = hostlib.render_resolv(record.dns or None, record.dns_search, record.dns_options,
+                                             hostlib.host_resolv_conf())
+                hostlib.write_in_place(record.resolv_path, text, create=create)
 
     def render_hosts(self, container_id: str, record: ContainerNet | None = None,
                      joined: Sequence[tuple[NetworkRecord, EndpointRecord]] | None = None) -> str:
@@ -607,8 +614,8 @@ class NetworkManager:
             return
         for ep in self.store.endpoints(net.id):
             if ep.container_id != skip:
-                with contextlib.suppress(FileNotFoundError):  # its directory is already gone
-                    self.write_name_files(ep.container_id)
+                with contextlib.suppress(FileNotFoundError):  # its directory or files are gone (rm)
+                    self.write_name_files(ep.container_id, create=False)
 
     @staticmethod
     def _names(ep: EndpointRecord) -> list[str]:

@@ -10,6 +10,7 @@
     locks/network-<id>.lock                a network's IPAM and endpoints
     locks/ports.lock                       published host ports (no port handed twice)
     locks/nftables.lock                    our nftables table
+    locks/network-names.lock               rendering and writing containers' hosts files
 
 Network records are written durably (fsync). Endpoint, per-container and
 IPAM records describe runtime state (veths, namespaces under the run root)
@@ -190,6 +191,10 @@ class NetworkStore:
     @property
     def ports_lock(self) -> Path:
         return self.paths.locks / "ports.lock"
+
+    @property
+    def names_lock(self) -> Path:
+        return self.paths.locks / "network-names.lock"
 
     @property
     def nft_lock(self) -> Path:
