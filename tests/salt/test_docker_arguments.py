@@ -299,3 +299,74 @@ def test_docker_network_containers_and_reconnect(salt, busybox_archive: Path):
 def _addresses(salt) -> dict[str, str]:
     backend = engine(salt).networks.inspect("backend")
     return {c["Name"]: c["IPv4Address"] for c in backend["Containers"].values()}
+
+
+@pytest.mark.requires("nft")
+@pytest.mark.usefixtures("clean_networks")
+def test_exposed_ports_publish_all_and_several_networks(salt, busybox_archive: Path):
+    """ports (exposed) with publish_all_ports, and docker_container's networks: the listed networks, the first
+    the container's own; a network dropped from the list is left (as docker_container does since 2019.2)."""
+    from intermodal.declare.options import table
+
+    if "exposed_ports" not in table("container"):
+        pytest.skip("the planner has no exposed_ports yet")
+    subnet = f"10.{200 + os.getpid() % 50}.{(os.getpid() + 23) % 250}"
+    sls = """
+        busybox:
+          intermodal_image.present:
+            - load: {archive}
+        front:
+          intermodal_network.present:
+            - subnet: {subnet}.0/25
+        back:
+          intermodal_network.present:
+            - subnet: {subnet}.128/25
+        web:
+          intermodal_container.running:
+            - image: busybox
+            - command: httpd -f -p 80
+            - stop_timeout: 1
+            - ports: 80,53/udp
+            - publish_all_ports: True
+            - networks: {networks}
+            - require:
+              - intermodal_network: front
+              - intermodal_network: back
+        """
+    both = "[front, {back: [{aliases: [db]}]}]"
+    first = converge(salt, "nets", sls.format(archive=busybox_archive, subnet=subnet, networks=both))
+    assert first["web"]["changes"] == {"state": {"old": "absent", "new": "running"}}
+    web = inspect(salt, "web")
+    assert sorted(web["NetworkSettings"]["Networks"]) == ["back", "front"]
+    ports = web["NetworkSettings"]["Ports"]
+    assert ports["80/tcp"][0]["HostPort"] and ports["53/udp"][0]["HostPort"], ports  # each on an ephemeral port
+    assert "db" in web["NetworkSettings"]["Networks"]["back"]["Aliases"]
+
+    dropped = converge(salt, "nets", sls.format(archive=busybox_archive, subnet=subnet, networks="[front]"))
+    assert dropped["web"]["changes"], dropped["web"]
+    assert sorted(inspect(salt, "web")["NetworkSettings"]["Networks"]) == ["front"]
+
+
+def test_a_hex_name_is_no_id_prefix(salt, busybox_archive: Path):
+    """A declared name that is also hex (c8, abc) means that name only: not the container whose id starts
+    with it (the engine's lookup, as Docker's, falls back to id prefixes). Seen as the 30-container bench
+    replacing c1 by c8 when c1's id started with c8."""
+    from intermodal.containers.spec import ContainerSpec
+
+    load(salt, busybox_archive)
+    other = engine(salt).containers.create(ContainerSpec.build("busybox", name="other", command=["sleep", "1000"]))
+    prefix = other.id[:3]
+    assert engine(salt).containers.exists(prefix)  # the engine's lookup finds `other` by its id prefix
+    salt.sls("hex", f"""
+        "{prefix}":
+          intermodal_container.running:
+            - image: busybox
+            - command: sleep 1000
+            - stop_timeout: 1
+        """)
+    predicted = salt.apply("hex", "test=True")[prefix]
+    assert predicted["changes"] == {"state": {"old": "absent", "new": "running"}}, predicted
+    created = salt.apply("hex")[prefix]
+    assert created["changes"] == predicted["changes"] and created["plan"]["actions"] == ["create", "start"]
+    names = {c.name: c.id for c in engine(salt).containers.list()}
+    assert names["other"] == other.id and prefix in names

@@ -386,11 +386,20 @@ def _in_place(differences: list[Difference], can_update: bool, can_connect: bool
     return actions
 
 
+def named(engine: Engine, name: str) -> Any:
+    """The container called *name*, or None. Not the engine's lookup alone (a name, else an id prefix):
+    a declared name that is also hex, such as c8, must not find the container whose id starts with c8."""
+    if not engine.containers.exists(name):
+        return None
+    c = engine.containers.get(name)
+    return c if c.name == name else None
+
+
 def read(engine: Engine, declared: Declared) -> tuple[Current | None, str | None, dict[str, Any] | None]:
     """What the plan needs from the engine: the current container and the declared image (no changes made)."""
     current = None
-    if engine.containers.exists(declared.name):
-        c = engine.containers.get(declared.name)
+    c = named(engine, declared.name)
+    if c is not None:
         try:
             config = engine.images.config(c.record["Image"])
         except ImageNotFound:

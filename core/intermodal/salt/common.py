@@ -119,6 +119,8 @@ def container_options(name: str, kwargs: Mapping[str, Any], *, state: str = "sta
     if out.get("networks") == []:  # docker_container: `networks: []` starts the container without a network
         del out["networks"]
         out["network_mode"] = "none"
+    elif "networks" in out and "purge_networks" in known:
+        out.setdefault("purge_networks", True)  # docker_container: a network not listed is disconnected
     return out
 
 

@@ -42,7 +42,10 @@ def _test():
 
 
 def _status(engine, name):
-    return engine.containers.get(name).status if engine.containers.exists(name) else "absent"
+    from intermodal.declare.container import named
+
+    c = named(engine, name)  # by name only: c8 is no id prefix here
+    return "absent" if c is None else c.status
 
 
 def _converge(name, state, root, kwargs, *, planner=None, shutdown_timeout=None, send_signal=None):

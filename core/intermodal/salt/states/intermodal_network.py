@@ -62,11 +62,13 @@ def _converge(name, state, root, kwargs, containers=None, reconnect=True):
 
 def _running(engine, containers, warnings):
     """The names among *containers* that run; the others are warnings, as in docker_network."""
+    from intermodal.declare.container import named
     from intermodal.salt.common import _split
 
     names = _split(containers, True)
-    missing = [n for n in names if not engine.containers.exists(n)]
-    stopped = [n for n in names if n not in missing and engine.containers.get(n).status != "running"]
+    found = {n: named(engine, n) for n in names}
+    missing = [n for n in names if found[n] is None]
+    stopped = [n for n in names if n not in missing and found[n].status != "running"]
     if missing:
         warnings.append(f"The following containers do not exist: {', '.join(missing)}.")
     if stopped:
