@@ -14,8 +14,9 @@ containers and to 127.0.0.1.
 - Throughput: a bounded transfer of SIZE_MB (a file of zeros) served by
   `busybox nc -ll -e cat FILE` and read by `busybox nc -e dd` (every byte counted):
   over plain loopback with the server on the host, straight to the
-  container's address (bridge only), and through the port published on
-  127.0.0.1 (OUTPUT DNAT + masquerade + bridge).
+  container's address (bridge only), through the port published on
+  127.0.0.1 (OUTPUT DNAT + masquerade + bridge), and on [::1] (the
+  network is dual stack; that one goes through intermodal's userland proxy).
 """
 
 from __future__ import annotations
@@ -180,11 +181,12 @@ def main() -> str:
         lifecycle = table("network: one endpoint (bridge network, veth, IPAM, nft)", results,
                           "attach+detach, no ports")
 
-        _run(*imod, "run", "-d", "--name", "server", "-p", "127.0.0.1::5000", "-v", f"{www}:/www:ro", "busybox",
-             "nc", "-ll", "-p", "5000", "-e", "cat", "/www/blob")
+        _run(*imod, "network", "create", "--ipv6", "dual")  # dual stack: [::1] goes through the userland proxy
+        _run(*imod, "run", "-d", "--name", "server", "--network", "dual", "-p", "5000", "-v", f"{www}:/www:ro",
+             "busybox", "nc", "-ll", "-p", "5000", "-e", "cat", "/www/blob")
         info = json.loads(subprocess.run([*imod, "container", "inspect", "server"], check=True,
                                          capture_output=True).stdout)[0]["NetworkSettings"]
-        address = info["Networks"]["bridge"]["IPAddress"]
+        address = info["Networks"]["dual"]["IPAddress"]
         published = int(info["Ports"]["5000/tcp"][0]["HostPort"])
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -202,6 +204,7 @@ def main() -> str:
             _throughput("loopback direct (host nc)", "127.0.0.1", loop_port, 11),
             _throughput("container address (bridge)", address, 5000, 11),
             _throughput("published port on 127.0.0.1", "127.0.0.1", published, 11),
+            _throughput("published port on [::1] (userland proxy)", "::1", published, 11),
         ]
         speed = table(f"network: {SIZE_MB} MB through busybox nc", transfer, "loopback direct (host nc)",
                       {"published / loopback throughput (median)": f"{transfer[0].median / transfer[2].median:.2f}x",

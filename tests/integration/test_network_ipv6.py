@@ -62,10 +62,17 @@ def test_dual_stack_network_gives_ipv6_addresses_routes_names_and_ports(net_engi
     assert out.returncode == 0, out.stdout + out.stderr
     assert ep["GlobalIPv6Address"] in out.stdout.decode() and b"hello from intermodal" in out.stdout
 
-    # The published port answers on the host's IPv6 addresses (here the bridge's own) and on 127.0.0.1.
+    # The published port answers on the host's IPv6 addresses (here the bridge's own, by DNAT), on [::1]
+    # (by the userland proxy: the kernel cannot DNAT from ::1) and on 127.0.0.1.
     port = settings["Ports"]["80/tcp"][0]["HostPort"]
     assert _fetch(f"http://[{gateway6}]:{port}/index.html") == b"hello from intermodal\n"
+    assert _fetch(f"http://[::1]:{port}/index.html") == b"hello from intermodal\n"
     assert _fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"
+    cid = json.loads(imod("container", "inspect", "web").stdout)[0]["Id"]
+    pid, _ = net_engine.networks.store.container(cid).proxy
+    assert os.path.exists(f"/proc/{pid}")
+    imod("restart", "-t", "0", "web")  # the proxy lives as the rules do: from the first start to rm
+    assert _fetch(f"http://[::1]:{port}/index.html") == b"hello from intermodal\n"
 
     net = net_engine.networks.get("dual")
     masq = [r for r in net_engine.networks.firewall.rules() if r.get("chain") == "postrouting"
@@ -73,6 +80,10 @@ def test_dual_stack_network_gives_ipv6_addresses_routes_names_and_ports(net_engi
     assert len(masq) == 1  # outbound NAT for the IPv6 subnet too
     imod("rm", "-f", "web")
     assert net_engine.networks._ipam6(net).allocated() == {}
+    deadline = time.monotonic() + 5  # killed by rm; reaped by init (it was our `imod run`'s child)
+    while os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid)
     imod("network", "rm", "dual")
 
 
@@ -87,3 +98,11 @@ def test_ipv6_without_a_subnet_picks_a_ula_and_bad_input_is_refused(net_engine, 
     proc = imod("network", "create", "--ipv6", "--subnet", _ula(), "--subnet", _ula(), "two6", check=False)
     assert proc.returncode != 0 and b"at most one" in proc.stderr
     net_engine.networks.remove("auto6")
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return "gone"

@@ -32,6 +32,7 @@ apply it at once where its namespace exists (containers/net.py `change`).
 Dual stack: ``engine.networks.create(name, ipv6=True, subnet6=None,
 gateway6=None)`` gives every endpoint an IPv6 address (no duplicate
 address detection: IPAM keeps them unique) and default route too, with
-IPv6 masquerade and published ports on the host's IPv6 addresses (not
-[::1]; see nftables.py).
+IPv6 masquerade and published ports on the host's IPv6 addresses (DNAT),
+and on [::1] through a small userland proxy (proxy.py; the kernel cannot
+DNAT traffic from ::1, see nftables.py).
 """

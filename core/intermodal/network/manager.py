@@ -299,7 +299,12 @@ class NetworkManager:
         then each veth, then its address back to the pool.
         """
         def leave_all() -> None:
-            if self.published_ports(container_id):  # rules exist only for recorded ports: skip nft otherwise
+            record = self.store.container(container_id)
+            if record is not None and record.proxy:
+                from intermodal.network import proxy
+
+                proxy.stop(*record.proxy)
+            if record is not None and record.ports:  # rules exist only for recorded ports: skip nft otherwise
                 self.firewall.remove_ports(container_id)
             for net, ep in self.endpoints(container_id):
                 self._leave(net, ep)
@@ -602,11 +607,31 @@ class NetworkManager:
 
         joined = joined if joined is not None else self.endpoints(container_id)
         target = next((ep for net, ep in joined if not net.internal), None)
+        self._proxy(container_id, record, bindings, target)
         if target is None:
             self.firewall.remove_ports(container_id)
             return
         self.firewall.add_ports(container_id, [PortRule(b.host_ip, b.host_port, b.proto, target.address,
                                                         b.container_port, target.address6) for b in bindings])
+
+    def _proxy(self, container_id: str, record: ContainerNet | None, bindings: Sequence[Binding],
+               target: EndpointRecord | None) -> None:
+        """[::1] for wildcard TCP publications of a dual-stack endpoint: a userland proxy (see proxy.py),
+        replaced when the target changes, ended when there is none."""
+        from intermodal.network import proxy
+
+        record = record or self.store.container(container_id)
+        pairs = [(b.host_port, target.address6, b.container_port) for b in bindings
+                 if target is not None and target.address6 and b.proto == "tcp" and b.host_ip in ("", "0.0.0.0")]
+        if record is None or not (pairs or record.proxy):
+            return  # the common case: IPv4 only, nothing to start or stop
+        if record.proxy:
+            proxy.stop(*record.proxy)
+            record.proxy = None
+        if pairs:
+            started = proxy.start(pairs)
+            record.proxy = list(started) if started else None
+        self.store.save_container(record)
 
     def _refresh_network(self, net: NetworkRecord, *, skip: str) -> None:
         """Neighbours' hosts files follow a join or leave (user-defined networks only)."""

@@ -23,10 +23,11 @@ Chains (made once, with the table):
   everything leaving or entering its bridge from elsewhere (no route out).
 
 Dual-stack networks get the same for IPv6 (masquerade of their IPv6 subnet;
-a wildcard publication DNATs IPv6 to the container's IPv6 address). Not
+a wildcard publication DNATs IPv6 to the container's IPv6 address), except
 [::1]: IPv6 has no route_localnet, and the kernel drops the container's
 answer once conntrack turns its destination back into ::1 on a
-non-loopback device; Docker serves [::1] with its userland proxy only.
+non-loopback device; as Docker, we serve [::1] with a userland proxy
+(proxy.py), so the rule leaves ::1 alone.
 """
 
 from __future__ import annotations
@@ -148,18 +149,20 @@ def port_rules(table: str, container_id: str, ports: list[PortRule]) -> list[dic
     tag = container_tag(container_id)
     rules = []
     for p in ports:
-        targets = []
+        targets: list[tuple[list[dict], str, str]] = []
         if p.host_ip in ("", "0.0.0.0"):
-            targets.append((_match(_meta("nfproto"), "ipv4"), "ip", p.container_ip))
-            if p.container_ip6:  # a wildcard publication answers on the host's IPv6 addresses too, as Docker's
-                targets.append((_match(_meta("nfproto"), "ipv6"), "ip6", p.container_ip6))
+            targets.append(([_match(_meta("nfproto"), "ipv4")], "ip", p.container_ip))
+            if p.container_ip6:  # a wildcard publication answers on the host's IPv6 addresses too, as Docker's;
+                # [::1] is left to the userland proxy (proxy.py): DNAT from ::1 cannot work
+                targets.append(([_match(_meta("nfproto"), "ipv6"), _match(_payload("ip6", "daddr"), "::1", "!=")],
+                                "ip6", p.container_ip6))
         elif ":" in p.host_ip:
             if p.container_ip6:
-                targets.append((_match(_payload("ip6", "daddr"), p.host_ip), "ip6", p.container_ip6))
+                targets.append(([_match(_payload("ip6", "daddr"), p.host_ip)], "ip6", p.container_ip6))
         else:
-            targets.append((_match(_payload("ip", "daddr"), p.host_ip), "ip", p.container_ip))
+            targets.append(([_match(_payload("ip", "daddr"), p.host_ip)], "ip", p.container_ip))
         for where, family, address in targets:
-            expr = [where, _match(_payload(p.proto, "dport"), p.host_port),
+            expr = [*where, _match(_payload(p.proto, "dport"), p.host_port),
                     {"dnat": {"family": family, "addr": address, "port": p.container_port}}]
             rules.append({"add": {"rule": {"family": FAMILY, "table": table, "chain": "publish", "expr": expr,
                                            "comment": tag}}})

@@ -133,6 +133,7 @@ class ContainerNet:
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] | None = None
     dns_options: list[str] | None = None
+    proxy: list[int] | None = None  # [pid, start time] of its [::1] proxy (proxy.py), if it has one
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContainerNet:
