@@ -241,6 +241,7 @@ def test_restart_runs_the_command_again(imod, busybox_image):
 def test_a_start_whose_imod_dies_early_is_still_recorded(imod, busybox_image, engine_root: Path):
     """The monitor records the start itself when `imod` is killed before it could."""
     from intermodal.containers.launch import PendingMonitor
+    from intermodal.containers.prepare import prepare_start
     from intermodal.engine import Engine
 
     imod("create", "--name", "early", busybox_image, "sleep", "1000")
@@ -248,7 +249,7 @@ def test_a_start_whose_imod_dies_early_is_still_recorded(imod, busybox_image, en
     cid = manager.store.resolve("early")
     record = manager.store.read_record(cid)
     with manager.store.lock(cid):  # what `start` does, minus recording the result (as if killed there)
-        manager._prepare_start(cid, record, None)
+        prepare_start(manager, cid, record, None)
         started = PendingMonitor().go(manager.store.dir(cid))
     assert started.ok
     wait_for(lambda: state(imod, "early")["Status"] == "running", "the monitor to record the start")

@@ -7,26 +7,21 @@ the state change, and never holds it while waiting for a container to exit
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from intermodal.containers import status as st
 from intermodal.containers.spec import ContainerSpec
 from intermodal.containers.store import ContainerStore
 from intermodal.errors import (
-    Conflict,
     ContainerNotFound,
     IncorrectState,
-    InUse,
     InvalidArgument,
     RuntimeFailure,
-    VolumeNotFound,
 )
 
 if TYPE_CHECKING:
@@ -36,7 +31,6 @@ if TYPE_CHECKING:
 
 DEFAULT_STOP_TIMEOUT = 10
 KILL_WAIT = 10.0  # after SIGKILL, how long we wait for the exit to be recorded
-MONITOR_EXIT_WAIT = 30.0
 POLL = 0.01
 
 
@@ -174,7 +168,9 @@ class ContainerManager:
                 if attach:
                     raise IncorrectState(f"container {record['Name']}", state["Status"], "created or exited")
                 return None
-            self._prepare_start(cid, record, console_size)
+            from intermodal.containers.prepare import prepare_start
+
+            prepare_start(self, cid, record, console_size)
             monitor = monitor or PendingMonitor(attach=attach, stdin=stdin)
             started = monitor.go(self.store.dir(cid))
             info = started.info
@@ -191,53 +187,6 @@ class ContainerManager:
         err = RuntimeFailure(f"could not start container {record['Name']}: {info.get('error')}")
         err.exit_code = int(info.get("code", 125))
         raise err
-
-    def _prepare_start(self, cid: str, record: dict[str, Any], console_size: tuple[int, int] | None) -> None:
-        from intermodal.containers.store import write_json
-
-        directory = self.store.dir(cid)
-        if not _rootfs_ready(record.get("Rootfs")):  # after a reboot (mounting again costs a locked write)
-            self.engine.images.store.layers.mount(record["DiffIds"], directory)
-        runtime = self._runtime(record)
-        runtime.delete(cid, force=True)  # a leftover from a crash would block `create`
-        spec = ContainerSpec.from_json(record["Spec"])
-        from intermodal.containers import net
-
-        if net.uses_network(spec):
-            net.connect(self.engine, cid, record, spec, directory)
-        if spec.tty:
-            _set_console_size(directory / "bundle" / "config.json", console_size)
-        if not all((directory / f).stat().st_size if (directory / f).exists() else 0
-                   for f in ("hosts", "hostname", "resolv.conf")):
-            from intermodal.containers.create import etc_files
-
-            etc_files(directory, record["Hostname"], spec.network)
-        write_json(directory / "monitor.json", {
-            "id": cid,
-            "runtime": runtime.base,
-            "inprocess": runtime.inprocess,  # create/start/delete in the monitor itself (our runtime)
-            "runtime_root": str(runtime.state_root),
-            "bundle": str(directory / "bundle"),
-            "log_max_size": spec.log_max_size,
-            "log_max_file": spec.log_max_file,
-            "restart": spec.restart.to_json(),
-            "restart_count": 0,
-            "auto_remove": spec.auto_remove,
-            "root": str(self.engine.paths.root),
-            "run_root": str(self.engine.paths.run_root),
-            "core": str(Path(__file__).resolve().parents[2]),
-            "lock": str(self.store.lock_path(cid)),
-            "oom_control": _oom_file(cid),
-            "tty": spec.tty,
-            "console_socket": self._console_socket(cid),
-            "console_size": list(console_size) if console_size else None,
-            "healthcheck": _health_for_monitor(directory, record.get("Healthcheck")),
-        })
-
-    def _console_socket(self, cid: str) -> str:
-        """Where the runtime sends a `--tty` container's terminal: a short path, else an abstract socket."""
-        path = self.engine.paths.run_root / "console" / f"{cid[:16]}.sock"
-        return str(path) if len(str(path)) < 100 else f"@intermodal-{cid[:32]}"
 
     def run(self, spec: ContainerSpec, *, attach: bool = False, stdin: int | None = None,
             console_size: tuple[int, int] | None = None, pull: str = "missing",
@@ -404,67 +353,22 @@ class ContainerManager:
     # -- remove, rename --------------------------------------------------------------
 
     def remove(self, name: str, *, force: bool = False, volumes: bool = False) -> str:
-        """Remove a container (stopping it first with *force*); returns its name."""
-        cid = self.store.resolve(name)
-        with self.store.locked_existing(cid):
-            record = self.store.read_record(cid)
-            state = st.effective(self.store.read_state(cid))
-            live = state.get("Status") in st.LIVE
-            if live and not force:
-                raise Conflict(f"cannot remove container {record['Name']}: it is {state['Status']}; "
-                               "stop it first (`imod stop`), or use --force")
-            self.store.update_state(cid, StopRequested=True, Removing=True)
-        if live:
-            self._terminate(cid, record, int(signal.SIGKILL), KILL_WAIT)
-        state = self.store.read_state(cid)
-        if state.get("MonitorPid") and not st.pid_gone(state["MonitorPid"], state.get("MonitorStart", 0),
-                                                       MONITOR_EXIT_WAIT):
-            raise RuntimeFailure(f"the monitor of container {record['Name']} (pid {state['MonitorPid']}) did not "
-                                 "finish; try again, or kill that process")
-        self._remove_stopped(cid, volumes=volumes)
-        return record["Name"]
+        """Remove a container (stopping it first with *force*); returns its name. Raises ContainerNotFound,
+        Conflict (it runs, and no *force*), RuntimeFailure."""
+        from intermodal.containers.removal import remove
+
+        return remove(self, name, force=force, volumes=volumes)
 
     def remove_exited(self, name: str) -> None:
         """Remove a `--rm` container its monitor reported as exited (the monitor itself may still run)."""
-        try:
-            self._remove_stopped(self.store.resolve(name), volumes=True)
-        except ContainerNotFound:
-            pass  # the monitor was faster
+        from intermodal.containers.removal import remove_exited
+
+        remove_exited(self, name)
 
     def _remove_stopped(self, cid: str, *, volumes: bool) -> None:
-        from intermodal.fsutil import remove_tree
+        from intermodal.containers.removal import remove_stopped
 
-        anonymous: list[str] = []
-        with self.store.locked_existing(cid):
-            record = self.store.read_record(cid)
-            directory = self.store.dir(cid)
-            self._runtime(record).delete(cid, force=True)
-            from intermodal.containers import net
-
-            pending = None
-            if net.uses_network(ContainerSpec.from_json(record["Spec"])) or net.has_state(self.engine, cid):
-                pending = net.disconnect(self.engine, cid, wait=False)  # veths go while the rootfs is unmounted
-            self.engine.images.store.layers.unmount(directory)
-            if volumes:
-                anonymous = [m["Source"] for m in record.get("Mounts", ())
-                             if m.get("Type") == "volume" and self._anonymous(m["Source"])]
-            (directory / "config.json").unlink()  # from here on it no longer exists for anyone
-            self.store.release_name(record["Name"], cid)
-            remove_tree(directory)
-            if pending is not None:
-                pending.wait()
-            self.store.lock_path(cid).unlink(missing_ok=True)
-        for volume in anonymous:
-            try:
-                self.engine.volumes.remove(volume)
-            except InUse:
-                pass  # Docker keeps a volume another container still uses
-
-    def _anonymous(self, volume: str) -> bool:
-        try:
-            return bool(self.engine.volumes.get(volume).get("Anonymous"))
-        except VolumeNotFound:
-            return False
+        remove_stopped(self, cid, volumes=volumes)
 
     def rename(self, name: str, new_name: str) -> None:
         from intermodal.fsutil import check_name
@@ -492,54 +396,16 @@ class ContainerManager:
     def logs(self, name: str, *, follow: bool = False, tail: int | None = None, since_ns: int | None = None,
              until_ns: int | None = None) -> Iterator[dict[str, Any]]:
         """Log records (`log`, `stream`, `time`), oldest first; with *follow*, until the container stops."""
-        from intermodal.containers.logs import read_records, select
+        from intermodal.containers.output import logs
 
-        cid = self.store.resolve(name)
-        directory = str(self.store.dir(cid))
-        records = select(read_records(directory), tail=tail, since_ns=since_ns, until_ns=until_ns)
-        yield from records
-        if follow:
-            yield from self._follow(cid, directory, len(read_records(directory)))
+        return logs(self, name, follow=follow, tail=tail, since_ns=since_ns, until_ns=until_ns)
 
     def attach(self, name: str) -> Iterator[dict[str, Any]]:
         """`docker attach`, output only: the records the container writes from now on, until it stops.
+        Raises ContainerNotFound, IncorrectState (not running); its input is not attached."""
+        from intermodal.containers.output import attach
 
-        Raises ContainerNotFound, IncorrectState (not running). Its input is not attached: the monitor
-        holds a container's stdin only for the `run -i` that started it.
-        """
-        from intermodal.containers.logs import Follower
-
-        cid = self.store.resolve(name)
-        state = st.effective(self.store.read_state(cid))
-        if state.get("Status") not in ("running", "paused"):
-            raise IncorrectState(f"container {self.store.read_record(cid)['Name']}", state.get("Status", "created"),
-                                 "running")
-        follower = Follower(str(self.store.dir(cid)))
-        try:
-            while True:
-                state = self.store.read_state(cid)
-                done = not state or st.effective(state).get("Status") not in ("running", "paused")
-                yield from follower.read()
-                if done:
-                    return
-                time.sleep(POLL * 5)
-        finally:
-            follower.close()
-
-    def _follow(self, cid: str, directory: str, seen: int) -> Iterator[dict[str, Any]]:
-        from intermodal.containers.logs import read_records
-
-        while True:
-            state = self.store.read_state(cid)
-            done = not state or st.effective(state).get("Status") not in st.LIVE
-            records = read_records(directory)
-            if len(records) < seen:
-                seen = 0  # rotated
-            yield from records[seen:]
-            seen = len(records)
-            if done:
-                return
-            time.sleep(0.1)
+        return attach(self, name)
 
     def exec(self, name: str, command: list[str], *, env: tuple[tuple[str, str], ...] = (), workdir: str | None = None,
              user: str | None = None, tty: bool = False, detach: bool = False,
@@ -607,16 +473,9 @@ class ContainerManager:
 
     def prune(self) -> list[str]:
         """Remove every container that is not running; returns their ids."""
-        removed = []
-        for c in self.list():
-            if c.status in st.LIVE:
-                continue
-            try:
-                self._remove_stopped(c.id, volumes=False)
-            except (ContainerNotFound, Conflict):
-                continue  # removed or started by someone else meanwhile
-            removed.append(c.id)
-        return removed
+        from intermodal.containers.removal import prune
+
+        return prune(self)
 
     # -- after a reboot ---------------------------------------------------------------
 
@@ -630,59 +489,3 @@ class ContainerManager:
                 self.start(c.id)
                 started.append(c.name)
         return started
-
-
-def remove_after_exit(root: str, run_root: str, cid: str) -> None:
-    """Called by the monitor of a `--rm` container once it has recorded the exit."""
-    from intermodal.engine import Engine
-
-    manager = Engine(root, run_root).containers
-    if manager.store.exists(cid):
-        manager._remove_stopped(cid, volumes=True)
-
-
-def _health_for_monitor(directory: Path, check: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Write the test's OCI process (the container's, with the test as args) and its timing, in seconds."""
-    if not check:
-        return None
-    import json
-
-    from intermodal.containers.config import health_argv
-    from intermodal.containers.store import write_json
-
-    process = json.loads((directory / "bundle" / "config.json").read_bytes())["process"]
-    process.update({"args": health_argv(check["Test"]), "terminal": False})
-    process.pop("consoleSize", None)
-    write_json(directory / "health-process.json", process)
-    return {"interval": check["Interval"] / 1e9, "timeout": check["Timeout"] / 1e9,
-            "start_period": check["StartPeriod"] / 1e9, "retries": check["Retries"],
-            "start_interval": (check.get("StartInterval") or check["Interval"]) / 1e9}
-
-
-def _set_console_size(bundle: Path, size: tuple[int, int] | None) -> None:
-    """The runtime sizes the terminal before the process starts, so its first `stty size` is right."""
-    import json
-
-    from intermodal.containers.store import write_json_durable
-
-    config = json.loads(bundle.read_bytes())
-    process = config["process"]
-    if size:
-        process["consoleSize"] = {"height": size[0], "width": size[1]}
-    else:
-        process.pop("consoleSize", None)
-    write_json_durable(bundle, config)
-
-
-def _rootfs_ready(rootfs: str | None) -> bool:
-    """The container's root filesystem as `create` left it: overlay's ``merged`` mounted, vfs's copy present."""
-    if not rootfs:
-        return False
-    return os.path.ismount(rootfs) if os.path.basename(rootfs) == "merged" else os.path.isdir(rootfs)
-
-
-def _oom_file(cid: str) -> str | None:
-    """The file whose `oom_kill N` line counts the OOM kills in the container's cgroup."""
-    if os.path.isdir("/sys/fs/cgroup/memory"):
-        return f"/sys/fs/cgroup/memory/intermodal/{cid}/memory.oom_control"  # cgroup v1 (also hybrid)
-    return f"/sys/fs/cgroup/intermodal/{cid}/memory.events"

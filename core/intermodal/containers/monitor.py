@@ -523,7 +523,7 @@ class Monitor:
             # Only now the engine is imported: the container is gone, so the
             # memory this costs is no longer paid per running container.
             try:
-                from intermodal.containers.manager import remove_after_exit
+                from intermodal.containers.removal import remove_after_exit
 
                 remove_after_exit(self.cfg["root"], self.cfg["run_root"], self.cfg["id"])
             except Exception as err:  # nobody is left to catch it; say why in the state
