@@ -89,19 +89,10 @@ def test_refused_container_arguments_say_why(salt, message):
 
 
 def test_ports_are_exposed_ports():
-    """docker_container's ports expose without publishing: community.docker's exposed_ports when the planner
-    has it; else a port that port_bindings publishes needs nothing more, and one alone is refused."""
-    from intermodal.declare import options
-
+    """docker_container's ports expose without publishing: community.docker's exposed_ports."""
     given = {"image": "b", "publish": ["4505-4506:14505-14506", 8080], "ports": "8080,14505,14506/tcp"}
-    declared = common.container_options("c", given)
-    if "exposed_ports" in options.table("container"):
-        assert declared["exposed_ports"] == ["8080", "14505", "14506/tcp"]
-        assert common.container_options("c", {"image": "b", "ports": 81})["exposed_ports"] == ["81"]
-        return
-    assert "exposed_ports" not in declared
-    with pytest.raises(InvalidArgument, match=r"ports: 81/udp exposed without being published"):
-        common.container_options("c", {"image": "b", "ports": "81/udp"})
+    assert common.container_options("c", given)["exposed_ports"] == ["8080", "14505", "14506/tcp"]
+    assert common.container_options("c", {"image": "b", "ports": 81})["exposed_ports"] == ["81"]
 
 
 def test_docker_arguments_the_engine_lacks_are_named(monkeypatch):

@@ -240,6 +240,16 @@ def test_stopped_containers_and_one_shot_replace(salt, busybox_archive: Path):
     assert again["result"] is True and again["changes"]["Logs"] == "again\n"
     assert again["comment"] == "Container ran and exited with a return code of 0."
 
+    salt.sls("slow", """
+        slow:
+          intermodal_container.run:
+            - image: busybox
+            - command: sleep 1000
+            - timeout: 1
+        """)
+    waited = salt.apply("slow", check=False)["slow"]
+    assert waited["result"] is False and "still runs after 1" in waited["comment"], waited
+
 
 @pytest.mark.requires("nft")
 @pytest.mark.usefixtures("clean_networks")

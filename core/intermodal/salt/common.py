@@ -31,6 +31,8 @@ STATE_KEYS = frozenset({
     "runas_password", "fire_event", "sfun", "batch", "queue", "concurrent", "kwarg",
 })
 
+RUN_WAIT = 3600  # seconds a one-shot container (state run, intermodal.run) is waited for by default
+
 # Salt's aliases of docker_container arguments -> the docker-py name they stand for (Salt's translate module).
 CONTAINER_ALIASES = {
     "cmd": "command", "env": "environment", "rm": "auto_remove", "workdir": "working_dir", "publish": "port_bindings",
@@ -97,7 +99,7 @@ def container_options(name: str, kwargs: Mapping[str, Any], *, state: str = "sta
         if key in CONTAINER_IGNORED or value is None:
             continue
         target = CONTAINER_NAMES.get(key, key)
-        if (target not in known and target != "exposed_ports") or target in ("name", "state", "root"):
+        if target not in known or target in ("name", "state", "root"):
             raise InvalidArgument(_unknown(key, target, known))
         split = not (skip is True or key in skip)
         try:
@@ -114,26 +116,12 @@ def container_options(name: str, kwargs: Mapping[str, Any], *, state: str = "sta
         if target == "volumes" and target in out:  # docker-py's binds and volumes are both Docker -v items
             value = [*out[target], *value]
         out[target] = value
-    if "exposed_ports" in out and "exposed_ports" not in known:
-        _exposed_by_bindings(out)
     if out.get("networks") == []:  # docker_container: `networks: []` starts the container without a network
         del out["networks"]
         out["network_mode"] = "none"
     elif "networks" in out and "purge_networks" in known:
         out.setdefault("purge_networks", True)  # docker_container: a network not listed is disconnected
     return out
-
-
-def _exposed_by_bindings(out: dict[str, Any]) -> None:
-    """docker_container's `ports` (exposed, not published): a port that `port_bindings` publishes is exposed
-    by that binding, so it needs nothing more; exposing alone is refused until the engine can."""
-    from intermodal.network.ports import parse
-
-    bound = {(r.container_port, r.proto) for item in out.get("published_ports") or () for r in parse(str(item))}
-    alone = [p for p in out.pop("exposed_ports") if not {(r.container_port, r.proto) for r in parse(str(p))} <= bound]
-    if alone:
-        raise InvalidArgument(f"ports: {', '.join(alone)} exposed without being published: the engine cannot expose "
-                              "a port alone yet; publish it with port_bindings or leave it out")
 
 
 def _canonical(given: Mapping[str, Any], ignore_collisions: bool) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import sys
 __virtualname__ = "intermodal"
 __func_alias__ = {"exec_": "exec"}
 
-LOG_WAIT = 3600  # seconds a foreground `run` waits for its container by default
 
 
 def __virtual__():
@@ -207,15 +206,16 @@ def create(image, name=None, root=None, **kwargs):
 
 
 @_errors
-def run(image, name=None, bg=False, timeout=LOG_WAIT, root=None, **kwargs):
+def run(image, name=None, bg=False, timeout=None, root=None, **kwargs):
     """Create and start a container; unless *bg*, wait for it (up to *timeout* s) and return its exit code
     and logs.
 
     CLI Example: ``salt '*' intermodal.run busybox cmd='echo hi'``
     """
-    from intermodal.salt.common import run_container
+    from intermodal.salt.common import RUN_WAIT, run_container
 
-    return run_container(_engine(root), _spec(image, name, kwargs), bg=bool(bg), timeout=timeout)
+    return run_container(_engine(root), _spec(image, name, kwargs), bg=bool(bg),
+                         timeout=RUN_WAIT if timeout is None else float(timeout))
 
 
 @_errors

@@ -214,15 +214,17 @@ def absent(name, force=False, root=None, **kwargs):
 
 def run(name, image=None, bg=False, failhard=True, replace=False, force=False, timeout=None, root=None,
         **kwargs):
-    """Run a one-shot container *name* and wait for it (unless *bg*). Always a change when it runs; guard it
-    with Salt's ``onlyif``, ``unless`` or ``creates``. An existing container of that name fails the state
-    unless *replace* (and *force* for a running one). With *failhard* (default), a non-zero exit fails.
+    """Run a one-shot container *name* and wait for it (unless *bg*; at most *timeout* seconds, default an
+    hour, then the state fails). Always a change when it runs; guard it with Salt's ``onlyif``, ``unless``
+    or ``creates``. An existing container of that name fails the state unless *replace* (and *force* for a
+    running one). With *failhard* (default), a non-zero exit fails. *rm*: removed once its exit code and
+    logs are read.
     """
     import dataclasses
 
     from intermodal.declare import container
     from intermodal.errors import IntermodalError
-    from intermodal.salt.common import clean, container_options, failure, run_container
+    from intermodal.salt.common import RUN_WAIT, clean, container_options, failure, run_container
 
     if image is None:
         return failure(name, "The 'image' argument is required.")
@@ -247,7 +249,8 @@ def run(name, image=None, bg=False, failhard=True, replace=False, force=False, t
         remove = spec.auto_remove and not bg  # as docker_container.run: kept until its exit code and logs are read
         if remove:
             spec = dataclasses.replace(spec, auto_remove=False)
-        result = run_container(engine, (spec, declared.pull_options), bg=bool(bg), timeout=timeout)
+        result = run_container(engine, (spec, declared.pull_options), bg=bool(bg),
+                               timeout=RUN_WAIT if timeout is None else float(timeout))
         if remove:
             engine.containers.remove(result["Id"], force=True)
     except IntermodalError as err:
