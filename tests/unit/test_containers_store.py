@@ -9,7 +9,7 @@ import os
 import pytest
 
 from intermodal.containers import logs
-from intermodal.containers.store import ContainerStore, new_id
+from intermodal.containers.store import RECORD, ContainerStore, new_id
 from intermodal.errors import AlreadyExists, ContainerNotFound, InvalidArgument
 from intermodal.paths import EnginePaths
 
@@ -167,3 +167,12 @@ def test_follower_reads_only_new_records_across_rotations(tmp_path):
     follower.close()
     assert [r["log"] for r in seen] == [f"line {i}\n" for i in range(40)]
     assert [r["stream"] for r in seen[:2]] == ["stdout", "stderr"]
+
+
+def test_locking_a_container_removed_meanwhile_is_not_found_and_leaves_no_lock_file(store):
+    cid = _add(store, "gone")
+    (store.dir(cid) / RECORD).unlink()
+    store.lock_path(cid).unlink()  # what a remover deletes last
+    with pytest.raises(ContainerNotFound, match="removed meanwhile"), store.locked_existing(cid):
+        pass
+    assert not store.lock_path(cid).exists()

@@ -91,6 +91,9 @@ class ContainerStore:
         """The container's lock, then a check that it still exists (rm may have won the race)."""
         with self.lock(cid):
             if not (self.dir(cid) / RECORD).exists():
+                # Taking the lock recreated the file its remover deleted last: ids are never reused, so it goes.
+                with contextlib.suppress(FileNotFoundError):
+                    self.lock_path(cid).unlink()
                 raise ContainerNotFound(f"no such container: {cid[:12]} (it was removed meanwhile)")
             yield
 
