@@ -134,14 +134,18 @@ def _run_create(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _run_run(ctx: Context, args: argparse.Namespace) -> int:
-    from intermodal.containers.launch import PendingMonitor, copy_output
+    from intermodal.containers.launch import PendingMonitor, copy_output, take_prespawned
 
-    if args.tty and args.interactive and not args.detach and not os.isatty(0):
-        raise InvalidArgument("the input device is not a TTY: drop -t, or run from a terminal")
     attach = not args.detach
     stdin = 0 if attach and args.interactive else None
-    # First of all: the monitor's interpreter and the runtime's imports run while we parse and create.
-    monitor = PendingMonitor(attach=attach, stdin=stdin)
+    # cli.main started the monitor before our arguments were parsed: its interpreter and the
+    # runtime's imports run while we parse and create (a wrong guess of -d/-i costs a new one).
+    monitor = take_prespawned(attach, stdin)
+    if args.tty and args.interactive and not args.detach and not os.isatty(0):
+        if monitor is not None:
+            monitor.cancel()
+        raise InvalidArgument("the input device is not a TTY: drop -t, or run from a terminal")
+    monitor = monitor or PendingMonitor(attach=attach, stdin=stdin)
     try:
         spec = _spec(args)
         manager = ctx.engine.containers

@@ -125,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     target, words, rest = _find(rest)
     if target is None:
         return 0 if rest == [] and words == [] and _asked_help(argv) else 125
+    if target == "containers:run":  # its monitor starts now, while we import and parse (launch.prespawn)
+        from intermodal.containers.launch import prespawn
+
+        prespawn(rest)
     from intermodal.cli.base import Context
 
     ctx = Context(root=ctx_args.get("--root"), run_root=ctx_args.get("--run-root"), debug="--debug" in ctx_args)

@@ -10,31 +10,31 @@ status, and copies them to its own stdout and stderr.
 
 from __future__ import annotations
 
+import _signal
 import _socket
-import json
 import os
-import signal
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from intermodal.errors import RuntimeFailure
 
-CORE = Path(__file__).resolve().parents[2]  # the directory that holds the `intermodal` package
+TYPE_CHECKING = False  # this module is imported before anything else by `imod run`: not even `typing`
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+# The directory that holds the `intermodal` package.
+CORE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 # Imported, not run as a script: a script is compiled from source at every
 # start (no .pyc), which costs time and leaves ~1 MB more heap in each monitor.
 MONITOR = (f"import sys; sys.path.insert(0, {str(CORE)!r}); "
            "from intermodal.containers.monitor import main; main(sys.argv[1:])")
 
 
-@dataclass
 class Attach:
     """The reading ends `imod run` copies from, until the monitor closes them."""
 
-    stdout: int
-    stderr: int
-    status: int
+    def __init__(self, stdout: int, stderr: int, status: int) -> None:
+        self.stdout, self.stderr, self.status = stdout, stderr, status
 
     def close(self) -> None:
         if self.status >= 0:
@@ -42,11 +42,11 @@ class Attach:
             self.status = -1
 
 
-@dataclass
 class Started:
-    ok: bool
-    info: dict[str, Any]
-    attach: Attach | None
+    """What the monitor reported for a start: ok, its info (pid, error, code), the attach ends."""
+
+    def __init__(self, ok: bool, info: dict[str, Any], attach: Attach | None) -> None:
+        self.ok, self.info, self.attach = ok, info, attach
 
 
 class PendingMonitor:
@@ -84,7 +84,7 @@ class PendingMonitor:
                 os.set_inheritable(fd, True)  # the monitor closes whatever else it inherits
             self.pid = os.posix_spawn(argv[0], argv, os.environ, setsid=True,
                                       file_actions=[(os.POSIX_SPAWN_DUP2, null, target) for target in (0, 1, 2)],
-                                      setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))  # as subprocess restores them
+                                      setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ))  # as subprocess restores them
         except OSError as err:
             self._close([*self.mine, self.ready_r, self.go_w])
             raise RuntimeFailure(f"could not start the container monitor ({err.strerror}); check {_python()}"
@@ -127,6 +127,45 @@ class PendingMonitor:
                 pass
 
 
+# -- started before the arguments are parsed ------------------------------------------------------
+
+_early: tuple[bool, bool, PendingMonitor] | None = None
+
+
+def prespawn(words: list[str]) -> None:
+    """`imod run`: start the monitor first of all, its mode guessed from the options before the image
+    (-d, -i, also in clusters such as -dit); `take_prespawned` checks the guess against the parse."""
+    global _early
+    detach = interactive = False
+    for word in words:
+        if word == "--" or not word.startswith("-"):
+            break  # the image (or an option's value: the guess may then be wrong, and is only slower)
+        if word.startswith("--"):
+            detach = detach or word == "--detach"
+            interactive = interactive or word == "--interactive"
+        else:
+            detach = detach or "d" in word[1:]
+            interactive = interactive or "i" in word[1:]
+    stdin = not detach and interactive  # a detached container's input is not ours (as `run` decides)
+    try:
+        _early = (not detach, stdin, PendingMonitor(attach=not detach, stdin=0 if stdin else None))
+    except RuntimeFailure:
+        _early = None  # said again when the start makes its own
+
+
+def take_prespawned(attach: bool, stdin: int | None) -> PendingMonitor | None:
+    """The monitor `prespawn` started, if it was started for this mode; else it is cancelled (None)."""
+    global _early
+    early, _early = _early, None
+    if early is None:
+        return None
+    wanted_attach, wanted_stdin, monitor = early
+    if (wanted_attach, wanted_stdin) == (attach, stdin == 0):
+        return monitor
+    monitor.cancel()
+    return None
+
+
 def _reap(pid: int) -> None:
     while True:
         try:
@@ -147,6 +186,8 @@ def _read_ready(fd: int) -> dict[str, Any] | None:
         data += chunk
     if not data.strip():
         return None
+    import json
+
     return json.loads(data.splitlines()[0])
 
 
@@ -190,6 +231,8 @@ def _read_line(fd: int) -> dict[str, Any] | None:
         if not chunk:
             break
         data += chunk
+    import json
+
     return json.loads(data) if data.strip() else None
 
 
