@@ -43,6 +43,8 @@ def test_registry_build_volumes_and_lifecycle(salt, busybox_archive: Path, regis
     assert [v["Name"] for v in salt.call("intermodal.volumes")[1]] == ["data"]
 
     salt.call("intermodal.run", "busybox", "name=svc", "cmd=sleep 1000", "bg=True")
+    code, message = salt.call("intermodal.exec", "svc", "sleep 100", "timeout=1", check=False)
+    assert code != 0 and "sleep 100 in container svc did not finish within 1s" in message, message
     assert salt.call("intermodal.stop", "svc", "timeout=1")[1]["Status"] == "exited"
     assert salt.call("intermodal.rm", "svc")[1] == {"Id": "svc"}
     assert salt.call("intermodal.ps", "all=True")[1] == []

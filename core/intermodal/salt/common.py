@@ -497,6 +497,12 @@ def exec_in(engine: Engine, name: str, cmd: Any, *, env: Any = None, workdir: st
         command += ["-u", str(user)]
     for key, value in normalise.string_map(_pairs(env), "env").items():
         command += ["-e", f"{key}={value}"]
-    proc = subprocess.run([*command, name, *argv], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=timeout)
+    try:
+        proc = subprocess.run([*command, name, *argv], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=RUN_WAIT if timeout is None else timeout)
+    except subprocess.TimeoutExpired as err:
+        from intermodal.errors import RuntimeFailure
+
+        raise RuntimeFailure(f"{' '.join(argv)} in container {name} did not finish within {err.timeout:g}s; "
+                             "give a larger timeout, or run it in the background") from None
     return {"retcode": proc.returncode, "stdout": proc.stdout.rstrip("\n"), "stderr": proc.stderr.rstrip("\n")}

@@ -306,14 +306,16 @@ def logs(name, tail=None, root=None):
 
 
 @_errors
-def exec_(name, cmd, env=None, workdir=None, user=None, root=None):
+def exec_(name, cmd, env=None, workdir=None, user=None, timeout=None, root=None):
     """Run *cmd* (a string split like a shell, or a list) in a running container: retcode, stdout, stderr.
+    It may take *timeout* seconds (default an hour), then the call fails.
 
     CLI Example: ``salt '*' intermodal.exec web 'cat /etc/hostname'``
     """
     from intermodal.salt.common import exec_in
 
-    return exec_in(_engine(root), name, cmd, env=env, workdir=workdir, user=user)
+    return exec_in(_engine(root), name, cmd, env=env, workdir=workdir, user=user,
+                   timeout=None if timeout is None else float(timeout))
 
 
 # -- networks, volumes, prune ----------------------------------------------------------------------------------
