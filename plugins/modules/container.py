@@ -71,6 +71,22 @@ options:
         host path and rwm).'
     type: list
     elements: str
+  dns_opts:
+    description:
+      - 'resolv.conf options instead of the host''s, e.g. ndots:2 (compared as a set).'
+    type: list
+    elements: str
+  dns_search_domains:
+    description:
+      - 'DNS search domains for /etc/resolv.conf instead of the host''s ([.]: none); in order.'
+    type: list
+    elements: str
+  dns_servers:
+    description:
+      - 'Nameservers (IP addresses) for the container''s /etc/resolv.conf instead of the host''s; in order
+        (resolvers are tried in order, so the order is compared).'
+    type: list
+    elements: str
   entrypoint:
     description:
       - 'argv list, or a string split like a shell; unset uses the image''s ENTRYPOINT.'
@@ -83,6 +99,11 @@ options:
     description:
       - 'A file of NAME=VALUE lines, merged under env.'
     type: path
+  etc_hosts:
+    description:
+      - 'Extra /etc/hosts entries, host name -> IP address; the value host-gateway is the gateway of the
+        container''s first network (compared as a set).'
+    type: dict
   exposed_ports:
     description:
       - 'Ports exposed without publishing them (published with publish_all_ports): PORT[/PROTO].'
@@ -359,9 +380,13 @@ ARGUMENT_SPEC = {
     "cpus": {"type": "float"},
     "detach": {"default": True, "type": "bool"},
     "devices": {"elements": "str", "type": "list"},
+    "dns_opts": {"elements": "str", "type": "list"},
+    "dns_search_domains": {"elements": "str", "type": "list"},
+    "dns_servers": {"elements": "str", "type": "list"},
     "entrypoint": {"type": "raw"},
     "env": {"type": "dict"},
     "env_file": {"type": "path"},
+    "etc_hosts": {"type": "dict"},
     "exposed_ports": {"aliases": ["exposed", "expose"], "elements": "str", "type": "list"},
     "healthcheck": {"type": "dict"},
     "healthy_wait_timeout": {"default": 300, "type": "float"},

@@ -357,6 +357,45 @@ def test_exposed_ports_publish_all_and_several_networks(salt, busybox_archive: P
     assert sorted(inspect(salt, "web")["NetworkSettings"]["Networks"]) == ["front"]
 
 
+def test_dns_and_extra_hosts(salt, busybox_archive: Path):
+    """dns, dns_search, dns_opt and extra_hosts in Salt's forms (comma-separated strings, a dict): the
+    container's resolv.conf and hosts hold them; another spelling is no change; another resolver order is."""
+    sls = """
+        busybox:
+          intermodal_image.present:
+            - load: {archive}
+        resolver:
+          intermodal_container.running:
+            - image: busybox
+            - cmd: sleep 1000
+            - stop_timeout: 1
+            - network_mode: none
+            - dns: {dns}
+            - dns_search: corp.example
+            - dns_opt: ndots:2
+            - extra_hosts: {hosts}
+            - require:
+              - intermodal_image: busybox
+        """
+    first = converge(salt, "dns", sls.format(archive=busybox_archive, dns="192.0.2.53,192.0.2.54",
+                                             hosts="db:192.0.2.10,cache:192.0.2.11"), recheck=True)
+    assert first["resolver"]["changes"] == {"state": {"old": "absent", "new": "running"}}
+    info = inspect(salt, "resolver")
+    assert info["HostConfig"]["Dns"] == ["192.0.2.53", "192.0.2.54"]
+    assert sorted(info["HostConfig"]["ExtraHosts"]) == ["cache:192.0.2.11", "db:192.0.2.10"]
+    assert Path(info["ResolvConfPath"]).read_text() == ("nameserver 192.0.2.53\nnameserver 192.0.2.54\n"
+                                                        "search corp.example\noptions ndots:2\n")
+    assert "192.0.2.10\tdb\n" in Path(info["HostsPath"]).read_text()
+
+    same = converge(salt, "dns", sls.format(archive=busybox_archive, dns="[192.0.2.53, 192.0.2.54]",
+                                            hosts="{cache: 192.0.2.11, db: 192.0.2.10}"))
+    assert same["resolver"]["changes"] == {}, same["resolver"]
+    swapped = converge(salt, "dns", sls.format(archive=busybox_archive, dns="192.0.2.54,192.0.2.53",
+                                               hosts="{cache: 192.0.2.11, db: 192.0.2.10}"))
+    assert list(swapped["resolver"]["changes"]) == ["dns"], swapped["resolver"]
+    assert inspect(salt, "resolver")["HostConfig"]["Dns"] == ["192.0.2.54", "192.0.2.53"]
+
+
 def test_a_hex_name_is_no_id_prefix(salt, busybox_archive: Path):
     """A declared name that is also hex (c8, abc) means that name only: not the container whose id starts
     with it (the engine's lookup, as Docker's, falls back to id prefixes). Seen as the 30-container bench

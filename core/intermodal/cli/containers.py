@@ -43,6 +43,13 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expose", action="append", default=[], help="PORT[/PROTO]: expose without publishing")
     p.add_argument("--network-alias", action="append", default=[], help="another name on the first network")
     p.add_argument("--ip", help="the container's address on its (first) network")
+    p.add_argument("--dns", action="append", default=[], help="a nameserver's IP address for the container's "
+                   "/etc/resolv.conf instead of the host's (repeat for several)")
+    p.add_argument("--dns-search", action="append", default=[], help="a DNS search domain (. for none)")
+    p.add_argument("--dns-option", "--dns-opt", action="append", default=[], help="a resolv.conf option, "
+                   "e.g. ndots:2")
+    p.add_argument("--add-host", action="append", default=[], help="HOST:IP (or HOST=IP) in the container's "
+                   "/etc/hosts; HOST:host-gateway is the gateway of its first network")
     p.add_argument("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
@@ -98,7 +105,8 @@ def _spec(args: argparse.Namespace):
         "stop_timeout": args.stop_timeout, "auto_remove": args.rm, "interactive": args.interactive,
         "tty": args.tty, "read_only": args.read_only, "privileged": args.privileged, "cap_add": args.cap_add,
         "devices": args.device, "cap_drop": args.cap_drop, "memory": args.memory, "cpus": args.cpus,
-        "pids_limit": args.pids_limit,
+        "pids_limit": args.pids_limit, "dns": args.dns, "dns_search": args.dns_search,
+        "dns_options": args.dns_option, "extra_hosts": args.add_host,
         "log_max_size": log_opts.get("max-size"), "log_max_file": log_opts.get("max-file"), "init": args.init,
     }
     if args.entrypoint is not None:

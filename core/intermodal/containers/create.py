@@ -53,7 +53,7 @@ def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec,
             other = net.joined(engine, store, spec)  # --network container:X
             if other is not None:
                 hostname = spec.hostname or other[1]
-            etc = etc_files(directory, hostname, spec.network)
+            etc = etc_files(directory, hostname, spec.network, spec)
             if other is not None:  # X's names, kept current by the network code, as in Docker
                 etc.update({"/etc/hosts": str(other[2] / "hosts"), "/etc/resolv.conf": str(other[2] / "resolv.conf")})
             runtime = _runtime_name(runtime, engine.paths.root)
@@ -163,11 +163,22 @@ def _inside(rootfs: Path, target: str) -> Path:
     return path
 
 
-def etc_files(directory: Path, hostname: str, network: str) -> dict[str, str]:
+def etc_files(directory: Path, hostname: str, network: str, spec: ContainerSpec | None = None) -> dict[str, str]:
+    """The name files; *spec*'s --dns* and --add-host apply unless on the host's network (as Docker: the
+    host's files). On a network of the container's own the network code rewrites them at start."""
+    from intermodal.containers import net
+
+    hosts, resolv = oci.hosts_file(hostname, network), oci.resolv_conf(network)
+    if spec is not None and network != "host":
+        hosts += "".join(f"{ip}\t{name}\n" for name, ip in net.extra_hosts(spec, None))
+        if spec.dns or spec.dns_search or spec.dns_options:
+            from intermodal.network import hosts as hostlib
+
+            resolv = hostlib.render_resolv(*net.resolv_settings(spec), hostlib.host_resolv_conf())
     files = {
         "/etc/hostname": (directory / "hostname", hostname + "\n"),
-        "/etc/hosts": (directory / "hosts", oci.hosts_file(hostname, network)),
-        "/etc/resolv.conf": (directory / "resolv.conf", oci.resolv_conf(network)),
+        "/etc/hosts": (directory / "hosts", hosts),
+        "/etc/resolv.conf": (directory / "resolv.conf", resolv),
     }
     for path, text in files.values():
         replace_file(path, text.encode(), 0o644)  # `start` rebuilds them if a crash lost them

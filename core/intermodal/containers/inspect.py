@@ -67,6 +67,10 @@ def inspect_container(c: Container, directory: Path) -> dict[str, Any]:
                                  strict=True)) for d in spec.devices] or None,
             "LogConfig": {"Type": "json-file", "Config": _log_config(spec)},
             "Tmpfs": {m.target: ",".join(m.options) for m in spec.mounts if m.type == "tmpfs"} or None,
+            "Dns": list(spec.dns),
+            "DnsSearch": list(spec.dns_search),
+            "DnsOptions": list(spec.dns_options),
+            "ExtraHosts": list(spec.extra_hosts) or None,
         },
         "Mounts": [_mount(m) for m in record.get("Mounts", ())],
         "Config": {

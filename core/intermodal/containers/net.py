@@ -174,13 +174,40 @@ def connect(engine: Engine, cid: str, record: dict[str, Any], spec: ContainerSpe
     try:
         if not wanted:  # disconnected from every network: loopback only, as Docker leaves it
             networks.setup_loopback(path)
+        gateway = networks.get(wanted[0].network).gateway if wanted else None
+        dns, search, options = resolv_settings(spec)
         networks.attach(cid, path, wanted, published(engine, record, spec), name=record["Name"],
                         hostname=record["Hostname"], hosts_path=directory / "hosts",
-                        resolv_path=directory / "resolv.conf")
+                        resolv_path=directory / "resolv.conf",
+                        extra_hosts=[f"{n}={ip}" for n, ip in extra_hosts(spec, gateway)],
+                        dns=dns or (), dns_search=search, dns_options=options)
     except BaseException:
         networks.detach(cid)
         _remove_netns(path)
         raise
+
+
+def resolv_settings(spec: ContainerSpec) -> tuple[list[str] | None, list[str] | None, list[str] | None]:
+    """--dns, --dns-search, --dns-option for hosts.render_resolv: None where the host's apply;
+    `--dns-search .` is no search domain at all (as Docker)."""
+    search = [s for s in spec.dns_search if s != "."] if spec.dns_search else None
+    return list(spec.dns) or None, search, list(spec.dns_options) or None
+
+
+def extra_hosts(spec: ContainerSpec, gateway: str | None) -> list[tuple[str, str]]:
+    """--add-host items as (name, ip); host-gateway is *gateway* (the first network's), and is left out
+    where there is none (a container disconnected from every network)."""
+    from intermodal.containers.spec import HOST_GATEWAY
+
+    out = []
+    for item in spec.extra_hosts:
+        name, _, ip = item.partition(":")
+        if ip == HOST_GATEWAY:
+            if not gateway:
+                continue
+            ip = gateway
+        out.append((name, ip))
+    return out
 
 
 def _reconcile(engine: Engine, cid: str, record: dict[str, Any], wanted: list[EndpointRequest],

@@ -35,7 +35,7 @@ def prepare_start(manager: ContainerManager, cid: str, record: dict[str, Any],
                for f in ("hosts", "hostname", "resolv.conf")):
         from intermodal.containers.create import etc_files
 
-        etc_files(directory, record["Hostname"], spec.network)
+        etc_files(directory, record["Hostname"], spec.network, spec)
     write_json(directory / "monitor.json", {
         "id": cid,
         "runtime": runtime.base,

@@ -19,6 +19,7 @@ from intermodal.containers.restart import parse as parse_restart_text
 from intermodal.errors import InvalidArgument
 
 NETWORK_MODES = ("none", "host")
+HOST_GATEWAY = "host-gateway"  # --add-host NAME:host-gateway: the gateway of the container's first network
 MOUNT_TYPES = ("bind", "volume", "tmpfs")
 
 
@@ -123,6 +124,10 @@ class ContainerSpec:
     publish_all: bool = False  # -P: every EXPOSEd port (the image's and `expose`) on an ephemeral host port
     expose: tuple[str, ...] = ()  # --expose PORT[/PROTO]: exposed without publishing (unless -P)
     extra_networks: tuple[NetworkAttachment, ...] = ()  # 2nd and later --network (`network` is the first)
+    dns: tuple[str, ...] = ()  # --dns: nameservers (IP addresses) instead of the host's
+    dns_search: tuple[str, ...] = ()  # --dns-search; "." alone: no search domain at all
+    dns_options: tuple[str, ...] = ()  # --dns-option: resolv.conf `options` words (ndots:2, edns0)
+    extra_hosts: tuple[str, ...] = ()  # --add-host, each "HOST:IP" or "HOST:host-gateway" (Docker's ExtraHosts)
 
     @classmethod
     def build(cls, image: str, **options: Any) -> ContainerSpec:
@@ -178,8 +183,20 @@ class ContainerSpec:
         dupes = sorted({t for t in targets if targets.count(t) > 1})
         if dupes:
             raise InvalidArgument(f"duplicate mount point {dupes[0]}: mount each container path once")
+        self._check_names()
         if self.auto_remove and self.restart.name != "no":
             raise InvalidArgument("--rm and --restart cannot be combined: a container removed on exit cannot restart")
+
+    def _check_names(self) -> None:
+        """--dns/--add-host need name files of the container's own: X's are shared (Docker refuses too)."""
+        if self.network.startswith("container:") and (self.dns or self.dns_search or self.dns_options
+                                                       or self.extra_hosts):
+            raise InvalidArgument(f"--dns, --dns-search, --dns-option and --add-host cannot be combined with "
+                                  f"--network {self.network}: the container uses that container's /etc/hosts and "
+                                  f"/etc/resolv.conf; set them there")
+        if self.network == "none" and any(h.endswith(":" + HOST_GATEWAY) for h in self.extra_hosts):
+            raise InvalidArgument(f"--add-host HOST:{HOST_GATEWAY} needs a network with a gateway; with --network "
+                                  "none there is none: give an IP address instead")
 
     def with_name(self, name: str) -> ContainerSpec:
         return replace(self, name=name)
@@ -214,7 +231,8 @@ class ContainerSpec:
         for key in ("command", "entrypoint"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
-        for key in ("cap_add", "cap_drop", "ports", "network_aliases", "expose", "devices"):
+        for key in ("cap_add", "cap_drop", "ports", "network_aliases", "expose", "devices", "dns", "dns_search",
+                    "dns_options", "extra_hosts"):
             data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
@@ -476,6 +494,64 @@ def _caps(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _strings(value: str | Iterable[str]) -> tuple[str, ...]:
+    return tuple(str(v) for v in ([value] if isinstance(value, str) else value))
+
+
+def parse_dns(value: str | Iterable[str]) -> tuple[str, ...]:
+    """--dns: IP addresses (IPv6 too), in the order given (resolvers are tried in order)."""
+    import ipaddress
+
+    out = []
+    for item in _strings(value):
+        try:
+            out.append(str(ipaddress.ip_address(item.strip())))
+        except ValueError:
+            raise InvalidArgument(f"--dns {item!r} is not an IP address; give a nameserver's address, "
+                                  "e.g. --dns 192.0.2.53") from None
+    return tuple(dict.fromkeys(out))
+
+
+def _dns_words(flag: str) -> Any:
+    """--dns-search and --dns-option: single words (resolv.conf separates them by blanks)."""
+    def parse(value: str | Iterable[str]) -> tuple[str, ...]:
+        out = [item.strip() for item in _strings(value)]
+        for item in out:
+            if not item or any(c.isspace() for c in item) or "#" in item:
+                raise InvalidArgument(f"{flag} {item!r}: give one word without blanks, e.g. "
+                                      f"{'example.com' if flag == '--dns-search' else 'ndots:2'}")
+        return tuple(dict.fromkeys(out))
+    return parse
+
+
+def parse_add_host(item: str) -> str:
+    """`--add-host` HOST:IP, HOST=IP or HOST:host-gateway (the IP may be IPv6, also in brackets) as
+    Docker's ExtraHosts item "HOST:IP"."""
+    import ipaddress
+
+    from intermodal.network.hosts import valid_hostname
+
+    text = str(item).strip()
+    sep = "=" if "=" in text else ":"
+    name, _, ip = text.partition(sep)
+    ip = ip.strip().removeprefix("[").removesuffix("]")
+    forms = f"use HOST:IP, HOST=IP or HOST:{HOST_GATEWAY}, e.g. --add-host db:192.0.2.10"
+    if not valid_hostname(name):
+        raise InvalidArgument(f"--add-host {item!r}: {name!r} is not a valid host name; {forms}")
+    if ip == HOST_GATEWAY:
+        return f"{name}:{ip}"  # the gateway's address is known when the container joins its network
+    try:
+        return f"{name}:{ipaddress.ip_address(ip)}"
+    except ValueError:
+        raise InvalidArgument(f"--add-host {item!r}: {ip!r} is not an IP address; {forms}") from None
+
+
+def _extra_hosts(value: str | Mapping[str, Any] | Iterable[str]) -> tuple[str, ...]:
+    """A list of --add-host items, or a mapping HOST -> IP (community.docker's etc_hosts)."""
+    items = [f"{k}={v}" for k, v in value.items()] if isinstance(value, Mapping) else list(_strings(value))
+    return tuple(dict.fromkeys(parse_add_host(i) for i in items))
+
+
 def _cpus(value: float | str) -> float:
     try:
         cpus = float(value)
@@ -507,6 +583,10 @@ _NORMALISE = {
     "ports": lambda v: tuple(str(p) for p in ([v] if isinstance(v, str) else v)),
     "network_aliases": lambda v: tuple(str(a) for a in ([v] if isinstance(v, str) else v)),
     "expose": lambda v: tuple(str(p) for p in ([v] if isinstance(v, str) else v)),
+    "dns": parse_dns,
+    "dns_search": _dns_words("--dns-search"),
+    "dns_options": _dns_words("--dns-option"),
+    "extra_hosts": _extra_hosts,
     "extra_networks": lambda v: tuple(n if isinstance(n, NetworkAttachment) else NetworkAttachment.from_json(n)
                                       for n in ([v] if isinstance(v, str) else v)),
 }

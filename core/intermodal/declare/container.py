@@ -130,7 +130,8 @@ def declare(options: Mapping[str, Any]) -> Declared:
              "stop_signal": "stop_signal", "stop_timeout": "stop_timeout", "auto_remove": "auto_remove",
              "interactive": "interactive", "tty": "tty", "read_only": "read_only", "privileged": "privileged",
              "capabilities": "cap_add", "cap_drop": "cap_drop", "memory": "memory", "cpus": "cpus",
-             "pids_limit": "pids_limit", "init": "init", "devices": "devices"}
+             "pids_limit": "pids_limit", "init": "init", "devices": "devices", "dns_servers": "dns",
+             "dns_search_domains": "dns_search", "dns_opts": "dns_options", "etc_hosts": "extra_hosts"}
     if "devices" in o and "devices" not in SPEC_FIELDS:
         raise InvalidArgument("devices: this engine cannot give containers host devices yet; leave it out")
     fields.update({plain[k]: v for k, v in o.items() if k in plain})
@@ -255,6 +256,12 @@ def expected(spec: ContainerSpec, image_config: Mapping[str, Any]) -> dict[str, 
         "log": {"max-size": spec.log_max_size, "max-file": spec.log_max_file},
         "healthcheck": oci.resolve_healthcheck(spec, dict(image_config)),
         "init": spec.init,
+        # resolvers and search domains are tried in order; options and hosts are sets ("HOST:IP", as Docker's
+        # ExtraHosts: a host may have an IPv4 and an IPv6 entry)
+        "dns": tuple(getattr(spec, "dns", ())),
+        "dns_search": tuple(getattr(spec, "dns_search", ())),
+        "dns_options": frozenset(getattr(spec, "dns_options", ())),
+        "extra_hosts": frozenset(getattr(spec, "extra_hosts", ())),
     }
 
 

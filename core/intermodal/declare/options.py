@@ -100,6 +100,16 @@ CONTAINER = _t(
     Option("publish_all_ports", "bool", field="publish_all",
            doc="Publish every exposed port (the image's and exposed_ports) on a free host port; the same as "
                "published_ports: [all]."),
+    Option("dns_servers", "list", "str", field="dns",
+           doc="Nameservers (IP addresses) for the container's /etc/resolv.conf instead of the host's; in order "
+               "(resolvers are tried in order, so the order is compared)."),
+    Option("dns_search_domains", "list", "str", field="dns_search",
+           doc="DNS search domains for /etc/resolv.conf instead of the host's ([.]: none); in order."),
+    Option("dns_opts", "list", "str", field="dns_options",
+           doc="resolv.conf options instead of the host's, e.g. ndots:2 (compared as a set)."),
+    Option("etc_hosts", "dict", field="extra_hosts",
+           doc="Extra /etc/hosts entries, host name -> IP address; the value host-gateway is the gateway of the "
+               "container's first network (compared as a set)."),
     Option("restart_policy", field="restart", change=UPDATE, choices=("no", "on-failure", "always", "unless-stopped"),
            doc="When the engine restarts the container."),
     Option("restart_retries", "int", field="restart", change=UPDATE,

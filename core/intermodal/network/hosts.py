@@ -53,6 +53,10 @@ def parse_add_host(item: str) -> tuple[str, str]:
     return name, ip
 
 
+def valid_hostname(name: str) -> bool:
+    return bool(_HOSTNAME.match(name))
+
+
 def render_hosts(spec: HostsSpec, peers: Iterable[Peer]) -> str:
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
              "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"]
