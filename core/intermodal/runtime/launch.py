@@ -10,7 +10,6 @@ Imported only by `create` and `exec`, so `state`, `start`, `kill` and
 from __future__ import annotations
 
 import datetime
-import logging
 import os
 import select
 import signal
@@ -21,8 +20,6 @@ from intermodal.runtime import console, hooks, init, namespaces, state
 from intermodal.runtime import syscalls as S
 from intermodal.runtime.spec import Spec
 from intermodal.runtime.state import FIFO, Record, Status, state_json
-
-log = logging.getLogger("intermodal.runtime")
 
 # How long a set-up step of the child may take before we give up on it (bounded waits).
 SETUP_TIMEOUT = 300.0
@@ -254,7 +251,9 @@ def _destroy_cgroups(manager) -> None:
     try:
         manager.destroy()
     except IntermodalError as exc:
-        log.warning("could not remove the container's cgroups: %s", exc)
+        import logging  # only when there is something to say: ~5 ms to import in every launcher
+
+        logging.getLogger("intermodal.runtime").warning("could not remove the container's cgroups: %s", exc)
 
 
 def exec_process(rec: Record, spec: Spec, process, manager, *, console_socket: str | None,
