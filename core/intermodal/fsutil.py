@@ -15,10 +15,8 @@ _SAFE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace *path* with *data* so readers see the old or the new file, never half of one."""
-    import tempfile
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -30,6 +28,18 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         with _ignore_missing():
             os.unlink(tmp)
         raise
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new ``.<name>.<random>.tmp`` beside *path*, as tempfile.mkstemp makes it (0600, exclusive, no
+    symlink followed), without importing tempfile (and random, shutil): ~4 ms of every `imod`."""
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}; remove the .{path.name}.*.tmp files there")
 
 
 def atomic_write_json(path: Path, value: Any, mode: int = 0o644) -> None:

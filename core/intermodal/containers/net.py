@@ -223,7 +223,12 @@ def _reconcile(engine: Engine, cid: str, record: dict[str, Any], wanted: list[En
 
 def has_state(engine: Engine, cid: str) -> bool:
     """Anything of the network code to remove: its record of the container or a namespace file."""
-    return engine.networks.store.container(cid) is not None or os.path.lexists(netns_path(engine, cid))
+    if os.path.lexists(netns_path(engine, cid)):
+        return True
+    # Asked at every `rm`: the network code is imported only when the record's file exists.
+    if not os.path.lexists(engine.paths.networks / "containers" / f"{cid}.json"):
+        return False
+    return engine.networks.store.container(cid) is not None
 
 
 def change(engine: Engine, store: ContainerStore, name: str, network: str, *, add: bool,

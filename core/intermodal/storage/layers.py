@@ -34,7 +34,6 @@ from intermodal.locking import locked
 from intermodal.paths import EnginePaths
 from intermodal.storage import drivers
 from intermodal.storage.streams import CompressingTee, HashingReader, decompressed
-from intermodal.storage.unpack import extract
 
 LAYER_LOCK_TIMEOUT = 900.0  # a waiter may wait for someone else's multi-gigabyte layer
 
@@ -164,6 +163,8 @@ class LayerStore:
             raise StoreCorrupted(f"parent layer {parent_chain_id} is not unpacked; pull the base image again")
         tmp = self.paths.tmp / f"layer-{os.getpid()}-new-{os.urandom(6).hex()}"
         writer = self.blobs.writer()
+        from intermodal.storage.unpack import extract  # tarfile: not for a container's mount
+
         tee = CompressingTee(source, writer)  # type: ignore[arg-type]
         try:
             tmp.mkdir(parents=True)
@@ -186,6 +187,8 @@ class LayerStore:
         return Descriptor(mt.OCI_LAYER_GZIP, blob_digest, writer.size), diff_id
 
     def _unpack_blob(self, descriptor: Descriptor, diff_id: str, tmp: Path, parent_dir: Path | None) -> int:
+        from intermodal.storage.unpack import extract
+
         tmp.mkdir(parents=True)
         self.driver.prepare(tmp / "diff", parent_dir)
         compression = mt.layer_compression(descriptor.media_type or mt.OCI_LAYER_GZIP)
