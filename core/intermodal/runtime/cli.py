@@ -214,10 +214,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def _exec_process(ctr, args: argparse.Namespace):
     """runc's rule: start from the container's own process, override what the flags say."""
-    import dataclasses
-
     from intermodal.errors import InvalidArgument
     from intermodal.runtime import spec as spec_mod
+    from intermodal.runtime.records import replace
 
     if not args.args:
         raise InvalidArgument("exec needs a command (or --process FILE); e.g. `imod-runtime exec ID sh`")
@@ -238,7 +237,7 @@ def _exec_process(ctr, args: argparse.Namespace):
         changes["capabilities"] = caps
     if args.no_new_privs:
         changes["no_new_privileges"] = True
-    return dataclasses.replace(base, **changes)
+    return replace(base, **changes)
 
 
 def cmd_ps(args: argparse.Namespace) -> int:

@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 
 from intermodal.errors import IntermodalError
 from intermodal.runtime import capabilities, console, hooks, namespaces, process, rootfs, seccomp
 from intermodal.runtime import syscalls as S
+from intermodal.runtime.records import Mutable
 from intermodal.runtime.spec import Namespace, Process, Spec
 
 MAX_MESSAGE = 1 << 16
 
 
-@dataclass
-class Context:
+class Context(Mutable):
     mode: str  # "create" or "exec"
     spec: Spec
     process: Process

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 
 from intermodal.errors import InvalidSpec, KernelError
 from intermodal.runtime import syscalls as S
+from intermodal.runtime.records import Frozen
 from intermodal.runtime.spec import Mount
 
 # option -> (clear?, flag): "ro" sets MS_RDONLY, "rw" clears it.
@@ -46,8 +46,7 @@ IGNORED_OPTIONS = frozenset({"tmpcopyup", "notmpcopyup", "copy-symlink", "z", "Z
 MAX_SYMLINKS = 255
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(Frozen):
     flags: int = 0
     propagation: int = 0
     data: str = ""

@@ -1,4 +1,4 @@
-"""The OCI runtime spec (config.json) as frozen dataclasses.
+"""The OCI runtime spec (config.json) as frozen records (records.py).
 
 Parsing only converts shapes; `validate.py` decides what is acceptable.
 Sections handed to other modules as OCI JSON (capabilities, seccomp,
@@ -8,44 +8,40 @@ linux.resources) stay plain dicts, as their interfaces take them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from intermodal.errors import InvalidSpec
+from intermodal.runtime.records import Frozen, factory
 
 OCI_VERSION = "1.0.2"
 
 
-@dataclass(frozen=True)
-class Root:
+class Root(Frozen):
     path: str
     readonly: bool = False
 
 
-@dataclass(frozen=True)
-class User:
+class User(Frozen):
     uid: int = 0
     gid: int = 0
     umask: int | None = None
     additional_gids: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class Rlimit:
+class Rlimit(Frozen):
     type: str
     soft: int
     hard: int
 
 
-@dataclass(frozen=True)
-class Process:
+class Process(Frozen):
     args: tuple[str, ...]
     cwd: str = "/"
     env: tuple[str, ...] = ()
     terminal: bool = False
     console_size: tuple[int, int] | None = None  # (height, width)
-    user: User = field(default_factory=User)
+    user: User = factory(User)
     capabilities: dict | None = None
     rlimits: tuple[Rlimit, ...] = ()
     no_new_privileges: bool = False
@@ -54,24 +50,21 @@ class Process:
     selinux_label: str | None = None
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(Frozen):
     destination: str
     type: str | None = None
     source: str | None = None
     options: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Hook:
+class Hook(Frozen):
     path: str
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     timeout: int | None = None
 
 
-@dataclass(frozen=True)
-class Hooks:
+class Hooks(Frozen):
     prestart: tuple[Hook, ...] = ()
     create_runtime: tuple[Hook, ...] = ()
     create_container: tuple[Hook, ...] = ()
@@ -80,21 +73,18 @@ class Hooks:
     poststop: tuple[Hook, ...] = ()
 
 
-@dataclass(frozen=True)
-class Namespace:
+class Namespace(Frozen):
     type: str
     path: str | None = None
 
 
-@dataclass(frozen=True)
-class IdMapping:
+class IdMapping(Frozen):
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(Frozen):
     path: str
     type: str
     major: int = 0
@@ -104,8 +94,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass(frozen=True)
-class Linux:
+class Linux(Frozen):
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IdMapping, ...] = ()
     gid_mappings: tuple[IdMapping, ...] = ()
@@ -115,7 +104,7 @@ class Linux:
     rootfs_propagation: str | None = None
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
-    sysctl: dict[str, str] = field(default_factory=dict)
+    sysctl: dict[str, str] = factory(dict)
     seccomp: dict | None = None
     mount_label: str | None = None
 
@@ -123,17 +112,16 @@ class Linux:
         return next((ns for ns in self.namespaces if ns.type == kind), None)
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(Frozen):
     oci_version: str
     root: Root
     process: Process | None = None
     hostname: str | None = None
     domainname: str | None = None
     mounts: tuple[Mount, ...] = ()
-    hooks: Hooks = field(default_factory=Hooks)
-    annotations: dict[str, str] = field(default_factory=dict)
-    linux: Linux = field(default_factory=Linux)
+    hooks: Hooks = factory(Hooks)
+    annotations: dict[str, str] = factory(dict)
+    linux: Linux = factory(Linux)
 
 
 def load(bundle: str | Path, config: str | Path | None = None) -> Spec:

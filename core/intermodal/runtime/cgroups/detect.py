@@ -20,17 +20,17 @@ resolved against those).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+
+from intermodal.runtime.records import Frozen, factory
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(Frozen):
     mode: str                                  # "unified" | "hybrid" | "legacy"
     unified: str | None = None                 # cgroup2 mount point
-    v1: dict[str, str] = field(default_factory=dict)   # controller or "name=X" -> mount point
-    own: dict[str, str] = field(default_factory=dict)  # same keys, "" for v2 -> our own cgroup path
+    v1: dict[str, str] = factory(dict)   # controller or "name=X" -> mount point
+    own: dict[str, str] = factory(dict)  # same keys, "" for v2 -> our own cgroup path
     v2_controllers: frozenset[str] = frozenset()       # listed in the cgroup2 root's cgroup.controllers
-    roots: dict[str, str] = field(default_factory=dict)  # same keys: the cgroup each mount shows as its /
+    roots: dict[str, str] = factory(dict)  # same keys: the cgroup each mount shows as its /
 
     def own_in_mount(self, key: str) -> str:
         """Our cgroup for ``key`` as a path inside its mount.
