@@ -56,7 +56,7 @@ def test_named_network_gets_the_names_and_keeps_them_when_neighbours_come(net_en
         imod("network", "rm", "dnsnet", check=False)
 
 
-def test_none_network_applies_the_options_and_host_keeps_the_hosts_files(net_engine, imod, busybox_image):
+def test_none_and_host_networks_apply_the_options(net_engine, imod, busybox_image):
     resolv = _cat(imod, "run", "--rm", "--network", "none", "--dns", "192.0.2.1", "--dns-search", ".",
                   "--dns-option", "edns0", busybox_image, "cat", "/etc/resolv.conf")
     assert resolv == "nameserver 192.0.2.1\noptions edns0\n"
@@ -65,9 +65,12 @@ def test_none_network_applies_the_options_and_host_keeps_the_hosts_files(net_eng
     assert "192.0.2.10\tdb\n" in hosts and "localhost" in hosts
     with open("/etc/resolv.conf") as f:
         host_resolv = f.read()
-    out = _cat(imod, "run", "--rm", "--network", "host", "--dns", "192.0.2.1", busybox_image, "cat",
-               "/etc/resolv.conf")
-    assert out.strip() == host_resolv.strip()  # as Docker: the host's network, the host's files
+    out = _cat(imod, "run", "--rm", "--network", "host", busybox_image, "cat", "/etc/resolv.conf")
+    assert out.strip() == host_resolv.strip()  # as Docker: the host's network, the host's files...
+    out = _cat(imod, "run", "--rm", "--network", "host", "--dns", "192.0.2.1", "--add-host", "db:192.0.2.10",
+               busybox_image, "sh", "-c", "cat /etc/resolv.conf /etc/hosts")
+    assert out.startswith("nameserver 192.0.2.1\n")  # ...unless options are given
+    assert "192.0.2.10\tdb\n" in out and "localhost" in out
 
 
 def test_refusals_name_the_accepted_forms(net_engine, imod, busybox_image):
@@ -77,4 +80,6 @@ def test_refusals_name_the_accepted_forms(net_engine, imod, busybox_image):
     assert out.returncode != 0 and b"not an IP address" in out.stderr
     out = imod("create", "--network", "none", "--add-host", "gw:host-gateway", busybox_image, check=False)
     assert out.returncode != 0 and b"needs a network with a gateway" in out.stderr
+    out = imod("create", "--network", "host", "--add-host", "gw:host-gateway", busybox_image, check=False)
+    assert out.returncode != 0 and b"the host is 127.0.0.1" in out.stderr
     assert imod("ps", "-aq").stdout == b""

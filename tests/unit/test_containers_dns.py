@@ -51,6 +51,7 @@ def test_spec_normalises_stores_and_reads_back():
     ({"network": "container:web", "dns": ["192.0.2.53"]}, "cannot be combined with --network container:web"),
     ({"network": "container:web", "extra_hosts": ["db:192.0.2.1"]}, "cannot be combined"),
     ({"network": "none", "extra_hosts": ["gw:host-gateway"]}, "needs a network with a gateway"),
+    ({"network": "host", "extra_hosts": ["gw=host-gateway"]}, "the host is 127.0.0.1"),
 ])
 def test_spec_refuses(options, message):
     with pytest.raises(InvalidArgument, match=message):

@@ -164,17 +164,23 @@ def _inside(rootfs: Path, target: str) -> Path:
 
 
 def etc_files(directory: Path, hostname: str, network: str, spec: ContainerSpec | None = None) -> dict[str, str]:
-    """The name files; *spec*'s --dns* and --add-host apply unless on the host's network (as Docker: the
-    host's files). On a network of the container's own the network code rewrites them at start."""
+    """The name files, with *spec*'s --dns* and --add-host. On a network of the container's own the network
+    code rewrites them at start. On the host's network, as Docker: the host's files unless options are given;
+    --add-host then makes a hosts file of its own, --dns* a resolv.conf of the options over the host's."""
     from intermodal.containers import net
 
     hosts, resolv = oci.hosts_file(hostname, network), oci.resolv_conf(network)
-    if spec is not None and network != "host":
-        hosts += "".join(f"{ip}\t{name}\n" for name, ip in net.extra_hosts(spec, None))
-        if spec.dns or spec.dns_search or spec.dns_options:
-            from intermodal.network import hosts as hostlib
+    if spec is not None and spec.extra_hosts:
+        base = oci.hosts_file(hostname, "none") if network == "host" else hosts
+        hosts = base + "".join(f"{ip}\t{name}\n" for name, ip in net.extra_hosts(spec, None))
+    if spec is not None and (spec.dns or spec.dns_search or spec.dns_options):
+        from intermodal.network import hosts as hostlib
 
-            resolv = hostlib.render_resolv(*net.resolv_settings(spec), hostlib.host_resolv_conf())
+        dns, search, options = net.resolv_settings(spec)
+        host = hostlib.host_resolv_conf()
+        if network == "host" and not dns:  # the host's own resolvers, loopback ones too: same namespace
+            dns = hostlib.nameservers(host) or None
+        resolv = hostlib.render_resolv(dns, search, options, host)
     files = {
         "/etc/hostname": (directory / "hostname", hostname + "\n"),
         "/etc/hosts": (directory / "hosts", hosts),

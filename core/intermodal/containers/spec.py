@@ -194,9 +194,11 @@ class ContainerSpec:
             raise InvalidArgument(f"--dns, --dns-search, --dns-option and --add-host cannot be combined with "
                                   f"--network {self.network}: the container uses that container's /etc/hosts and "
                                   f"/etc/resolv.conf; set them there")
-        if self.network == "none" and any(h.endswith(":" + HOST_GATEWAY) for h in self.extra_hosts):
+        if self.network in NETWORK_MODES and any(h.endswith(":" + HOST_GATEWAY) for h in self.extra_hosts):
             raise InvalidArgument(f"--add-host HOST:{HOST_GATEWAY} needs a network with a gateway; with --network "
-                                  "none there is none: give an IP address instead")
+                                  f"{self.network} there is none: give an IP address instead"
+                                  + (" (on the host's network the host is 127.0.0.1)" if self.network == "host"
+                                     else ""))
 
     def with_name(self, name: str) -> ContainerSpec:
         return replace(self, name=name)

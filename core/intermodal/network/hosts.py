@@ -117,6 +117,11 @@ def host_resolv_conf() -> str:
         return ""
 
 
+def nameservers(resolv: str) -> list[str]:
+    """The `nameserver` addresses of a resolv.conf text, in order."""
+    return _parse_resolv(resolv)[0]
+
+
 def _parse_resolv(text: str) -> tuple[list[str], list[str], list[str]]:
     ns: list[str] = []
     search: list[str] = []
