@@ -95,24 +95,23 @@ def test_ports_are_exposed_ports():
     assert common.container_options("c", {"image": "b", "ports": 81})["exposed_ports"] == ["81"]
 
 
-def test_docker_arguments_the_engine_lacks_are_named(monkeypatch):
-    """dns, dns_search, dns_opt, extra_hosts, publish_all_ports: translated to community.docker's names, and
-    refused (not dropped) while intermodal.declare has no such option."""
-    from intermodal.declare import options
-
-    for salt, planner in (("dns", "dns_servers"), ("dns_search", "dns_search_domains"), ("dns_opt", "dns_opts"),
-                          ("extra_hosts", "etc_hosts"), ("publish_all_ports", "publish_all_ports")):
-        if planner in options.table("container"):
-            continue
-        with pytest.raises(InvalidArgument, match=rf"{salt}: docker_container's argument is not supported.*{planner}"):
-            common.container_options("c", {"image": "b", salt: "x"})
-    rows = {**options.CONTAINER, "dns_servers": options.Option("dns_servers", "list", "str"),
-            "etc_hosts": options.Option("etc_hosts", "dict")}
-    monkeypatch.setitem(options.TABLES, "container", rows)
-    assert common.container_options("c", {"image": "b", "dns": "1.1.1.1,9.9.9.9",
+def test_docker_dns_and_extra_hosts_are_translated_to_community_docker_names():
+    assert common.container_options("c", {"image": "b", "dns": "1.1.1.1,9.9.9.9", "dns_search": "a.test",
+                                          "dns_opt": ["ndots:2"],
                                           "extra_hosts": "web1:10.9.8.7,web2:10.9.8.8"}) == {
         "name": "c", "state": "started", "image": "b", "dns_servers": ["1.1.1.1", "9.9.9.9"],
+        "dns_search_domains": ["a.test"], "dns_opts": ["ndots:2"],
         "etc_hosts": {"web1": "10.9.8.7", "web2": "10.9.8.8"}}
+
+
+def test_a_docker_argument_the_planner_lacks_is_refused_by_name(monkeypatch):
+    """Refused, not dropped: an SLS must not converge to something other than what it says."""
+    from intermodal.declare import options
+
+    rows = {k: v for k, v in options.CONTAINER.items() if k != "dns_servers"}
+    monkeypatch.setitem(options.TABLES, "container", rows)
+    with pytest.raises(InvalidArgument, match=r"dns: docker_container's argument is not supported.*dns_servers"):
+        common.container_options("c", {"image": "b", "dns": "1.1.1.1"})
 
 
 @pytest.mark.parametrize(("state", "salt", "planner"), [
