@@ -53,6 +53,7 @@ def test_publish_all_maps_every_exposed_port_to_an_ephemeral_one(net_engine, imo
 
     info = json.loads(imod("container", "inspect", "web").stdout)[0]
     published = info["NetworkSettings"]["Ports"]
+    assert info["Config"]["ExposedPorts"] == {"53/udp": {}, "80/tcp": {}, "9000/tcp": {}}
     assert {k: v[0]["HostPort"] for k, v in published.items()} == {k: v.rpartition(":")[2] for k, v in ports.items()}
     assert "80/tcp" in imod("ps", "--format", "{{.Ports}}").stdout.decode()
     missing = imod("port", "web", "81", check=False)
@@ -78,6 +79,9 @@ def test_container_port_alone_gets_an_ephemeral_host_port(net_engine, imod, busy
     # Without -P, EXPOSE alone publishes nothing.
     imod("run", "-d", "--name", "quiet", "--expose", "80", busybox_image, "sleep", "1000")
     assert imod("port", "quiet").stdout == b""
+    exposed = {n: json.loads(imod("container", "inspect", n).stdout)[0]["Config"].get("ExposedPorts")
+               for n in ("eph", "quiet")}
+    assert exposed == {"eph": {"80/tcp": {}, "8080/tcp": {}}, "quiet": {"80/tcp": {}}}
 
 
 def test_publish_all_without_a_network_is_refused(net_engine, imod, exposed_image):

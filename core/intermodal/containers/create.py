@@ -211,11 +211,23 @@ def _record(cid: str, name: str, spec: ContainerSpec, image: ImageRecord, image_
         "Spec": spec.to_json(),
         "Mounts": [{**m.to_json(), "HostSource": src} for m, src in mounts],
         "Hostname": hostname,
+        "ExposedPorts": exposed_ports(spec, image_config),
         "StopSignal": oci.stop_signal(spec, image_config),
         "Healthcheck": oci.resolve_healthcheck(spec, image_config),
         "Runtime": runtime,
         "Rootfs": rootfs,
     }
+
+
+def exposed_ports(spec: ContainerSpec, image_config: dict[str, Any]) -> list[str]:
+    """Config.ExposedPorts as Docker shows it: the image's EXPOSE, --expose and every -p container port."""
+    items = [*(oci.image_section(image_config).get("ExposedPorts") or {}), *spec.expose, *spec.ports]
+    if not items:
+        return []
+    from intermodal.network import ports as portlib
+
+    found = {f"{r.container_port}/{r.proto}": None for item in items for r in portlib.parse(item)}
+    return sorted(found, key=lambda key: (int(key.split("/")[0]), key))
 
 
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "gifted", "happy", "jolly", "keen", "lucid", "merry", "nifty",

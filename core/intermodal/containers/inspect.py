@@ -82,6 +82,7 @@ def inspect_container(c: Container, directory: Path) -> dict[str, Any]:
             "Image": record.get("ImageName", ""),
             "WorkingDir": process.get("cwd", ""),
             "Labels": dict(spec.labels),
+            **({"ExposedPorts": {key: {} for key in record["ExposedPorts"]}} if record.get("ExposedPorts") else {}),
             "StopSignal": signal_name(int(record.get("StopSignal", 15))),
             **({"StopTimeout": spec.stop_timeout} if spec.stop_timeout is not None else {}),
             **({"Healthcheck": record["Healthcheck"]} if record.get("Healthcheck") else {}),
