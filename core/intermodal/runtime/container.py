@@ -16,13 +16,13 @@ import select
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from intermodal.errors import ContainerNotFound, IntermodalError, RuntimeFailure
 from intermodal.fsutil import atomic_write, remove_tree
 from intermodal.runtime import state
 from intermodal.runtime.state import FIFO, Record, Status, Store, state_json
 
+TYPE_CHECKING = False  # not `typing` (~3 ms): the monitor's launcher imports this for every start
 if TYPE_CHECKING:
     from intermodal.runtime.spec import Process
 

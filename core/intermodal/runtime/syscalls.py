@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 from intermodal.errors import KernelError
 
@@ -94,9 +93,9 @@ def _b(value: str | bytes | None) -> bytes | None:
 
 
 def _nr(name: str) -> int:
-    table = _SYSCALLS.get(platform.machine())
+    table = _SYSCALLS.get(os.uname().machine)
     if table is None:
-        raise KernelError(name, None, 38, f"unsupported architecture {platform.machine()}")
+        raise KernelError(name, None, 38, f"unsupported architecture {os.uname().machine}")
     return table[name]
 
 
