@@ -12,7 +12,8 @@ ansible-core and one molecule version. The podman side needs `scripts/setup --be
 .venv-bench with molecule-plugins[podman] and PyPI's `ansible`, which carries containers.podman) and
 Debian's podman; it runs in a private podman storage (CONTAINERS_STORAGE_CONF), removed at the end, as
 are the engine root, the scenarios and Molecule's state for them. Wall time of the whole `molecule test`,
-process start-up included; one warm-up run per scenario (image builds and caches), then ROUNDS.
+process start-up included; one warm-up run per scenario (image builds and caches), then ROUNDS
+rounds, the two drivers in turn in each.
 """
 
 from __future__ import annotations
@@ -169,15 +170,23 @@ def main() -> str:
             runs = {f"intermodal driver ({image})": (OURS, f"imod-{image}", ours)}
             if not missing:
                 runs[f"podman driver ({image})"] = (PODMAN_VENV, f"podman-{image}", theirs)
-            for name, (venv, scenario, env) in runs.items():
-                try:
-                    _molecule_test(project, venv, scenario, env)  # warm-up: images, caches
-                    samples = [_molecule_test(project, venv, scenario, env) for _ in range(ROUNDS)]
-                except RuntimeError as err:
-                    failures[name] = str(err).splitlines()[0]
-                    print(err, file=sys.stderr)
-                    continue
-                results[kind].append(Result(name, samples, note=f"molecule test -s {scenario}"))
+            samples: dict[str, list[float]] = {name: [] for name in runs}
+            # Warm-up (images, caches), then the drivers in turn each round: a busy machine's load drifts.
+            for round_ in range(ROUNDS + 1):
+                for name, (venv, scenario, env) in runs.items():
+                    if name in failures:
+                        continue
+                    try:
+                        elapsed = _molecule_test(project, venv, scenario, env)
+                    except RuntimeError as err:
+                        failures[name] = str(err).splitlines()[0]
+                        print(err, file=sys.stderr)
+                        continue
+                    if round_ > 0:
+                        samples[name].append(elapsed)
+            for name, (_, scenario, _) in runs.items():
+                if name not in failures:
+                    results[kind].append(Result(name, samples[name], note=f"molecule test -s {scenario}"))
     finally:
         _cleanup(work, project, theirs, podman=not missing)
     out = []
