@@ -117,6 +117,8 @@ def test_platforms_take_the_docker_drivers_container_options(engine_root: Path, 
         caps = _capabilities(engine_root, "options-b")
         assert caps >> CAP_NET_ADMIN & 1 and not caps >> CAP_CHOWN & 1 and not caps >> CAP_SYS_ADMIN & 1
         assert _exec(engine_root, "options-b", "touch /x").returncode != 0  # read_only
+        assert "192.0.2.10" in _exec(engine_root, "options-b", "grep registry.example /etc/hosts").stdout
+        assert "nameserver 192.0.2.53" in _exec(engine_root, "options-b", "cat /etc/resolv.conf").stdout
         assert "init" in _exec(engine_root, "options-b", "cat /proc/1/comm").stdout  # docker-init, not sh
         # Both on the platform network, which create made: b reaches a by its address there.
         address = a["NetworkSettings"]["Networks"]["molecule-options"]["IPAddress"]
