@@ -9,7 +9,6 @@ Imported only by `create` and `exec`, so `state`, `start`, `kill` and
 
 from __future__ import annotations
 
-import datetime
 import os
 import select
 import signal
@@ -53,7 +52,7 @@ class Creation:
         self.cid, self.bundle, self.spec, self.directory = cid, bundle, spec, directory
         self.config = os.path.abspath(config) if config else ""
         self.rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
-        self.created = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+        self.created = _now_rfc3339()
         self.manager = None
 
     def run(self, console_socket: str | None, preserve_fds: int, stdio: tuple[int, int, int] | None) -> int:
@@ -245,6 +244,15 @@ def _kill_and_reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def _now_rfc3339() -> str:
+    """What ``datetime.now(UTC).isoformat()`` gives, with Z, without importing datetime (~1 ms per launcher)."""
+    import time
+
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    micro = nanoseconds // 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + (f".{micro:06d}" if micro else "") + "Z"
 
 
 def _destroy_cgroups(manager) -> None:
