@@ -106,12 +106,11 @@ def _preload():
     The cgroup layout is cached per process and the host's mounts do not change
     under us; a failure here is left for the create itself to report.
     """
-    import hashlib  # noqa: F401  (seccomp.prepare keys its cache with it)
-
-    from intermodal.runtime import seccomp  # noqa: F401
+    from intermodal.runtime import seccomp
     from intermodal.runtime.cgroups import cgpath  # noqa: F401
     from intermodal.runtime.cgroups.detect import detect
 
+    seccomp._sha256()  # keys its cache of compiled filters
     try:
         layout = detect()
     except Exception:  # said by the create, with its context
