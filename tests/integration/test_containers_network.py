@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.support.containers import clean_containers  # noqa: F401 - the fixture below
+from tests.support.http import fetch
 from tests.support.netns import free_subnets, leak_check_fixture, net_engine_fixture, spaces_fixture  # noqa: F401
 
 pytestmark = [pytest.mark.requires("root", "overlay", "runc", "busybox", "nft"),
@@ -23,25 +22,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _fetch(url: str) -> bytes:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return resp.read()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def test_bridge_gives_an_address_and_publishes_ports(net_engine, imod, busybox_image, engine_root: Path):
     out = imod("run", "--rm", "--network", "bridge", busybox_image, "sh", "-c", "ip -o -4 addr show eth0")
     assert b" inet " in out.stdout
     port = _free_port()
     imod("run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:80", busybox_image,  # bridge: the default
          "httpd", "-f", "-p", "80", "-h", "/var/www")
-    assert _fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"
+    assert fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"
     assert imod("ps", "--format", "{{.Ports}}").stdout == f"127.0.0.1:{port}->80/tcp\n".encode()
     info = json.loads(imod("container", "inspect", "web").stdout)[0]
     address = info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
@@ -136,7 +123,7 @@ def test_a_host_port_published_twice_is_refused_before_the_second_starts(net_eng
     state = json.loads(imod("container", "inspect", "second").stdout)[0]["State"]
     assert state["Status"] == "created" and not state["Running"]  # nothing ran, nothing was plugged
     assert net_engine.networks.store.container(state_id(imod, "second")) is None
-    assert _fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"  # the first keeps it
+    assert fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"  # the first keeps it
     imod("rm", "-f", "first", "second")
 
 

@@ -6,12 +6,12 @@ import ipaddress
 import json
 import os
 import time
-import urllib.request
 
 import pytest
 
 from intermodal.errors import InvalidArgument
 from tests.support.containers import clean_containers  # noqa: F401 - the fixture below
+from tests.support.http import fetch
 from tests.support.netns import free_subnets, leak_check_fixture, net_engine_fixture, spaces_fixture  # noqa: F401
 
 pytestmark = [pytest.mark.requires("root", "overlay", "runc", "busybox", "nft"),
@@ -21,18 +21,6 @@ pytestmark = [pytest.mark.requires("root", "overlay", "runc", "busybox", "nft"),
 def _ula() -> str:
     """A /64 of a random ULA /48: parallel test runs do not collide."""
     return str(ipaddress.IPv6Network((b"\xfd" + os.urandom(5) + bytes(10), 64)))
-
-
-def _fetch(url: str) -> bytes:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return resp.read()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def test_dual_stack_network_gives_ipv6_addresses_routes_names_and_ports(net_engine, imod, busybox_image):
@@ -65,14 +53,14 @@ def test_dual_stack_network_gives_ipv6_addresses_routes_names_and_ports(net_engi
     # The published port answers on the host's IPv6 addresses (here the bridge's own, by DNAT), on [::1]
     # (by the userland proxy: the kernel cannot DNAT from ::1) and on 127.0.0.1.
     port = settings["Ports"]["80/tcp"][0]["HostPort"]
-    assert _fetch(f"http://[{gateway6}]:{port}/index.html") == b"hello from intermodal\n"
-    assert _fetch(f"http://[::1]:{port}/index.html") == b"hello from intermodal\n"
-    assert _fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"
+    assert fetch(f"http://[{gateway6}]:{port}/index.html") == b"hello from intermodal\n"
+    assert fetch(f"http://[::1]:{port}/index.html") == b"hello from intermodal\n"
+    assert fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"
     cid = json.loads(imod("container", "inspect", "web").stdout)[0]["Id"]
     pid, _ = net_engine.networks.store.container(cid).proxy
     assert os.path.exists(f"/proc/{pid}")
     imod("restart", "-t", "0", "web")  # the proxy lives as the rules do: from the first start to rm
-    assert _fetch(f"http://[::1]:{port}/index.html") == b"hello from intermodal\n"
+    assert fetch(f"http://[::1]:{port}/index.html") == b"hello from intermodal\n"
 
     net = net_engine.networks.get("dual")
     masq = [r for r in net_engine.networks.firewall.rules() if r.get("chain") == "postrouting"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
-import urllib.request
 
 import pytest
 
 from tests.support.containers import clean_containers  # noqa: F401 - the fixture below
+from tests.support.http import fetch
 from tests.support.netns import leak_check_fixture, net_engine_fixture, spaces_fixture  # noqa: F401
 
 pytestmark = [pytest.mark.requires("root", "overlay", "runc", "busybox", "nft"),
@@ -20,18 +19,6 @@ def exposed_image(engine, busybox_tar) -> str:
     """busybox with EXPOSE 80 (tcp by default) and 53/udp, as a Dockerfile would record them."""
     engine.images.import_rootfs(busybox_tar, "exposed:latest", changes=['CMD ["sh"]', "EXPOSE 80", "EXPOSE 53/udp"])
     return "exposed:latest"
-
-
-def _fetch(url: str) -> bytes:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return resp.read()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def _port_lines(imod, *args: str) -> dict[str, str]:
@@ -49,7 +36,7 @@ def test_publish_all_maps_every_exposed_port_to_an_ephemeral_one(net_engine, imo
     assert len(host_ports) == 3 and all(p > 1024 for p in host_ports)
     (one,) = imod("port", "web", "80").stdout.decode().split()
     assert one == ports["80/tcp"]
-    assert _fetch(f"http://127.0.0.1:{one.rpartition(':')[2]}/index.html") == b"hello from intermodal\n"
+    assert fetch(f"http://127.0.0.1:{one.rpartition(':')[2]}/index.html") == b"hello from intermodal\n"
 
     info = json.loads(imod("container", "inspect", "web").stdout)[0]
     published = info["NetworkSettings"]["Ports"]
@@ -75,7 +62,7 @@ def test_container_port_alone_gets_an_ephemeral_host_port(net_engine, imod, busy
     host_ip, _, port = ports["80/tcp"].rpartition(":")
     assert host_ip == "0.0.0.0" and int(port) > 0
     assert ports["8080/tcp"].startswith("127.0.0.1:")
-    assert _fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"
+    assert fetch(f"http://127.0.0.1:{port}/index.html") == b"hello from intermodal\n"
     # Without -P, EXPOSE alone publishes nothing.
     imod("run", "-d", "--name", "quiet", "--expose", "80", busybox_image, "sleep", "1000")
     assert imod("port", "quiet").stdout == b""
