@@ -52,8 +52,9 @@ def test_ansible_test_sanity_passes():
     assert "Skipping" not in out, out
 
 
-def test_the_built_collection_holds_only_the_collection(tmp_path: Path):
-    """galaxy.yml's build_ignore keeps the engine, the tests and the local state out of the artifact."""
+def test_the_built_collection_holds_the_collection_and_the_engine_source(tmp_path: Path):
+    """galaxy.yml's build_ignore keeps the tests and the local state out of the artifact; the engine's source
+    stays in, a Python project pip builds offline: the engine role's default source."""
     import tarfile
 
     galaxy = Path(sys.executable).parent / "ansible-galaxy"
@@ -66,6 +67,20 @@ def test_the_built_collection_holds_only_the_collection(tmp_path: Path):
     with tarfile.open(artifact) as tar:
         tops = {name.split("/", 1)[0] for name in tar.getnames()}
         names = tar.getnames()
-    assert tops == {"FILES.json", "MANIFEST.json", "README.md", "meta", "plugins", "roles"}, tops
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert tops == {"FILES.json", "MANIFEST.json", "README.md", "core", "meta", "plugins", "pyproject.toml",
+                    "roles"}, tops
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or ".egg-info" in n]
     assert "plugins/doc_fragments/engine.py" in names and "plugins/connection/imod.py" in names
+    unpacked = tmp_path / "collection"
+    with tarfile.open(artifact) as tar:
+        tar.extractall(unpacked, filter="data")
+    wheels = tmp_path / "wheels"
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                           "-w", str(wheels), str(unpacked)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = wheels.glob("intermodal-*.whl")
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        assert {"intermodal/engine.py", "intermodal/cli/main.py", "intermodal/molecule/driver.json"} <= set(
+            zf.namelist())
