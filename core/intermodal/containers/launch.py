@@ -167,14 +167,10 @@ def take_prespawned(attach: bool, stdin: int | None) -> PendingMonitor | None:
 
 
 def _reap(pid: int) -> None:
-    while True:
-        try:
-            os.waitpid(pid, 0)
-            return
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return  # reaped already (a second cancel)
+    try:
+        os.waitpid(pid, 0)  # retried on EINTR by Python itself (PEP 475)
+    except ChildProcessError:
+        pass  # reaped already (a second cancel)
 
 
 def _read_ready(fd: int) -> dict[str, Any] | None:

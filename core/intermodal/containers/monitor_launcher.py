@@ -152,12 +152,8 @@ def _read_all(fd):
     return data
 
 
-def _wait(pid):
-    while True:
-        try:
-            os.waitpid(pid, 0)
-            return
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return
+def _wait(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)  # retried on EINTR by Python itself (PEP 475)
+    except ChildProcessError:
+        pass  # reaped already
