@@ -216,7 +216,7 @@ def _exec_process(ctr, args: argparse.Namespace):
     """runc's rule: start from the container's own process, override what the flags say."""
     from intermodal.errors import InvalidArgument
     from intermodal.runtime import spec as spec_mod
-    from intermodal.runtime.records import replace
+    from intermodal.records import replace
 
     if not args.args:
         raise InvalidArgument("exec needs a command (or --process FILE); e.g. `imod-runtime exec ID sh`")

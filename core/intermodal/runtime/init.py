@@ -27,7 +27,7 @@ import socket
 from intermodal.errors import IntermodalError
 from intermodal.runtime import capabilities, console, hooks, namespaces, process, rootfs, seccomp
 from intermodal.runtime import syscalls as S
-from intermodal.runtime.records import Mutable
+from intermodal.records import Mutable
 from intermodal.runtime.spec import Namespace, Process, Spec
 
 MAX_MESSAGE = 1 << 16

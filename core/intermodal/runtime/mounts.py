@@ -12,7 +12,7 @@ import stat
 
 from intermodal.errors import InvalidSpec, KernelError
 from intermodal.runtime import syscalls as S
-from intermodal.runtime.records import Frozen
+from intermodal.records import Frozen
 from intermodal.runtime.spec import Mount
 
 # option -> (clear?, flag): "ro" sets MS_RDONLY, "rw" clears it.

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from intermodal.errors import InvalidSpec
-from intermodal.runtime.records import Frozen, factory
+from intermodal.records import Frozen, factory
 
 TYPE_CHECKING = False  # not `typing` (~3 ms): the monitor's launcher imports this for every start
 if TYPE_CHECKING:

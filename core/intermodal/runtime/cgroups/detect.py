@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 
-from intermodal.runtime.records import Frozen, factory
+from intermodal.records import Frozen, factory
 
 
 class Layout(Frozen):

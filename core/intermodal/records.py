@@ -1,4 +1,4 @@
-"""Plain record classes for the runtime: what dataclasses gave it, without importing dataclasses.
+"""Plain record classes: what dataclasses gave us, without importing dataclasses.
 
 Every container start imports the runtime in the monitor's launcher, and
 ``dataclasses`` (with ``inspect`` and ``ast``) plus the code it generates per
@@ -98,6 +98,16 @@ class Mutable(Frozen):
 
     def __delattr__(self, name: str) -> None:
         object.__delattr__(self, name)
+
+
+def fields(record: Frozen | type[Frozen]) -> tuple[str, ...]:
+    """The field names of a record or record class, in order (as ``dataclasses.fields``, names only)."""
+    return record._fields
+
+
+def is_record(value: object) -> bool:
+    """Whether *value* is a record instance (as ``dataclasses.is_dataclass`` on an instance)."""
+    return isinstance(value, Frozen)
 
 
 def replace(record: Frozen, **changes: Any) -> Any:
