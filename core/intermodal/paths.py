@@ -9,15 +9,15 @@ machine each use their own.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from intermodal.records import Frozen
 
 DEFAULT_ROOT = "/var/lib/intermodal"
 DEFAULT_RUN_ROOT = "/run/intermodal"
 
 
-@dataclass(frozen=True)
-class EnginePaths:
+class EnginePaths(Frozen):
     root: Path
     run_root: Path
 

@@ -11,12 +11,12 @@ at each exit to decide on a restart.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from intermodal.containers import status as st
 from intermodal.containers.spec import ContainerSpec, parse_restart, parse_size
 from intermodal.errors import InvalidArgument
+from intermodal.records import replace
 
 if TYPE_CHECKING:
     from intermodal.containers.manager import ContainerManager

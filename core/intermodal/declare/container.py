@@ -20,12 +20,13 @@ from intermodal.declare.compare import equal
 from intermodal.declare.options import UPDATE, change_kind, comparison_modes
 from intermodal.declare.plan import Difference, Plan
 from intermodal.errors import ContainerNotFound, ImageNotFound, IntermodalError, InvalidArgument
+from intermodal.records import fields
 
 if TYPE_CHECKING:
     from intermodal.engine import Engine
 
 DEFAULT_STOP_TIMEOUT = 10
-SPEC_FIELDS = frozenset(ContainerSpec.__dataclass_fields__)
+SPEC_FIELDS = frozenset(fields(ContainerSpec))
 STATES = ("absent", "present", "stopped", "started", "healthy")
 HEALTH_POLL = 0.2
 REMOVED_WAIT = 10.0  # seconds an auto_remove container's monitor gets to finish removing it

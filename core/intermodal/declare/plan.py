@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, NamedTuple
 
+from intermodal.records import is_record
+
 
 class Difference(NamedTuple):
     """One option whose declared value differs from the engine's (both normalised)."""
@@ -52,7 +54,7 @@ class Plan:
 
 
 def jsonable(value: Any) -> Any:
-    """Tuples, sets, frozen dataclasses and friends as plain JSON values (sets sorted, for stable output)."""
+    """Tuples, sets, records, frozen dataclasses and friends as plain JSON values (sets sorted, for stable output)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, Mapping):
@@ -63,6 +65,8 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if hasattr(value, "to_json"):
         return jsonable(value.to_json())
+    if is_record(value):
+        return {name: jsonable(getattr(value, name)) for name in value._fields}
     if is_dataclass(value):
         return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
     return str(value)

@@ -220,10 +220,9 @@ def run(name, image=None, bg=False, failhard=True, replace=False, force=False, t
     running one). With *failhard* (default), a non-zero exit fails. *rm*: removed once its exit code and
     logs are read.
     """
-    import dataclasses
-
     from intermodal.declare import container
     from intermodal.errors import IntermodalError
+    from intermodal.records import replace as replace_record
     from intermodal.salt.common import RUN_WAIT, clean, container_options, failure, run_container
 
     if image is None:
@@ -248,7 +247,7 @@ def run(name, image=None, bg=False, failhard=True, replace=False, force=False, t
         spec = declared.spec
         remove = spec.auto_remove and not bg  # as docker_container.run: kept until its exit code and logs are read
         if remove:
-            spec = dataclasses.replace(spec, auto_remove=False)
+            spec = replace_record(spec, auto_remove=False)
         result = run_container(engine, (spec, declared.pull_options), bg=bool(bg),
                                timeout=RUN_WAIT if timeout is None else float(timeout))
         if remove:
