@@ -13,7 +13,6 @@ the store, then each image is recorded with the tags the archive gives.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from intermodal.errors import InvalidArchive, InvalidArgument, InvalidReference
 from intermodal.images import reference as refs
 from intermodal.images.store import ImageRecord
+from intermodal.records import replace
 
 if TYPE_CHECKING:
     from intermodal.images.archive_source import Source
@@ -217,7 +217,7 @@ def _record(store: ImageStore, pending: PendingImage) -> ImageRecord:
     else:
         record = store.add(pending.manifest_bytes, pending.media_type, tags=pending.tags)
     loaded = {str(t) for t in pending.tags}
-    return dataclasses.replace(record, tags=tuple(t for t in record.tags if t in loaded))
+    return replace(record, tags=tuple(t for t in record.tags if t in loaded))
 
 
 def read(source: Source, stager: BlobStager) -> list[PendingImage]:

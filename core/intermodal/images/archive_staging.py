@@ -9,7 +9,6 @@ archive therefore leaves the store exactly as it was.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from intermodal.errors import DigestMismatch, InvalidArchive
@@ -19,12 +18,12 @@ from intermodal.images.archive_source import decompression_errors
 from intermodal.images.blobs import BlobStore, BlobWriter
 from intermodal.images.digest import check_digest, hasher
 from intermodal.images.manifest import Manifest, parse_manifest
+from intermodal.records import Mutable, factory
 
 CHUNK = 1 << 20
 
 
-@dataclass
-class PendingImage:
+class PendingImage(Mutable):
     """One image found in an archive, ready for `ImageStore.add` once its blobs are committed.
 
     ``manifest_bytes`` is empty for an image the store already holds: it
@@ -34,7 +33,7 @@ class PendingImage:
     image_id: str
     manifest_bytes: bytes
     media_type: str
-    tags: list[refs.Reference] = field(default_factory=list)
+    tags: list[refs.Reference] = factory(list)
 
     @property
     def known(self) -> bool:

@@ -7,32 +7,34 @@ one of distribution/reference (reference.go).
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from intermodal.errors import InvalidReference
+from intermodal.records import Frozen
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"
 OFFICIAL_NAMESPACE = "library"
 DEFAULT_TAG = "latest"
 
+# Patterns as text: `re` compiles (and caches) them on first use, which the
+# common names never reach (see `_plain`).
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _PATH = rf"{_COMPONENT}(?:/{_COMPONENT})*"
-_REFERENCE = re.compile(
+_REFERENCE = (
     rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
 )
-_ANCHORED_DOMAIN = re.compile(rf"^{_DOMAIN}$")
-_ID = re.compile(r"^(?:sha256:)?[a-f0-9]{64}$")
+_ANCHORED_DOMAIN = rf"^{_DOMAIN}$"
+_ID = r"^(?:sha256:)?[a-f0-9]{64}$"
+_HEX = "0123456789abcdef"
+_LOWER_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
+_TAG_CHARS = _LOWER_ALNUM + "ABCDEFGHIJKLMNOPQRSTUVWXYZ_.-"
 MAX_NAME = 255
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(Frozen):
     """A normalised image reference; ``str()`` gives the full form."""
 
     domain: str
@@ -78,7 +80,13 @@ class Reference:
 
 
 def looks_like_id(text: str) -> bool:
-    return bool(_ID.match(text))
+    if isinstance(text, str):
+        if len(text) < 64:  # the pattern needs 64 hex digits: a name is never an id
+            return False
+        hexpart = text[7:] if text.startswith("sha256:") else text
+        if len(hexpart) == 64 and not hexpart.strip(_HEX):
+            return True
+    return bool(_match(_ID, text))
 
 
 def parse(text: str, *, default_tag: bool = True) -> Reference:
@@ -90,16 +98,11 @@ def parse(text: str, *, default_tag: bool = True) -> Reference:
         raise _invalid(text, "it is empty")
     if looks_like_id(text):
         raise _invalid(text, "a 64-hex-digit id cannot be used as a repository name")
-    match = _REFERENCE.match(text)
-    if not match:
-        if text.lower() != text and _REFERENCE.match(_lower_path(text)):
-            raise _invalid(text, "repository names must be lowercase")
-        raise _invalid(text, "it does not follow [host[:port]/]name[:tag][@digest]")
-    domain, path = _split_domain(match.group("domain"), match.group("path"))
+    parts = _plain(text) or _parts(text)
+    domain, path = _split_domain(parts[0], parts[1])
     if len(f"{domain}/{path}") > MAX_NAME:
         raise _invalid(text, f"the name is longer than {MAX_NAME} characters")
-    tag = match.group("tag")
-    digest = match.group("digest")
+    tag, digest = parts[2], parts[3]
     if digest is not None:
         from intermodal.images.digest import is_digest
 
@@ -118,6 +121,40 @@ def parse_repository(text: str) -> Reference:
     return ref
 
 
+def _plain(text: str) -> tuple[str | None, str, str | None, None] | None:
+    """The groups of the common ``name[/name...][:tag]`` with plain lowercase components, else None.
+
+    What this accepts the pattern accepts too, with the same groups (the
+    pattern's optional domain takes the first component whenever a ``/``
+    follows it); everything else is left to the pattern.
+    """
+    name, colon, tag = text.partition(":")
+    if colon and (not tag or len(tag) > 128 or tag[0] in ".-" or tag.strip(_TAG_CHARS)):
+        return None
+    components = name.split("/")
+    for component in components:
+        if not component or component.strip(_LOWER_ALNUM):
+            return None
+    domain = components[0] if len(components) > 1 else None
+    path = name[len(domain) + 1:] if domain is not None else name
+    return domain, path, tag if colon else None, None
+
+
+def _parts(text: str) -> tuple[str | None, str, str | None, str | None]:
+    match = _match(_REFERENCE, text)
+    if not match:
+        if text.lower() != text and _match(_REFERENCE, _lower_path(text)):
+            raise _invalid(text, "repository names must be lowercase")
+        raise _invalid(text, "it does not follow [host[:port]/]name[:tag][@digest]")
+    return match.group("domain"), match.group("path"), match.group("tag"), match.group("digest")
+
+
+def _match(pattern: str, text: str):
+    import re  # its module cache keeps the compiled pattern
+
+    return re.match(pattern, text)
+
+
 def _split_domain(domain: str | None, path: str) -> tuple[str, str]:
     # Docker treats the first component as a registry host only when it has
     # a dot, a port or is "localhost"; "library/busybox" stays on docker.io.
@@ -133,7 +170,7 @@ def _split_domain(domain: str | None, path: str) -> tuple[str, str]:
 
 def _lower_path(text: str) -> str:
     head, sep, rest = text.partition("/")
-    if sep and _ANCHORED_DOMAIN.match(head) and ("." in head or ":" in head or head == "localhost"):
+    if sep and _match(_ANCHORED_DOMAIN, head) and ("." in head or ":" in head or head == "localhost"):
         return head + "/" + rest.lower()
     return text.lower()
 

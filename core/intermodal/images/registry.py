@@ -26,12 +26,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from intermodal.errors import AuthenticationError, ManifestUnknown, RegistryError
 from intermodal.images import mediatypes as mt
+from intermodal.records import Frozen, factory
 
 USER_AGENT = "intermodal/0.1"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -47,10 +47,9 @@ Body = bytes | Callable[[], Any] | None
 # -- pure parts ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Challenge:
+class Challenge(Frozen):
     scheme: str  # lower case: "basic" or "bearer"
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = factory(dict)
 
 
 # A scheme is a token followed by whitespace and a "name=" parameter; a

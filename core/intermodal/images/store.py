@@ -12,9 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from intermodal.errors import Conflict, ImageNotFound, InvalidArchive, InvalidReference
 from intermodal.fsutil import atomic_write_json, read_json
@@ -23,16 +20,20 @@ from intermodal.images import reference as refs
 from intermodal.images.blobs import BlobStore
 from intermodal.images.digest import check_digest
 from intermodal.locking import locked
-from intermodal.paths import EnginePaths
+from intermodal.records import Frozen, Mutable, factory
 
+TYPE_CHECKING = False  # not `typing` (~2 ms) nor dataclasses (~7 ms): `imod run` imports this
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
     from intermodal.images.manifest import Manifest
+    from intermodal.paths import EnginePaths
 
 INDEX_VERSION = 1
 
 
-@dataclass(frozen=True)
-class ImageRecord:
+class ImageRecord(Frozen):
     """What the store knows of one image without reading its blobs."""
 
     id: str  # the config digest
@@ -76,9 +77,8 @@ class ImageRecord:
         )
 
 
-@dataclass
-class _Index:
-    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+class _Index(Mutable):
+    images: dict[str, dict[str, Any]] = factory(dict)
 
 
 class ImageStore:

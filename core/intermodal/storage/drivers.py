@@ -11,31 +11,34 @@ spares later commands the trial.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable
+from _thread import allocate_lock  # threading.Lock itself, without importing threading (`imod run`)
 from pathlib import Path
-from typing import Protocol
 
 from intermodal.errors import InvalidArgument, KernelError
 from intermodal.fsutil import remove_tree
-from intermodal.paths import EnginePaths
+
+TYPE_CHECKING = False  # not `typing` (~2 ms): `imod run` imports this to mount a container's layers
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Protocol
+
+    from intermodal.paths import EnginePaths
+
+    class Driver(Protocol):
+        name: str
+        whiteouts: str  # how `unpack.extract` stores whiteouts: "overlay" or "apply"
+        needs_parent: bool  # True: a layer is unpacked on top of a copy of its parent
+
+        def prepare(self, diff: Path, parent: Path | None) -> None: ...
+        def lower_dirs(self, diffs: list[Path]) -> list[Path]: ...
+        def mount(self, lowers: list[Path], container_dir: Path) -> Path: ...
+        def unmount(self, container_dir: Path) -> None: ...
 
 DRIVERS = ("overlay", "vfs")
 PROBE_PREFIX = "probe-"
 OVERLAY_WORKS = "overlay-works"  # under paths.layers: a trial mount succeeded there
 _chosen: dict[Path, str] = {}  # engine root -> driver name, probed once per process
-_probe_lock = threading.Lock()  # pull workers ask at once; one probe is enough
-
-
-class Driver(Protocol):
-    name: str
-    whiteouts: str  # how `unpack.extract` stores whiteouts: "overlay" or "apply"
-    needs_parent: bool  # True: a layer is unpacked on top of a copy of its parent
-
-    def prepare(self, diff: Path, parent: Path | None) -> None: ...
-    def lower_dirs(self, diffs: list[Path]) -> list[Path]: ...
-    def mount(self, lowers: list[Path], container_dir: Path) -> Path: ...
-    def unmount(self, container_dir: Path) -> None: ...
+_probe_lock = allocate_lock()  # pull workers ask at once; one probe is enough
 
 
 def choose(paths: EnginePaths) -> Driver:

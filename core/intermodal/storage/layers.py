@@ -18,28 +18,32 @@ unpacks that layer, and by ``remove_unused``.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from intermodal.errors import DigestMismatch, StoreCorrupted
 from intermodal.fsutil import atomic_write_json, read_json, remove_tree
 from intermodal.images import mediatypes as mt
-from intermodal.images.blobs import BlobStore
-from intermodal.images.manifest import Descriptor
+from intermodal.images.digest import sha256_digest
 from intermodal.locking import locked
-from intermodal.paths import EnginePaths
+from intermodal.records import Frozen
 from intermodal.storage import drivers
-from intermodal.storage.streams import CompressingTee, HashingReader, decompressed
+
+# `imod run` only mounts layers: typing, dataclasses, the manifest types and
+# the stream machinery (hashlib, zlib) are for unpacking, imported there.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import BinaryIO
+
+    from intermodal.images.blobs import BlobStore
+    from intermodal.images.manifest import Descriptor
+    from intermodal.paths import EnginePaths
 
 LAYER_LOCK_TIMEOUT = 900.0  # a waiter may wait for someone else's multi-gigabyte layer
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(Frozen):
     diff_id: str  # sha256 of the uncompressed tar
     chain_id: str  # OCI chain id (image-spec config.md, "Layer ChainID")
     size: int  # bytes unpacked
@@ -51,7 +55,7 @@ def chain_id(parent: str | None, diff_id: str) -> str:
     """ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
     if parent is None:
         return diff_id
-    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
+    return sha256_digest(f"{parent} {diff_id}".encode())
 
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
@@ -161,9 +165,12 @@ class LayerStore:
         parent_dir = self._parent_dir(parent_chain_id)
         if parent_dir is False:
             raise StoreCorrupted(f"parent layer {parent_chain_id} is not unpacked; pull the base image again")
+        from intermodal.images.manifest import Descriptor
+        from intermodal.storage.streams import CompressingTee
+        from intermodal.storage.unpack import extract  # tarfile: not for a container's mount
+
         tmp = self.paths.tmp / f"layer-{os.getpid()}-new-{os.urandom(6).hex()}"
         writer = self.blobs.writer()
-        from intermodal.storage.unpack import extract  # tarfile: not for a container's mount
 
         tee = CompressingTee(source, writer)  # type: ignore[arg-type]
         try:
@@ -187,6 +194,7 @@ class LayerStore:
         return Descriptor(mt.OCI_LAYER_GZIP, blob_digest, writer.size), diff_id
 
     def _unpack_blob(self, descriptor: Descriptor, diff_id: str, tmp: Path, parent_dir: Path | None) -> int:
+        from intermodal.storage.streams import HashingReader, decompressed
         from intermodal.storage.unpack import extract
 
         tmp.mkdir(parents=True)
@@ -344,7 +352,7 @@ class LayerStore:
         return self.paths.locks / "layers" / _hex(chain)
 
     def _mount_record(self, container_dir: Path) -> Path:
-        key = hashlib.sha256(str(container_dir).encode()).hexdigest()[:32]
+        key = _hex(sha256_digest(str(container_dir).encode()))[:32]
         return self.paths.layers / "mounts" / f"{key}.json"
 
     def _empty(self) -> Path:

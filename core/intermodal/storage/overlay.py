@@ -7,12 +7,15 @@ directories, topmost first, under the container's writable upper directory.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-from pathlib import Path
 
 from intermodal.errors import InvalidArgument, KernelError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ctypes
+    from pathlib import Path
 
 MNT_DETACH = 2
 _libc = None
@@ -99,11 +102,15 @@ def _escape(path: str) -> str:
 def _lib() -> ctypes.CDLL:
     global _libc
     if _libc is None:
+        import ctypes  # lazily: only a mount or an unmount needs libc
+
         _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
 
 def _mount(source: str, target: Path, fstype: str, flags: int, data: str) -> None:
+    import ctypes
+
     lib = _lib()
     rc = lib.mount(source.encode(), os.fsencode(target), fstype.encode(), ctypes.c_ulong(flags), data.encode())
     if rc != 0:
@@ -115,5 +122,7 @@ def _mount(source: str, target: Path, fstype: str, flags: int, data: str) -> Non
 
 
 def _umount(target: Path, flags: int) -> None:
+    import ctypes
+
     if _lib().umount2(os.fsencode(target), flags) != 0:
         raise KernelError("umount", target, ctypes.get_errno())

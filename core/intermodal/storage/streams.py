@@ -7,15 +7,18 @@ decompressed, hashed and extracted in one pass with no temporary copy.
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
-import zlib
-from typing import TYPE_CHECKING, BinaryIO, Protocol
-
-if TYPE_CHECKING:
-    import concurrent.futures
 
 from intermodal.errors import InvalidArchive
+
+# hashlib and zlib are imported by the readers that need them; typing only for checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import concurrent.futures
+    from typing import BinaryIO, Protocol
+
+    class Readable(Protocol):
+        def read(self, n: int = -1, /) -> bytes: ...
 
 CHUNK = 1 << 20  # large reads keep Python's per-call overhead out of the profile
 
@@ -23,10 +26,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BZIP2_MAGIC = b"BZh"
 XZ_MAGIC = b"\xfd7zXZ\x00"
-
-
-class Readable(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
 
 
 def detect(head: bytes) -> str:
@@ -174,6 +173,8 @@ class GzipReader:
     """gzip decompression with zlib directly: one C call per megabyte, multi-member streams."""
 
     def __init__(self, source: Readable) -> None:
+        import zlib
+
         # read1: take what a pipe has now instead of waiting for a full chunk
         self._read = getattr(source, "read1", source.read)
         self._z = zlib.decompressobj(wbits=31)
@@ -181,6 +182,8 @@ class GzipReader:
         self._done = False
 
     def read(self, n: int = -1) -> bytes:
+        import zlib  # imported by __init__: a dictionary lookup
+
         limit = n if n > 0 else CHUNK
         while not self._done:
             data = self._z.unconsumed_tail or self._pending or self._read(CHUNK)
@@ -210,6 +213,8 @@ class GzipReader:
             if not rest:
                 self._done = True
                 return
+        import zlib
+
         self._z = zlib.decompressobj(wbits=31)
         self._pending = rest
 
@@ -218,8 +223,10 @@ class HashingReader:
     """Pass-through reader that hashes (sha256) and counts what is read."""
 
     def __init__(self, source: Readable) -> None:
+        from hashlib import sha256  # OpenSSL: layers are large
+
         self._source = source
-        self._hash = hashlib.sha256()
+        self._hash = sha256()
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
@@ -297,6 +304,8 @@ class CompressingTee(HashingReader):
 
 
 def _gzip_member(data: bytes, level: int) -> bytes:
+    import zlib
+
     # wbits=31: a gzip header with mtime 0 and no name
     z = zlib.compressobj(level, zlib.DEFLATED, 31)
     return z.compress(data) + z.flush()

@@ -23,10 +23,14 @@ import os
 import shutil
 import stat
 import tarfile
-from dataclasses import dataclass
 
 from intermodal.errors import InvalidArchive, KernelError, UnsafePath
-from intermodal.storage.streams import CHUNK, ForwardReader, Readable
+from intermodal.records import Frozen
+from intermodal.storage.streams import CHUNK, ForwardReader
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from intermodal.storage.streams import Readable
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -37,8 +41,7 @@ _FORBIDDEN_XATTR_PREFIXES = ("trusted.overlay.",)
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-@dataclass(frozen=True)
-class Extracted:
+class Extracted(Frozen):
     size: int  # bytes of regular-file content written
     entries: int
 
