@@ -57,7 +57,7 @@ class V1Manager(m.CgroupManager):
             path = self._paths.get(ctl.NAME)
             if path is None:
                 if ctl is devices:
-                    self._warn("the devices cgroup controller is not mounted: device access is not restricted")
+                    self._devices_without_controller(resources)
                     continue
                 if ctl is hugetlb and self._unified_offers("hugetlb"):
                     # Hybrid host whose hugetlb lives on the cgroup2 mount: enable it down to our
@@ -147,6 +147,19 @@ class V1Manager(m.CgroupManager):
             raise KernelError(f"cgroup controller {controller}", None, errno.ENOTSUP,
                               f"the {controller} cgroup v1 controller is not mounted on this host")
         return path
+
+    def _devices_without_controller(self, resources: dict) -> None:
+        """Device rules on a host without the v1 devices hierarchy: through the cgroup2 mount's eBPF
+        device program where there is one (the kernel asks both), else refused: never unrestricted."""
+        if not self._unified:
+            raise KernelError("cgroup controller devices", None, errno.ENOTSUP,
+                              "the devices cgroup v1 controller is not mounted and there is no cgroup2 mount, so "
+                              "device access cannot be restricted; mount the devices controller "
+                              "(/sys/fs/cgroup/devices) or cgroup2")
+        from intermodal.runtime.cgroups.v2 import devices as devices2
+
+        m.mkdir_p(self._unified)
+        devices2.apply(self._unified, resources)
 
     def _unified_offers(self, controller: str) -> bool:
         """Whether the cgroup2 mount's root lists ``controller`` (it can be enabled for us)."""

@@ -1,21 +1,35 @@
-"""v1 devices controller: default deny, the spec's rules, then runc's defaults.
+"""v1 devices controller: the spec's rules, then runc's defaults, written as a transition.
 
-Semantics (cgroup-v1/devices.rst): writing ``a`` to devices.deny clears the
-exception list and denies everything; later ``devices.allow`` entries are
-exceptions. A spec rule "deny all" (type a, no major/minor) resets the same
-way; "allow all" switches to default-allow. After the spec's rules the
-devices every container needs (runc's ``AllowedDevices``) are allowed, so
-/dev/null & co. work whatever the spec says.
+Semantics (cgroup-v1/devices.rst, security/device_cgroup.c): a cgroup is
+default-allow or default-deny and keeps a list of exceptions, one access set
+per exact (type, major, minor); writing ``a`` to devices.allow or devices.deny
+clears the list and sets the default. A rule that agrees with the default
+removes access from the exception with exactly its key (a wildcard rule does
+not reach a narrower exception), one that disagrees adds access to it.
+
+Like runc's devices emulator, :func:`emulate` computes the state the rules
+end in and :func:`transition` the writes from the cgroup's current state
+(devices.list) to it: a new cgroup (allow-all, inherited) gets "deny all"
+first, then the allowed exceptions; a default-deny cgroup that only needs a
+few exceptions changed (``update`` of a running container) gets those, so its
+processes never lose access to /dev/null & co. in between. After the spec's
+rules the devices every container needs (runc's ``AllowedDevices``) are
+allowed, so /dev/null & co. work whatever the spec says.
 """
 
 from __future__ import annotations
+
+import os
 
 from intermodal.errors import InvalidSpec
 from intermodal.runtime.cgroups.manager import write
 
 NAME = "devices"
 
-# (type, major, minor, access): mknod of anything, then the standard nodes.
+# (type, major, minor, access): mknod of anything, then the standard nodes; runc 1.1's list minus tun
+# (runc 1.2 dropped it; engines that want /dev/net/tun allow it in their config, as Docker and imod do).
+# Not /dev/console (5:1): with CAP_MKNOD a container could make a node of the host's console; a
+# container's console is a pty (136:*), which is allowed.
 DEFAULT_ALLOWED = (
     ("c", None, None, "m"), ("b", None, None, "m"),
     ("c", 1, 3, "rwm"),    # /dev/null
@@ -24,10 +38,12 @@ DEFAULT_ALLOWED = (
     ("c", 5, 0, "rwm"),    # /dev/tty
     ("c", 1, 5, "rwm"),    # /dev/zero
     ("c", 1, 9, "rwm"),    # /dev/urandom
-    ("c", 5, 1, "rwm"),    # /dev/console
     ("c", 136, None, "rwm"),  # /dev/pts/*
     ("c", 5, 2, "rwm"),    # /dev/ptmx
 )
+
+Key = tuple[str, "int | None", "int | None"]  # (type, major, minor); None is the wildcard
+State = tuple[bool, dict]  # (default allow?, {Key: access as a set of "rwm" letters})
 
 
 def applies(resources: dict) -> bool:
@@ -48,24 +64,94 @@ def check_rule(r: dict, i: int) -> tuple[str, str]:
     if kind not in ("a", "b", "c") or set(access) - set("rwm"):
         raise InvalidSpec(f"linux.resources.devices[{i}]: type {kind!r} / access {access!r} invalid; "
                           "type is a, b or c and access a subset of rwm")
+    for field in ("major", "minor"):
+        n = r.get(field)
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool)):
+            raise InvalidSpec(f"linux.resources.devices[{i}].{field}: {n!r} is not a number; "
+                              "give an integer, or leave it out for all")
     return kind, access
 
 
-def lines(rules: list[dict] | None) -> list[tuple[str, str]]:
-    """(file, line) writes for the spec's rules plus the defaults, in order (pure)."""
-    out: list[tuple[str, str]] = [("devices.deny", "a")]
-    for i, r in enumerate(rules or []):
+def with_defaults(rules: list[dict] | None) -> list[dict]:
+    """The spec's rules followed by runc's default allowed devices (pure)."""
+    return [*(rules or []), *({"allow": True, "type": t, "major": ma, "minor": mi, "access": a}
+                              for t, ma, mi, a in DEFAULT_ALLOWED)]
+
+
+def emulate(rules: list[dict] | None) -> State:
+    """The state the kernel keeps after "deny all", the spec's rules and the defaults (pure)."""
+    allow_all, exceptions = False, {}
+    for i, r in enumerate(with_defaults(rules)):
         kind, access = check_rule(r, i)
-        target = "devices.allow" if r.get("allow") else "devices.deny"
+        allow = bool(r.get("allow"))
         if kind == "a":
-            out.append((target, "a"))  # all devices; resets the exception list
+            allow_all, exceptions = allow, {}
+            continue
+        key = (kind, _wild(r.get("major")), _wild(r.get("minor")))
+        have = exceptions.get(key, frozenset())
+        now = have - set(access) if allow == allow_all else have | set(access)
+        if now:
+            exceptions[key] = frozenset(now)
         else:
-            out.append((target, rule_line(kind, r.get("major"), r.get("minor"), access)))
-    out.extend(("devices.allow", rule_line(*d)) for d in DEFAULT_ALLOWED)
+            exceptions.pop(key, None)
+    return allow_all, exceptions
+
+
+def parse_list(text: str) -> State | None:
+    """devices.list as a state; ``None`` when it cannot say (default-allow hides its exceptions)."""
+    exceptions: dict = {}
+    for line in text.splitlines():
+        try:
+            kind, numbers, access = line.split()
+            major, minor = numbers.split(":")
+            key = (kind, None if major == "*" else int(major), None if minor == "*" else int(minor))
+        except ValueError:
+            return None
+        if kind == "a":
+            return None  # "a *:* rwm": allow-all, exceptions (denials) not listed
+        exceptions[key] = frozenset(access)
+    return False, exceptions
+
+
+def transition(current: State | None, target: State) -> list[tuple[str, str]]:
+    """(file, line) writes that take the cgroup from ``current`` (None: unknown) to ``target`` (pure)."""
+    allow_all, wanted = target
+    if current is None or allow_all or current[0]:
+        # Reset, then the exceptions: allowed devices of a default-deny cgroup, denied ones of an allow-all one.
+        out = [("devices.allow" if allow_all else "devices.deny", "a")]
+        name = "devices.deny" if allow_all else "devices.allow"
+        return out + [(name, rule_line(*key, _letters(acc))) for key, acc in wanted.items()]
+    have = current[1]
+    # Additions first: nothing the target allows is ever denied in between.
+    out = [("devices.allow", rule_line(*key, _letters(acc - have.get(key, frozenset()))))
+           for key, acc in wanted.items() if acc - have.get(key, frozenset())]
+    out += [("devices.deny", rule_line(*key, _letters(acc - wanted.get(key, frozenset()))))
+            for key, acc in have.items() if acc - wanted.get(key, frozenset())]
     return out
 
 
+def lines(rules: list[dict] | None, current: State | None = None) -> list[tuple[str, str]]:
+    """(file, line) writes for the spec's rules plus the defaults, from ``current`` (pure)."""
+    return transition(current, emulate(rules))
+
+
 def apply(path: str, resources: dict) -> list[str]:
-    for name, line in lines(resources.get("devices")):
+    for name, line in lines(resources.get("devices"), _current(path)):
         write(path, name, line)
     return []
+
+
+def _current(path: str) -> State | None:
+    try:
+        with open(os.path.join(path, "devices.list")) as f:
+            return parse_list(f.read())
+    except OSError:
+        return None
+
+
+def _wild(n: int | None) -> int | None:
+    return None if n is None or n < 0 else n
+
+
+def _letters(access) -> str:
+    return "".join(c for c in "rwm" if c in access)

@@ -21,7 +21,7 @@ import os
 import struct
 
 from intermodal.errors import KernelError
-from intermodal.runtime.cgroups.v1.devices import DEFAULT_ALLOWED, check_rule
+from intermodal.runtime.cgroups.v1.devices import check_rule, with_defaults
 
 NAME = "devices"
 
@@ -51,9 +51,7 @@ def effective(rules: list[dict] | None) -> tuple[bool, list[tuple[bool, str, int
     """(default allow?, exceptions in order) after resets, spec rules then defaults (pure)."""
     default = False
     exceptions: list[tuple[bool, str, int | None, int | None, int]] = []
-    all_rules = [*(rules or []), *({"allow": True, "type": t, "major": ma, "minor": mi, "access": a}
-                                   for t, ma, mi, a in DEFAULT_ALLOWED)]
-    for i, r in enumerate(all_rules):
+    for i, r in enumerate(with_defaults(rules)):
         kind, access = check_rule(r, i)
         if kind == "a":
             default, exceptions = bool(r.get("allow")), []
