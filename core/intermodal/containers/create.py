@@ -28,12 +28,13 @@ PULL_POLICIES = ("missing", "always", "never")
 
 
 def create_container(engine: Engine, store: ContainerStore, spec: ContainerSpec, *, pull: str = "missing",
-                     pull_options: dict[str, Any] | None = None, runtime: str | None = None) -> str:
-    """Create the container and return its id. Raises ImageNotFound, AlreadyExists, InvalidArgument,
-    and the registry's errors when the image has to be pulled."""
+                     pull_options: dict[str, Any] | None = None, runtime: str | None = None,
+                     cid: str | None = None) -> str:
+    """Create the container and return its id (*cid*, chosen ahead by its monitor, else a new one).
+    Raises ImageNotFound, AlreadyExists, InvalidArgument, and the registry's errors when the image has to be pulled."""
     image = find_image(engine, spec.image, pull, pull_options or {})
     image_config = engine.images.config(image)
-    cid = new_id()
+    cid = cid or new_id()
     undo: list[Callable[[], None]] = []
     with store.lock(cid):
         try:

@@ -54,10 +54,13 @@ class PendingMonitor:
 
     It waits on the "go" pipe for the container's directory; `go` sends it,
     `cancel` closes the pipe (the monitor then exits without doing anything).
+    *stage*: for a container not created yet (`run`): its id is chosen here
+    (`cid`, for the create) so that the monitor can pre-stage its cgroups.
     """
 
-    def __init__(self, *, attach: bool = False, stdin: int | None = None) -> None:
+    def __init__(self, *, attach: bool = False, stdin: int | None = None, stage: bool = False) -> None:
         self.used = False
+        self.cid = os.urandom(32).hex() if stage else None  # as containers.store.new_id (not imported here)
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
         self.ready_r = ready_r

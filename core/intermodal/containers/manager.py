@@ -124,9 +124,9 @@ class ContainerManager:
     # -- create and start ------------------------------------------------------------
 
     def create(self, spec: ContainerSpec, *, pull: str = "missing", pull_options: dict[str, Any] | None = None,
-               runtime: str | None = None) -> Container:
+               runtime: str | None = None, cid: str | None = None) -> Container:
         """Raises ImageNotFound, AlreadyExists (name in use), InvalidArgument; registry errors when pulling;
-        RuntimeFailure if *runtime* is not installed.
+        RuntimeFailure if *runtime* is not installed. *cid*: the id chosen ahead (PendingMonitor.cid).
 
         *pull* is Docker's policy (missing, always, never); *pull_options* go
         to `engine.images.pull` (tls_verify, cert_dir, authfile, credentials).
@@ -136,7 +136,7 @@ class ContainerManager:
         from intermodal.containers.create import create_container
 
         return self._load(create_container(self.engine, self.store, spec, pull=pull, pull_options=pull_options,
-                                           runtime=runtime))
+                                           runtime=runtime, cid=cid))
 
     def start(self, name: str, *, attach: bool = False, stdin: int | None = None,
               monitor: PendingMonitor | None = None, console_size: tuple[int, int] | None = None
@@ -203,9 +203,9 @@ class ContainerManager:
         from intermodal.containers.launch import PendingMonitor
 
         if monitor is None:
-            monitor = PendingMonitor(attach=attach, stdin=stdin)  # its interpreter starts while we create
+            monitor = PendingMonitor(attach=attach, stdin=stdin, stage=True)  # it starts while we create
         try:
-            container = self.create(spec, pull=pull, pull_options=pull_options, runtime=runtime)
+            container = self.create(spec, pull=pull, pull_options=pull_options, runtime=runtime, cid=monitor.cid)
         except BaseException:
             monitor.cancel()
             raise
