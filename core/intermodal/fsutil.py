@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 from intermodal.errors import InvalidArgument
@@ -13,7 +12,7 @@ TYPE_CHECKING = False  # not `typing` (~3 ms): the monitor's launcher imports th
 if TYPE_CHECKING:
     from typing import Any
 
-_SAFE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_SAFE_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"  # compiled on first use (and cached) by `re`
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -59,7 +58,9 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 def check_name(name: str, what: str) -> str:
     """Refuse names that could escape a directory (`../x`, `a/b`) or confuse tools."""
-    if not _SAFE_NAME.match(name) or len(name) > 253:
+    import re  # here: the monitor's launcher imports this module, and not `re`
+
+    if not re.match(_SAFE_NAME, name) or len(name) > 253:
         raise InvalidArgument(
             f"invalid {what} name {name!r}: use letters, digits, '_', '.' and '-', "
             "starting with a letter or digit"
@@ -68,15 +69,57 @@ def check_name(name: str, what: str) -> str:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a directory tree; a missing one is already removed."""
-    import shutil
+    """Remove a directory tree; a missing one is already removed.
 
-    shutil.rmtree(path, ignore_errors=False, onerror=_ignore_enoent)
+    As ``shutil.rmtree`` removes it on Linux (through directory descriptors, never following a
+    symlink), without importing shutil, which brings zlib, bz2 and lzma: ~2 ms of `imod run --rm`.
+    Any error but a missing file is raised.
+    """
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        return
+    except OSError:
+        if os.path.islink(path):
+            raise OSError("Cannot call rmtree on a symbolic link") from None  # shutil's error
+        raise
+    try:
+        _clear(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
-def _ignore_enoent(func, path, exc_info) -> None:
-    if not isinstance(exc_info[1], FileNotFoundError):
-        raise exc_info[1]
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _clear(fd: int) -> None:
+    """Remove everything in the directory open as *fd*, depth first."""
+    with os.scandir(fd) as entries:
+        names = [(entry.name, _is_dir(entry)) for entry in entries]
+    for name, is_dir in names:
+        try:
+            if is_dir:
+                sub = os.open(name, _DIR_FLAGS, dir_fd=fd)  # O_NOFOLLOW: a symlink swapped in fails, ELOOP
+                try:
+                    _clear(sub)
+                finally:
+                    os.close(sub)
+                os.rmdir(name, dir_fd=fd)
+            else:
+                os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except FileNotFoundError:
+        return False
 
 
 class _ignore_missing:

@@ -6,11 +6,9 @@ command killed with SIGKILL never leaves a stale lock behind.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from intermodal.errors import LockTimeout
@@ -18,15 +16,30 @@ from intermodal.errors import LockTimeout
 DEFAULT_TIMEOUT = 120.0
 
 
-@contextlib.contextmanager
-def locked(path: Path, *, shared: bool = False, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
-    """Hold an flock on *path* (created if missing) for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        _acquire(fd, path, shared, timeout)
-        yield
-    finally:
+class locked:
+    """Hold an flock on *path* (created if missing) for the duration of the ``with`` block.
+
+    A class, not a ``contextlib.contextmanager``: `imod` need not import contextlib for it.
+    """
+
+    __slots__ = ("fd", "path", "shared", "timeout")
+
+    def __init__(self, path: Path, *, shared: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.path, self.shared, self.timeout = path, shared, timeout
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            _acquire(fd, self.path, self.shared, self.timeout)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def __exit__(self, *exc: object) -> None:
+        fd, self.fd = self.fd, -1
         os.close(fd)  # closing the descriptor releases the lock
 
 

@@ -4,10 +4,9 @@ container_info.py."""
 
 from __future__ import annotations
 
+import _signal  # not `signal`, an enum module (~1 ms); handlers get and restore plain numbers alike
 import argparse
-import json
 import os
-import signal
 import sys
 
 from intermodal.cli.base import Command, Context
@@ -216,15 +215,17 @@ class _pass_resizes:
 
     def __enter__(self) -> None:
         if self.fd is not None:
-            self.old = signal.signal(signal.SIGWINCH, self._send)
+            self.old = _signal.signal(_signal.SIGWINCH, self._send)
 
     def __exit__(self, *exc) -> None:
         if self.old is not None:
-            signal.signal(signal.SIGWINCH, self.old)
+            _signal.signal(_signal.SIGWINCH, self.old)
 
     def _send(self, _sig: int, _frame) -> None:
         size = terminal_size()
         if size:
+            import json
+
             try:
                 os.write(self.fd, (json.dumps({"resize": list(size)}) + "\n").encode())
             except OSError:
@@ -234,18 +235,18 @@ class _pass_resizes:
 class _proxy_signals:
     """Signals sent to `imod run` go to the container, as Docker's --sig-proxy does."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+    SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
 
     def __init__(self, manager, cid: str) -> None:
         self.manager, self.cid, self.old = manager, cid, {}
 
     def __enter__(self) -> None:
         for sig in self.SIGNALS:
-            self.old[sig] = signal.signal(sig, self._forward)
+            self.old[sig] = _signal.signal(sig, self._forward)
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self.old.items():
-            signal.signal(sig, handler)
+            _signal.signal(sig, handler)
 
     def _forward(self, sig: int, _frame) -> None:
         try:

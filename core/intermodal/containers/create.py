@@ -9,9 +9,7 @@ exist for anyone else.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from intermodal.containers import config as oci
 from intermodal.containers.spec import ContainerSpec, Mount
@@ -19,7 +17,11 @@ from intermodal.containers.store import ContainerStore, new_id, replace_file, wr
 from intermodal.errors import InvalidArgument
 from intermodal.fsutil import remove_tree
 
+TYPE_CHECKING = False  # not `typing` (~4 ms of every `imod`)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from intermodal.engine import Engine
     from intermodal.images.store import ImageRecord
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from intermodal.containers.spec import ContainerSpec
 
+TYPE_CHECKING = False  # not `typing` (~4 ms of every `imod`)
 if TYPE_CHECKING:
+    from typing import Any
+
     from intermodal.containers.manager import ContainerManager
 
 

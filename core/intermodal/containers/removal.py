@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import signal
-from typing import TYPE_CHECKING
+import _signal  # not `signal`, an enum module (~1 ms)
 
 from intermodal.containers import status as st
 from intermodal.containers.manager import KILL_WAIT
 from intermodal.containers.spec import ContainerSpec
 from intermodal.errors import Conflict, ContainerNotFound, InUse, RuntimeFailure, VolumeNotFound
 
+TYPE_CHECKING = False  # not `typing` (~4 ms of every `imod`)
 if TYPE_CHECKING:
     from intermodal.containers.manager import ContainerManager
 
@@ -28,7 +28,7 @@ def remove(manager: ContainerManager, name: str, *, force: bool = False, volumes
                            "stop it first (`imod stop`), or use --force")
         manager.store.update_state(cid, StopRequested=True, Removing=True)
     if live:
-        manager._terminate(cid, record, int(signal.SIGKILL), KILL_WAIT)
+        manager._terminate(cid, record, int(_signal.SIGKILL), KILL_WAIT)
     state = manager.store.read_state(cid)
     if state.get("MonitorPid") and not st.pid_gone(state["MonitorPid"], state.get("MonitorStart", 0),
                                                    MONITOR_EXIT_WAIT):

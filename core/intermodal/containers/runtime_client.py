@@ -21,12 +21,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from intermodal.errors import IntermodalError, RuntimeFailure
 
+TYPE_CHECKING = False  # not `typing` (~4 ms of every `imod`)
 if TYPE_CHECKING:
     import subprocess
+    from typing import Any
 
 BUILTIN = "imod-runtime"
 CONFIG_FILE = "engine.json"  # under the engine root: {"runtime": "runc"}

@@ -8,7 +8,10 @@ that has exited; the pid and its start time tell us the truth.
 from __future__ import annotations
 
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # not `typing` (~4 ms of every `imod`)
+if TYPE_CHECKING:
+    from typing import Any
 
 LIVE = ("running", "paused", "restarting")
 UNKNOWN_EXIT = 255  # what Docker reports for a container whose exit nobody saw

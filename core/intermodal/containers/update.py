@@ -11,14 +11,16 @@ at each exit to decide on a restart.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
 
 from intermodal.containers import status as st
 from intermodal.containers.spec import ContainerSpec, parse_restart, parse_size
 from intermodal.errors import InvalidArgument
 from intermodal.records import replace
 
+TYPE_CHECKING = False  # not `typing` (~4 ms of every `imod`)
 if TYPE_CHECKING:
+    from typing import Any
+
     from intermodal.containers.manager import ContainerManager
 
 CPU_PERIOD = 100_000  # µs, as config.resources and Docker's --cpus
