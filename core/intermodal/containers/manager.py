@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 DEFAULT_STOP_TIMEOUT = 10
 KILL_WAIT = 10.0  # after SIGKILL, how long we wait for the exit to be recorded
+# Once the container's process is gone, how long its live monitor may take to record the exit: it drains
+# the output pipes (at most 2 s), then takes the container's lock, which commands hold only briefly.
+RECORD_WAIT = 30.0
 POLL = 0.01
 
 
@@ -271,8 +274,13 @@ class ContainerManager:
                                  "it may be stuck in the kernel (D state); see `ps` on the host")
 
     def _wait_exited(self, cid: str, record: dict[str, Any], timeout: float | None) -> bool:
-        """Wait until the exit is recorded (by the monitor, or by us if it is gone); False on timeout."""
+        """Wait until the exit is recorded (by the monitor, or by us if it is gone); False on timeout.
+
+        Raises RuntimeFailure if the container's process is gone and its monitor lives on without
+        recording the exit for RECORD_WAIT seconds (a hung monitor: waiting longer would never end).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        unrecorded_since = None
         while True:
             state = self.store.read_state(cid)
             if not state:
@@ -283,8 +291,18 @@ class ContainerManager:
                 if not st.container_alive(state):
                     self._record_orphan_exit(cid, record)
                     return True
-            elif state.get("Status") == "restarting" and state.get("StopRequested"):
-                pass  # the monitor leaves its back-off and records the exit
+                unrecorded_since = None
+            elif _exit_unrecorded(state):
+                now = time.monotonic()
+                unrecorded_since = now if unrecorded_since is None else unrecorded_since
+                if now - unrecorded_since >= RECORD_WAIT:
+                    raise RuntimeFailure(
+                        f"container {record['Name']} has exited, but its monitor (pid {state.get('MonitorPid')}) "
+                        f"has not recorded the exit in {RECORD_WAIT:g}s; see {self.store.dir(cid) / 'monitor.err'}"
+                        f", and if the monitor hangs, end it (kill {state.get('MonitorPid')}): the next command "
+                        "then records the exit")
+            else:
+                unrecorded_since = None
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             time.sleep(POLL)
@@ -493,3 +511,11 @@ class ContainerManager:
                 self.start(c.id)
                 started.append(c.name)
         return started
+
+
+def _exit_unrecorded(state: dict[str, Any]) -> bool:
+    """The container's process is gone and the monitor owes the state an exit: it is not merely waiting
+    out a restart back-off (`restarting` without a stop request: nothing runs, by design)."""
+    if st.container_alive(state):
+        return False
+    return state.get("Status") != "restarting" or bool(state.get("StopRequested"))
