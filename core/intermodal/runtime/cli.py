@@ -215,8 +215,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
 def _exec_process(ctr, args: argparse.Namespace):
     """runc's rule: start from the container's own process, override what the flags say."""
     from intermodal.errors import InvalidArgument
-    from intermodal.runtime import spec as spec_mod
     from intermodal.records import replace
+    from intermodal.runtime import spec as spec_mod
 
     if not args.args:
         raise InvalidArgument("exec needs a command (or --process FILE); e.g. `imod-runtime exec ID sh`")

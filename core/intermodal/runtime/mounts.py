@@ -11,8 +11,8 @@ import os
 import stat
 
 from intermodal.errors import InvalidSpec, KernelError
-from intermodal.runtime import syscalls as S
 from intermodal.records import Frozen
+from intermodal.runtime import syscalls as S
 from intermodal.runtime.spec import Mount
 
 # option -> (clear?, flag): "ro" sets MS_RDONLY, "rw" clears it.

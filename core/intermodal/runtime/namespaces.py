@@ -10,12 +10,18 @@ does not make an existing (host-owned) namespace unreachable.
 
 from __future__ import annotations
 
+import _socket  # for bring_up_loopback, in the child: loaded here, in the parent
+import fcntl
 import os
-from collections.abc import Callable, Iterable
+import sys
 
 from intermodal.errors import KernelError
 from intermodal.runtime import syscalls
 from intermodal.runtime.spec import IdMapping, Namespace
+
+TYPE_CHECKING = False  # not `typing`, nor collections.abc: the monitor's launcher imports this for every start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
@@ -99,16 +105,22 @@ def creates_network(namespaces: Iterable[Namespace]) -> bool:
 def bring_up_loopback() -> None:
     """A new network namespace starts with `lo` down (net/core/dev.c registers it so); runc brings it
     up (libcontainer's loopback strategy) and programs expect 127.0.0.1 to answer under --network none.
-    SIOCSIFFLAGS on an ifreq (16-byte name, flags, padding to 40 bytes) avoids a netlink library here."""
-    import fcntl
-    import socket
-    import struct
-
+    SIOCSIFFLAGS on an ifreq (16-byte name, short flags, padding to 40 bytes) avoids a netlink library
+    here. Runs in the container's first stage, with what the parent loaded (`socket` and `struct`
+    would be imported here, on every start's critical path)."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    layout = "16sh22x"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        flags = struct.unpack(layout, fcntl.ioctl(s, siocgifflags, struct.pack(layout, b"lo", 0)))[1]
-        fcntl.ioctl(s, siocsifflags, struct.pack(layout, b"lo", flags | iff_up))
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        got = fcntl.ioctl(s, siocgifflags, _ifreq(b"lo", 0))
+        flags = int.from_bytes(got[16:18], sys.byteorder, signed=True)
+        fcntl.ioctl(s, siocsifflags, _ifreq(b"lo", flags | iff_up))
+    finally:
+        s.close()
+
+
+def _ifreq(name: bytes, flags: int) -> bytes:
+    """struct ifreq with ifr_flags, as struct.pack("16sh22x", name, flags) packs it."""
+    return name.ljust(16, b"\0")[:16] + flags.to_bytes(2, sys.byteorder, signed=True) + bytes(22)
 
 
 def container_namespaces(pid: int, types: Iterable[str]) -> tuple[Namespace, ...]:

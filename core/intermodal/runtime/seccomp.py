@@ -236,7 +236,7 @@ def prepare(seccomp: dict | None, cache_dir: str | None = None) -> tuple[bytes, 
     """
     if seccomp is None:
         return None
-    import json
+    from intermodal.runtime import cjson  # json's bytes, without importing json (and re)
 
     sha256 = _sha256()
 
@@ -247,8 +247,8 @@ def prepare(seccomp: dict | None, cache_dir: str | None = None) -> tuple[bytes, 
         flags |= _KERNEL_FLAGS[flag]
     lib = _lib()
     ver = lib.seccomp_version()
-    key = sha256(json.dumps([seccomp, ver.contents.major, ver.contents.minor, ver.contents.micro,
-                                     os.uname().machine], sort_keys=True).encode()).hexdigest()
+    key = sha256(cjson.dumps([seccomp, ver.contents.major, ver.contents.minor, ver.contents.micro,
+                              os.uname().machine], sort_keys=True).encode()).hexdigest()
     if key in _PREPARED:
         return _PREPARED[key]
     path = os.path.join(cache_dir, f"{key}.bpf") if cache_dir else None

@@ -7,11 +7,11 @@ linux.resources) stay plain dicts, as their interfaces take them.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import os
 
 from intermodal.errors import InvalidSpec
 from intermodal.records import Frozen, factory
+from intermodal.runtime import cjson
 
 TYPE_CHECKING = False  # not `typing` (~3 ms): the monitor's launcher imports this for every start
 if TYPE_CHECKING:
@@ -127,11 +127,12 @@ class Spec(Frozen):
     linux: Linux = factory(Linux)
 
 
-def load(bundle: str | Path, config: str | Path | None = None) -> Spec:
+def load(bundle: str | os.PathLike, config: str | os.PathLike | None = None) -> Spec:
     """Read *config* (default ``BUNDLE/config.json``) and parse it."""
-    path = Path(config) if config else Path(bundle) / "config.json"
+    path = os.fspath(config) if config else os.path.join(bundle, "config.json")
     try:
-        data = json.loads(path.read_bytes())
+        with open(path, "rb") as f:
+            data = cjson.loads(f.read())
     except FileNotFoundError:
         raise InvalidSpec(f"{path}: no such file; a bundle needs a config.json "
                           "(`imod-runtime spec` writes one)") from None

@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from pathlib import Path
 
 from intermodal.errors import InvalidSpec
 from intermodal.runtime.spec import Spec
+
+TYPE_CHECKING = False  # not `typing`, nor collections.abc: the monitor's launcher imports this for every start
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 NAMESPACE_TYPES = ("user", "pid", "network", "ipc", "uts", "mount", "cgroup", "time")
 RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_LOCKS", "RLIMIT_MEMLOCK",
@@ -25,20 +27,20 @@ def _fail(path: str, message: str) -> None:
     raise InvalidSpec(f"{path}: {message}")
 
 
-def check_version(spec: Spec, bundle: Path) -> None:
+def check_version(spec: Spec, bundle: str) -> None:
     if not spec.oci_version.startswith("1."):
         _fail("ociVersion", f"{spec.oci_version!r} is not a 1.x version; this runtime implements runtime-spec 1.x")
 
 
-def check_root(spec: Spec, bundle: Path) -> None:
+def check_root(spec: Spec, bundle: str) -> None:
     if not spec.root.path:
         _fail("root.path", "missing; name the root filesystem directory (usually 'rootfs')")
-    path = bundle / spec.root.path
-    if not path.is_dir():
+    path = os.path.join(bundle, spec.root.path)
+    if not os.path.isdir(path):
         _fail("root.path", f"{path} is not a directory; extract the image's root filesystem there")
 
 
-def check_process(spec: Spec, bundle: Path) -> None:
+def check_process(spec: Spec, bundle: str) -> None:
     p = spec.process
     if p is None:
         _fail("process", "missing; `create` needs the process to run")
@@ -56,7 +58,7 @@ def check_process(spec: Spec, bundle: Path) -> None:
             _fail(f"process.env[{i}]", f"{env!r} is not NAME=VALUE")
 
 
-def check_namespaces(spec: Spec, bundle: Path) -> None:
+def check_namespaces(spec: Spec, bundle: str) -> None:
     seen: set[str] = set()
     for i, ns in enumerate(spec.linux.namespaces):
         if ns.type not in NAMESPACE_TYPES:
@@ -68,7 +70,7 @@ def check_namespaces(spec: Spec, bundle: Path) -> None:
             _fail(f"linux.namespaces[{i}].path", f"{ns.path} does not exist; name a /proc/PID/ns/* file")
 
 
-def check_user_namespace(spec: Spec, bundle: Path) -> None:
+def check_user_namespace(spec: Spec, bundle: str) -> None:
     user = spec.linux.namespace("user")
     mapped = bool(spec.linux.uid_mappings or spec.linux.gid_mappings)
     if user is not None and user.path is None and not (spec.linux.uid_mappings and spec.linux.gid_mappings):
@@ -77,31 +79,31 @@ def check_user_namespace(spec: Spec, bundle: Path) -> None:
         _fail("linux.uidMappings", "mappings are only allowed with a new user namespace (linux.namespaces: user)")
 
 
-def check_hostname(spec: Spec, bundle: Path) -> None:
+def check_hostname(spec: Spec, bundle: str) -> None:
     uts = spec.linux.namespace("uts")
     if (spec.hostname or spec.domainname) and (uts is None or uts.path is not None):
         what = "hostname" if spec.hostname else "domainname"
         _fail(what, "setting it needs a new uts namespace; add {'type': 'uts'} to linux.namespaces")
 
 
-def check_mounts(spec: Spec, bundle: Path) -> None:
+def check_mounts(spec: Spec, bundle: str) -> None:
     for i, m in enumerate(spec.mounts):
         if not m.destination.startswith("/"):
             _fail(f"mounts[{i}].destination", f"{m.destination!r} is not absolute")
-        if ".." in Path(m.destination).parts:
+        if ".." in m.destination.split("/"):
             _fail(f"mounts[{i}].destination", f"{m.destination!r} contains '..'; use a clean path")
         is_bind = m.type in (None, "bind", "none") and any(o in ("bind", "rbind") for o in m.options)
         if (m.type == "bind" or is_bind) and not m.source:
             _fail(f"mounts[{i}].source", "a bind mount needs a source")
 
 
-def check_propagation(spec: Spec, bundle: Path) -> None:
+def check_propagation(spec: Spec, bundle: str) -> None:
     value = spec.linux.rootfs_propagation
     if value is not None and value not in PROPAGATIONS:
         _fail("linux.rootfsPropagation", f"unknown {value!r}; use one of {', '.join(p for p in PROPAGATIONS if p)}")
 
 
-def check_devices(spec: Spec, bundle: Path) -> None:
+def check_devices(spec: Spec, bundle: str) -> None:
     for i, dev in enumerate(spec.linux.devices):
         if dev.type not in DEVICE_TYPES:
             _fail(f"linux.devices[{i}].type", f"unknown {dev.type!r}; use c, b, u or p")
@@ -109,7 +111,7 @@ def check_devices(spec: Spec, bundle: Path) -> None:
             _fail(f"linux.devices[{i}].path", f"{dev.path!r} must be under /dev/")
 
 
-def check_hooks(spec: Spec, bundle: Path) -> None:
+def check_hooks(spec: Spec, bundle: str) -> None:
     for name in ("prestart", "create_runtime", "create_container", "start_container", "poststart", "poststop"):
         for i, hook in enumerate(getattr(spec.hooks, name)):
             if not hook.path.startswith("/"):
@@ -123,7 +125,7 @@ def _camel(name: str) -> str:
     return head + "".join(r.title() for r in rest)
 
 
-CHECKS: tuple[Callable[[Spec, Path], None], ...] = (
+CHECKS: tuple[Callable[[Spec, str], None], ...] = (
     check_version, check_root, check_process, check_namespaces, check_user_namespace, check_hostname,
     check_mounts, check_propagation, check_devices, check_hooks,
 )
@@ -138,8 +140,9 @@ def warnings(spec: Spec) -> list[str]:
     return found
 
 
-def validate(spec: Spec, bundle: str | Path) -> list[str]:
+def validate(spec: Spec, bundle: str | os.PathLike) -> list[str]:
     """Raise InvalidSpec on the first failed check; return warnings."""
+    bundle = os.fspath(bundle)
     for check in CHECKS:
-        check(spec, Path(bundle))
+        check(spec, bundle)
     return warnings(spec)

@@ -19,8 +19,6 @@ resolved against those).
 
 from __future__ import annotations
 
-import functools
-
 from intermodal.records import Frozen, factory
 
 
@@ -50,11 +48,15 @@ class Layout(Frozen):
         return sorted(k for k in self.v1 if not k.startswith("name="))
 
 
-@functools.cache
+_LAYOUT: list[Layout] = []  # the cache of detect() (not functools: ~1 ms to import in every launcher)
+
+
 def detect() -> Layout:
     """The host's layout, cached: the mounts do not change under a runtime."""
-    return parse(_read("/proc/self/mountinfo"), _read("/proc/self/cgroup"), _read("/proc/cgroups"),
-                 _read_controllers)
+    if not _LAYOUT:
+        _LAYOUT.append(parse(_read("/proc/self/mountinfo"), _read("/proc/self/cgroup"), _read("/proc/cgroups"),
+                             _read_controllers))
+    return _LAYOUT[0]
 
 
 def parse(mountinfo: str, self_cgroup: str, proc_cgroups: str, read_controllers=None) -> Layout:
