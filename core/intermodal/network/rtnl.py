@@ -12,6 +12,14 @@ through `netlink._translate`, the one errno mapping.
 A socket belongs to the network namespace it was created in, so `Rtnl(netns)`
 creates its socket in a short-lived thread that has joined that namespace
 (setns(CLONE_NEWNET) is per thread); the caller's own namespace never changes.
+
+Every wait has a deadline (TIMEOUT): the answers of one request, and the thread
+that joins a namespace. The kernel handles a request inside send() (rtnetlink
+takes rtnl_lock in the sender's context), so the answer is normally queued
+before we wait for it; the deadline catches an answer that never comes (a
+request the kernel dropped, a namespace torn down under us) instead of hanging
+`imod run` forever. send() itself waiting for rtnl_lock cannot be bounded from
+user space.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import errno as E
 import os
 import struct
 import threading
+import time
 from collections.abc import Iterator
 
 from intermodal.errors import NetworkError, NotFound
@@ -41,6 +50,10 @@ AF_UNSPEC, AF_INET, AF_INET6 = 0, 2, 10
 IFA_F_NODAD = 0x02  # an address we hand out is unique by IPAM: no 1-2 s of duplicate detection first
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
 CLONE_NEWNET = 0x40000000
+
+# Seconds one request may wait for its answer, and a namespace join for its thread: generous, a busy host
+# (many namespaces torn down at once hold rtnl_lock) answers late but answers.
+TIMEOUT = 30.0
 
 _HDR = struct.Struct("=IHHII")  # nlmsghdr
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg
@@ -97,9 +110,14 @@ def parse_attrs(data: bytes) -> dict[int, bytes]:
 class Rtnl:
     """One NETLINK_ROUTE socket in the host namespace or in the namespace file *netns*; use with `with`."""
 
-    def __init__(self, netns: str | os.PathLike | None = None) -> None:
+    def __init__(self, netns: str | os.PathLike | None = None, *, timeout: float = TIMEOUT,
+                 sock: _socket.socket | None = None) -> None:
+        """*sock*: an open socket to speak through instead of a new one (tests)."""
         self.netns = netns
-        self.sock = _socket_in(netns) if netns is not None else _new_socket()
+        self.timeout = timeout
+        if sock is None:
+            sock = _socket_in(netns, timeout) if netns is not None else _new_socket()
+        self.sock = sock
         self.seq = 0
 
     def __enter__(self) -> Rtnl:
@@ -113,14 +131,18 @@ class Rtnl:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def request(self, kind: int, flags: int, body: bytes) -> list[tuple[int, bytes]]:
-        """Send one message and collect the answer: (type, body) of each reply until ACK or DONE."""
+    def request(self, kind: int, flags: int, body: bytes, what: str = "") -> list[tuple[int, bytes]]:
+        """Send one message and collect the answer: (type, body) of each reply until ACK or DONE.
+
+        *what* says what the request does, for the error if no answer comes within ``timeout`` seconds.
+        """
         self.seq += 1
         msg = _HDR.pack(_HDR.size + len(body), kind, flags | NLM_F_REQUEST | NLM_F_ACK, self.seq, 0) + body
         self.sock.send(msg)
+        until = time.monotonic() + self.timeout
         out: list[tuple[int, bytes]] = []
         while True:
-            data = self.sock.recv(65536)
+            data = self._recv(until, what or _NAMES.get(kind, f"netlink message {kind}"))
             pos = 0
             while pos + _HDR.size <= len(data):
                 length, mtype, _, seq, _ = _HDR.unpack_from(data, pos)
@@ -139,10 +161,30 @@ class Rtnl:
                     return out
                 out.append((mtype, payload))  # a get's answer is followed by its ACK, a dump's by DONE
 
+    def _recv(self, until: float, what: str) -> bytes:
+        """One datagram of the answer, waiting until *until* at most (a deadline for the whole answer,
+        however many datagrams or stale answers to earlier requests come first)."""
+        left = until - time.monotonic()
+        if left > 0:
+            self.sock.settimeout(left)
+            try:
+                return self.sock.recv(65536)
+            except TimeoutError:
+                pass
+            except OSError as err:  # ENOBUFS: the kernel dropped answers, our receive buffer was full
+                raise NetworkError(f"{what}{self._where()}: reading the kernel's answer failed: {err.strerror}; "
+                                   "retry the command", err.errno) from None
+        raise NetworkError(f"{what}{self._where()}: the kernel did not answer within {self.timeout:g}s; the host "
+                           "may be overloaded or the namespace going away: retry, and check `dmesg` if it persists",
+                           E.ETIMEDOUT)
+
+    def _where(self) -> str:
+        return f" in network namespace {os.fspath(self.netns)}" if self.netns is not None else ""
+
     def link_index(self, name: str) -> int | None:
         body = _IFINFO.pack(AF_UNSPEC, 0, 0, 0, 0) + attr(IFLA_IFNAME, _name(name))
         try:
-            replies = self.request(RTM_GETLINK, 0, body)
+            replies = self.request(RTM_GETLINK, 0, body, f"look up link {name}")
         except RtnlError as err:
             if err.code in (E.ENODEV, E.ENOENT):
                 return None
@@ -152,7 +194,7 @@ class Rtnl:
         return None
 
     def link_names(self) -> Iterator[str]:
-        for _, payload in self.request(RTM_GETLINK, NLM_F_DUMP, _IFINFO.pack(AF_UNSPEC, 0, 0, 0, 0)):
+        for _, payload in self.request(RTM_GETLINK, NLM_F_DUMP, _IFINFO.pack(AF_UNSPEC, 0, 0, 0, 0), "list links"):
             name = parse_attrs(payload[_IFINFO.size:]).get(IFLA_IFNAME)
             if name:
                 yield name.rstrip(b"\0").decode()
@@ -171,13 +213,14 @@ class Rtnl:
             + attr(IFLA_MTU, _u32(mtu)) + info
         if master is not None:
             body += attr(IFLA_MASTER, _u32(master))
-        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"create veth {name} (peer {peer})")
 
     def set_up(self, index: int) -> None:
-        self.request(RTM_NEWLINK, 0, _IFINFO.pack(AF_UNSPEC, 0, index, IFF_UP, IFF_UP))
+        self.request(RTM_NEWLINK, 0, _IFINFO.pack(AF_UNSPEC, 0, index, IFF_UP, IFF_UP), f"bring up link {index}")
 
     def delete_link(self, name: str) -> None:
-        self.request(RTM_DELLINK, 0, _IFINFO.pack(AF_UNSPEC, 0, 0, 0, 0) + attr(IFLA_IFNAME, _name(name)))
+        self.request(RTM_DELLINK, 0, _IFINFO.pack(AF_UNSPEC, 0, 0, 0, 0) + attr(IFLA_IFNAME, _name(name)),
+                     f"delete link {name}")
 
     def add_address(self, index: int, address: str, prefixlen: int) -> None:
         family, raw = _family(address)
@@ -186,13 +229,17 @@ class Rtnl:
         else:
             body = _IFADDR.pack(AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index) + attr(IFA_LOCAL, raw) \
                 + attr(IFA_ADDRESS, raw)
-        self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
+        self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, f"add address {address}/{prefixlen} to link {index}")
 
     def add_default_route(self, gateway: str, index: int) -> None:
         family, raw = _family(gateway)
         body = _RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0) \
             + attr(RTA_GATEWAY, raw) + attr(RTA_OIF, _u32(index))
-        self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
+        self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, f"add default route via {gateway}")
+
+
+_NAMES = {RTM_NEWLINK: "create or change a link", RTM_DELLINK: "delete a link", RTM_GETLINK: "look up links",
+          RTM_NEWADDR: "add an address", RTM_NEWROUTE: "add a route"}
 
 
 def _family(address: str) -> tuple[int, bytes]:
@@ -211,8 +258,9 @@ def _new_socket() -> _socket.socket:
     return sock
 
 
-def _socket_in(netns: str | os.PathLike) -> _socket.socket:
-    """A netlink socket of namespace *netns*, made by a thread that joined it (ours stays where it is)."""
+def _socket_in(netns: str | os.PathLike, timeout: float = TIMEOUT) -> _socket.socket:
+    """A netlink socket of namespace *netns*, made by a thread that joined it (ours stays where it is);
+    the thread has *timeout* seconds."""
     path = os.fspath(netns)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -221,22 +269,42 @@ def _socket_in(netns: str | os.PathLike) -> _socket.socket:
     except OSError as err:
         raise NetworkError(f"cannot open network namespace {path}: {err.strerror}", err.errno) from err
     result: list[_socket.socket | BaseException] = []
+    lock = threading.Lock()
+    abandoned: list[bool] = []  # set when the caller stopped waiting: the thread then cleans up alone
 
     def work() -> None:
         from intermodal.runtime import syscalls
 
+        outcome: _socket.socket | BaseException
         try:
             syscalls.setns(fd, CLONE_NEWNET, path)
-            result.append(_new_socket())
+            outcome = _new_socket()
         except BaseException as err:  # handed to the caller
-            result.append(err)
-
-    try:
-        thread = threading.Thread(target=work, name="imod-netns")
-        thread.start()
-        thread.join()
-    finally:
+            outcome = err
+        with lock:
+            if not abandoned:
+                result.append(outcome)
+                return
+        # Closed only now: while setns may still use it, the number must not go to another file.
         os.close(fd)
+        if isinstance(outcome, _socket.socket):
+            outcome.close()
+
+    # Daemon: a thread stuck in the kernel must not keep the process alive.
+    thread = threading.Thread(target=work, name="imod-netns", daemon=True)
+    try:
+        thread.start()
+    except BaseException:
+        os.close(fd)
+        raise
+    thread.join(timeout)
+    with lock:
+        if not result:
+            abandoned.append(True)
+            raise NetworkError(f"entering network namespace {path} took more than {timeout:g}s; the host may be "
+                               "overloaded or the namespace going away: retry, and check `dmesg` if it persists",
+                               E.ETIMEDOUT)
+    os.close(fd)
     if isinstance(result[0], BaseException):
         raise NetworkError(f"cannot enter network namespace {path}: {result[0]}; is it a network namespace?")
     return result[0]

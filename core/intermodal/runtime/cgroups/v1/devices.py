@@ -27,7 +27,7 @@ from intermodal.runtime.cgroups.manager import write
 NAME = "devices"
 
 # (type, major, minor, access): mknod of anything, then the standard nodes; runc 1.1's list minus tun
-# (runc 1.2 dropped it; engines that want /dev/net/tun allow it in their config, as Docker and imod do).
+# (runc 1.2 dropped it too; engines that want /dev/net/tun allow it in their config, as Docker and imod do).
 # Not /dev/console (5:1): with CAP_MKNOD a container could make a node of the host's console; a
 # container's console is a pty (136:*), which is allowed.
 DEFAULT_ALLOWED = (
