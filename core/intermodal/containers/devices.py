@@ -5,6 +5,10 @@ in the container's /dev) and, unless the container is privileged (whose
 device cgroup allows everything), an allow rule in ``linux.resources.devices``
 with the permissions asked for. As Docker: a symlink on the host is followed
 (/dev/disk/by-id/...), a directory brings every device under it.
+
+`--device-cgroup-rule "TYPE MAJOR:MINOR PERMS"` adds an allow rule without a
+node (for devices the container makes itself, or that appear later in a bind
+mounted /dev), in the kernel's devices.allow syntax, as Docker.
 """
 
 from __future__ import annotations
@@ -43,6 +47,39 @@ def parse_device(text: str) -> str:
     if not host.startswith("/") or not target.startswith("/"):
         raise InvalidArgument(f"invalid --device {text!r}: both paths must be absolute, e.g. /dev/fuse")
     return f"{host}:{target}:{perms}"
+
+
+def parse_cgroup_rule(text: str) -> str:
+    """Docker's `--device-cgroup-rule`, normalised to ``TYPE MAJOR:MINOR PERMS`` (``*`` for any number)."""
+    words = text.split()
+    try:
+        kind, numbers, perms = words
+        major, minor = numbers.split(":")
+    except ValueError:
+        kind = major = minor = perms = ""
+    if kind not in ("a", "b", "c") or not all(n == "*" or n.isdigit() for n in (major, minor)) \
+            or not _valid_mode(perms) or (kind == "a" and (major, minor) != ("*", "*")):
+        raise InvalidArgument(f"invalid --device-cgroup-rule {text!r}: use TYPE MAJOR:MINOR PERMISSIONS, e.g. "
+                              "'c 1:3 rwm' or 'b 8:* r' (type a, b or c, a only with *:*; * for any number; "
+                              "permissions some of r, w, m)")
+    return f"{kind} {_number(major)}:{_number(minor)} {''.join(c for c in 'rwm' if c in perms)}"
+
+
+def cgroup_rules(rules: tuple[str, ...]) -> list[dict[str, Any]]:
+    """linux.resources.devices allow rules for *rules* (from parse_cgroup_rule)."""
+    out = []
+    for rule in rules:
+        kind, numbers, perms = rule.split()
+        entry: dict[str, Any] = {"allow": True, "type": kind, "access": perms}
+        for name, n in zip(("major", "minor"), numbers.split(":"), strict=True):
+            if n != "*":
+                entry[name] = int(n)
+        out.append(entry)
+    return out
+
+
+def _number(text: str) -> str:
+    return text if text == "*" else str(int(text))
 
 
 def _valid_mode(text: str) -> bool:
