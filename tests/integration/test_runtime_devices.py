@@ -20,9 +20,11 @@ from intermodal.runtime.cgroups import manager_for
 from intermodal.runtime.cgroups.detect import detect
 from intermodal.runtime.cgroups.v1 import V1Manager
 from intermodal.runtime.cgroups.v1 import devices as devices1
+from tests.support import bundle as _bundle
 from tests.support.containers import clean_containers  # noqa: F401 - the fixture below
 
 pytestmark = pytest.mark.requires("root")
+busybox_rootfs, busybox_bundle, created = _bundle.busybox_rootfs, _bundle.busybox_bundle, _bundle.created
 
 LOOP = "/dev/loop0"  # a block device (7:0) that no container gets by default
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -85,6 +87,38 @@ class TestDeviceOption:
         got = _run(imod, busybox_image, runtime, "--cap-drop", "MKNOD",
                    "mknod /tmp/mine b 7 0 2>/dev/null && echo made || echo mknod-denied")
         assert got == ["mknod-denied"]
+
+
+# -- the runtime on a bundle: a rule without a node (what --device-cgroup-rule makes) ------------------
+
+
+def _runc(bundle, tmp_path) -> list[str]:
+    root, cid = tmp_path / "runc-root", f"imod-dev-{uuid.uuid4().hex[:8]}"
+    try:
+        proc = subprocess.run(["runc", "--root", str(root), "run", "--bundle", str(bundle.path), cid],
+                              capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    finally:
+        subprocess.run(["runc", "--root", str(root), "delete", "--force", cid], capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.decode().split()
+
+
+@pytest.mark.parametrize("runtime", ["imod-runtime", *RUNTIMES[1:]])
+@pytest.mark.parametrize(("access", "expected"), [
+    ("r", ["made", "read-ok", "write-denied"]),
+    ("rw", ["made", "read-ok", "write-ok"]),
+    ("w", ["made", "read-denied", "write-ok"]),
+])
+def test_a_rule_alone_governs_the_nodes_the_container_makes(busybox_bundle, created, tmp_path, loop_device,
+                                                            runtime, access, expected):
+    busybox_bundle.mutate(lambda c: c["linux"].__setitem__("resources", {"devices": [
+        {"allow": False, "access": "rwm"}, {"allow": True, "type": "b", "major": 7, "minor": 0, "access": access}]}))
+    busybox_bundle.sh(f"mknod /dev/x b 7 0 && echo made; {PROBE.format('/dev/x')}")
+    if runtime == "runc":
+        assert _runc(busybox_bundle, tmp_path) == expected
+    else:
+        result = created.run(busybox_bundle)
+        assert (result.code, result.stdout.split()) == (0, expected), result.stderr
 
 
 # -- the v1 backend's transitions, on the kernel --------------------------------------------------
