@@ -81,7 +81,7 @@ def test_small_and_large_blobs_hash_as_hashlib_does(size: int) -> None:
 # What `imod run` imports of images/ and storage/ (engine.images, the layer mount).
 RUN_PATH = ["images/manager.py", "images/store.py", "images/blobs.py", "images/digest.py", "images/reference.py",
             "images/mediatypes.py", "storage/layers.py", "storage/drivers.py", "storage/overlay.py"]
-HEAVY = {"dataclasses", "typing", "re", "hashlib", "ctypes", "zlib", "bz2", "lzma", "shutil", "threading",
+HEAVY = {"dataclasses", "typing", "contextlib", "re", "hashlib", "ctypes", "zlib", "bz2", "lzma", "shutil", "threading",
          "urllib", "tarfile", "inspect"}
 
 

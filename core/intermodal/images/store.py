@@ -9,7 +9,6 @@ shared while their blobs are not yet referenced; prune holds it exclusive.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 
@@ -24,7 +23,7 @@ from intermodal.records import Frozen, Mutable, factory
 
 TYPE_CHECKING = False  # not `typing` (~2 ms) nor dataclasses (~7 ms): `imod run` imports this
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import contextlib
     from typing import Any
 
     from intermodal.images.manifest import Manifest
@@ -81,6 +80,32 @@ class _Index(Mutable):
     images: dict[str, dict[str, Any]] = factory(dict)
 
 
+class _Mutation:
+    """A class, not a ``contextlib.contextmanager``: `imod run` need not import contextlib for it."""
+
+    __slots__ = ("index", "lock", "store")
+
+    def __init__(self, store: ImageStore) -> None:
+        self.store = store
+        self.lock = locked(store.paths.locks / "images")
+
+    def __enter__(self) -> _Index:
+        self.lock.__enter__()
+        try:
+            self.index = self.store._read()
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
+        return self.index
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                atomic_write_json(self.store.index_path, {"version": INDEX_VERSION, "images": self.index.images})
+        finally:
+            self.lock.__exit__(None, None, None)
+
+
 class ImageStore:
     def __init__(self, paths: EnginePaths, blobs: BlobStore | None = None, layers: Any = None) -> None:
         self.paths = paths
@@ -97,12 +122,9 @@ class ImageStore:
     def gc_exclusive(self) -> contextlib.AbstractContextManager[None]:
         return locked(self.paths.locks / "gc")
 
-    @contextlib.contextmanager
-    def _mutate(self) -> Iterator[_Index]:
-        with locked(self.paths.locks / "images"):
-            index = self._read()
-            yield index
-            atomic_write_json(self.index_path, {"version": INDEX_VERSION, "images": index.images})
+    def _mutate(self) -> _Mutation:
+        """``with store._mutate() as index``: the index under its lock, written back unless the block raised."""
+        return _Mutation(self)
 
     def _read(self) -> _Index:
         data = read_json(self.index_path, default=None)
