@@ -93,3 +93,15 @@ def test_transition_reaches_the_target():
 def test_bad_rules_name_their_index(bad):
     with pytest.raises(InvalidSpec, match=r"devices\[1\]"):
         d.emulate([DENY_ALL, bad])
+
+
+def test_a_list_that_did_not_become_the_target_refuses_the_container(tmp_path):
+    """As runc: after the writes the kernel's list is read back; here a plain file keeps the old list."""
+    from intermodal.errors import KernelError
+
+    for name, text in (("devices.allow", ""), ("devices.deny", ""), ("devices.list", "a *:* rwm\n")):
+        (tmp_path / name).write_text(text)
+    with pytest.raises(KernelError, match=r"kept other rules than asked for \(a \*:\* rwm"):
+        d.apply(str(tmp_path), {"devices": [DENY_ALL]})
+    (tmp_path / "devices.list").write_text("a *:* rwm\n")
+    d.apply(str(tmp_path), {"devices": [ALLOW_ALL]})  # allow-all is what it lists

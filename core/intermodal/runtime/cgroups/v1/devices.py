@@ -19,9 +19,10 @@ allowed, so /dev/null & co. work whatever the spec says.
 
 from __future__ import annotations
 
+import errno
 import os
 
-from intermodal.errors import InvalidSpec
+from intermodal.errors import InvalidSpec, KernelError
 from intermodal.runtime.cgroups.manager import write
 
 NAME = "devices"
@@ -136,15 +137,30 @@ def lines(rules: list[dict] | None, current: State | None = None) -> list[tuple[
 
 
 def apply(path: str, resources: dict) -> list[str]:
-    for name, line in lines(resources.get("devices"), _current(path)):
+    target = emulate(resources.get("devices"))
+    listing = _read_list(path)
+    writes = transition(None if listing is None else parse_list(listing), target)
+    for name, line in writes:
         write(path, name, line)
+    if writes and listing is not None:
+        _verify(path, target)
     return []
 
 
-def _current(path: str) -> State | None:
+def _verify(path: str, target: State) -> None:
+    """As runc: the kernel's list must now be the target exactly, or the container does not start."""
+    listing = _read_list(path) or ""
+    if parse_list(listing) != (None if target[0] else target):  # allow-all lists as "a *:* rwm" alone
+        kept = "; ".join(listing.splitlines()[:4]) or "no exception"
+        raise KernelError("check the device rules in", os.path.join(path, "devices.list"), errno.EINVAL,
+                          f"the kernel kept other rules than asked for ({kept}...); a parent cgroup may "
+                          "restrict devices: check its devices.list")
+
+
+def _read_list(path: str) -> str | None:
     try:
         with open(os.path.join(path, "devices.list")) as f:
-            return parse_list(f.read())
+            return f.read()
     except OSError:
         return None
 
