@@ -1,0 +1,114 @@
+"""`imod`'s own start-up and exit: what the run path's modules import, argparse's parser, the fast exit.
+
+The exit tests run `imod version` as its own process (a real interpreter), since the fast exit ends
+the process it runs in.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import intermodal
+from intermodal.cli import main as cli_main
+
+# What `imod run` imports of cli/, containers/ and the engine's small modules (not the monitor's).
+RUN_PATH = ["cli/main.py", "cli/base.py", "cli/containers.py", "containers/spec.py", "containers/restart.py",
+            "containers/config.py", "containers/manager.py", "containers/store.py", "containers/create.py",
+            "containers/net.py", "containers/devices.py", "containers/status.py", "containers/prepare.py",
+            "containers/removal.py", "containers/runtime_client.py", "containers/logs.py", "engine.py", "paths.py",
+            "errors.py", "fsutil.py", "locking.py", "records.py"]
+HEAVY = {"dataclasses", "typing", "signal", "shutil", "threading", "subprocess", "hashlib", "contextlib", "inspect",
+         "re", "ipaddress", "tempfile", "json.tool", "random"}
+
+
+def _module_imports(path: Path) -> list[str]:
+    """What *path* imports when it is imported: its top-level imports, not those for type checkers."""
+    names = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.append(node.module or "")
+    return names
+
+
+@pytest.mark.parametrize("name", RUN_PATH)
+def test_run_path_modules_import_nothing_heavy(name: str) -> None:
+    for module in _module_imports(Path(intermodal.__file__).parent / name):
+        assert module.split(".")[0] not in HEAVY, f"{name} imports {module} at import time"
+
+
+def test_the_parser_checks_metavars_and_helps_as_argparse() -> None:
+    import argparse
+
+    ours, theirs = cli_main._Parser(prog="imod x"), argparse.ArgumentParser(prog="imod x")
+    for parser in (ours, theirs):
+        parser.add_argument("names", nargs="+", metavar="NAME")
+        parser.add_argument("--pair", nargs=2, metavar=("A", "B"), help="two values")
+        with pytest.raises(ValueError, match="length of metavar tuple does not match nargs"):
+            parser.add_argument("--bad", nargs=3, metavar=("A", "B"))
+    assert ours.format_help() == theirs.format_help()
+    assert ours.parse_args(["a", "--pair", "1", "2"]) == theirs.parse_args(["a", "--pair", "1", "2"])
+
+
+def _imod(code_before: str, *args: str, stdout: int | None = subprocess.PIPE) -> subprocess.CompletedProcess:
+    """`imod ARGS` as its own process, after *code_before* ran in it."""
+    code = f"import sys\n{code_before}\nsys.argv = ['imod', *sys.argv[1:]]\nfrom intermodal.cli.main import main\n" \
+           "sys.exit(main())\n"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.run([sys.executable, "-c", code, *args], stdout=stdout, stderr=subprocess.PIPE, env=env,
+                          timeout=60, check=False)
+
+
+class_with_teardown = """
+class Teardown:
+    def __del__(self):
+        sys.stderr.write("teardown ran\\n")
+kept = Teardown()
+"""
+
+
+def test_imod_ends_without_the_interpreter_teardown() -> None:
+    proc = _imod(class_with_teardown, "version")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith(b"intermodal version ")  # flushed before the exit
+    assert b"teardown ran" not in proc.stderr
+
+
+def test_an_atexit_callback_gets_the_normal_exit() -> None:
+    proc = _imod(class_with_teardown + "import atexit\natexit.register(lambda: print('atexit ran'))", "version")
+    assert proc.returncode == 0
+    assert b"atexit ran" in proc.stdout
+    assert b"teardown ran" in proc.stderr
+
+
+def test_a_live_thread_gets_the_normal_exit() -> None:
+    thread = ("import threading, time\n"
+              "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done', flush=True))).start()")
+    proc = _imod(thread, "version")
+    assert proc.returncode == 0
+    assert b"thread done" in proc.stdout  # the interpreter waited for it, as before
+
+
+def test_the_exit_code_of_a_failed_command_is_kept() -> None:
+    proc = _imod(class_with_teardown, "--root", "/nonexistent-imod-root", "rm", "no-such-container")
+    assert proc.returncode == 1
+    assert b"no such container" in proc.stderr and b"teardown ran" not in proc.stderr
+
+
+def test_a_closed_stdout_fails_as_without_the_fast_exit() -> None:
+    """EPIPE on the final flush: the interpreter reports it and exits 120, with or without us."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = _imod("", "version", stdout=write)
+    finally:
+        os.close(write)
+    assert proc.returncode == 120
+    assert b"BrokenPipeError" in proc.stderr
