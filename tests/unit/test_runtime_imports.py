@@ -2,7 +2,7 @@
 
 The monitor's launcher imports them for every container start (`python -I -S`), so
 `json` (re, enum), `pathlib`, `contextlib`, `socket` (selectors), `signal` (enum),
-`termios`, `functools`/`collections` and `typing` would each add to it.
+`termios`, `functools`/`collections`, `ctypes` (struct) and `typing` would each add to it.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ START_PATH = [
     "intermodal.runtime.console", "intermodal.runtime.hooks", "intermodal.runtime.process",
     "intermodal.runtime.namespaces", "intermodal.runtime.mounts", "intermodal.runtime.capabilities",
     "intermodal.runtime.seccomp", "intermodal.runtime.syscalls", "intermodal.runtime.cgroups.detect",
-    "intermodal.runtime.cgroups.cgpath", "intermodal.runtime.cjson",
+    "intermodal.runtime.cgroups.cgpath", "intermodal.runtime.cjson", "intermodal.runtime.cabi",
 ]
 HEAVY = ["json", "re", "enum", "pathlib", "contextlib", "socket", "selectors", "signal", "termios", "functools",
-         "collections", "typing", "warnings", "dataclasses"]
+         "collections", "typing", "warnings", "dataclasses", "ctypes", "struct"]
 
 SCRIPT = """
 import sys

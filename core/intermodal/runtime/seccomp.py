@@ -13,7 +13,7 @@ libseccomp2, installed by scripts/setup). Why not the others:
 
 libseccomp itself is the maintained part (it knows every architecture's
 syscall table); the layer is the ten functions we call. It costs nothing
-extra to import in the init child: ctypes is already loaded there for the
+extra to import in the init child: `_ctypes` (cabi.py) is already loaded there for the
 other syscalls, and the library is opened only in :func:`load`.
 
 Call order (runc's, libcontainer/init_linux.go): with
@@ -31,11 +31,11 @@ the parent before fork (and caches it); the child then calls
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
 
 from intermodal.errors import InvalidSpec, KernelError
+from intermodal.runtime import cabi  # ctypes' definitions on `_ctypes` (the package: ~1.5 ms per start)
 
 # scmp_filter_attr (seccomp.h)
 _ATTR_ACT_BADARCH = 2
@@ -71,13 +71,13 @@ _ACTIONS = {
 }
 
 
-class _Version(ctypes.Structure):  # struct scmp_version
-    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+class _Version(cabi.Structure):  # struct scmp_version
+    _fields_ = [("major", cabi.c_uint), ("minor", cabi.c_uint), ("micro", cabi.c_uint)]
 
 
-class _ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
-                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+class _ArgCmp(cabi.Structure):  # struct scmp_arg_cmp
+    _fields_ = [("arg", cabi.c_uint), ("op", cabi.c_int),
+                ("datum_a", cabi.c_uint64), ("datum_b", cabi.c_uint64)]
 
 
 def action(name: str, errno_ret: int | None, where: str) -> int:
@@ -170,7 +170,7 @@ def export_bpf(seccomp: dict) -> bytes:
         lib.seccomp_release(ctx)
 
 
-def _compile(lib: ctypes.CDLL, seccomp: dict) -> int:
+def _compile(lib: cabi.CDLL, seccomp: dict) -> int:
     """A libseccomp filter context for ``seccomp``; the caller releases it."""
     default = action(seccomp.get("defaultAction", ""), seccomp.get("defaultErrnoRet"), "linux.seccomp.defaultAction")
     ctx = lib.seccomp_init(default)
@@ -199,7 +199,7 @@ def _compile(lib: ctypes.CDLL, seccomp: dict) -> int:
     return ctx
 
 
-def _add_rule(lib: ctypes.CDLL, ctx: int, default: int, rule: dict, where: str) -> None:
+def _add_rule(lib: cabi.CDLL, ctx: int, default: int, rule: dict, where: str) -> None:
     act = action(rule.get("action", ""), rule.get("errnoRet"), f"{where}.action")
     if act == default:
         return
@@ -280,8 +280,8 @@ def _sha256():
     return sha256
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+class _SockFprog(cabi.Structure):
+    _fields_ = [("len", cabi.c_ushort), ("filter", cabi.c_void_p)]
 
 
 def load_prepared(prepared: tuple[bytes, int] | None) -> None:
@@ -292,20 +292,20 @@ def load_prepared(prepared: tuple[bytes, int] | None) -> None:
     if prepared is None:
         return
     bpf, flags = prepared
-    buf = ctypes.create_string_buffer(bpf, len(bpf))
-    prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    libc = ctypes.CDLL(None, use_errno=True)
+    buf = cabi.string_buffer(bpf)
+    prog = _SockFprog(len(bpf) // 8, cabi.addressof(buf))
+    libc = cabi.CDLL(None)
     if flags:
         nr = _NR_SECCOMP.get(os.uname().machine)
         if nr is None:
             raise KernelError("seccomp", None, _errno.ENOSYS, "filter flags on this machine need load() instead")
-        libc.syscall.restype = ctypes.c_long
-        rc = libc.syscall(ctypes.c_long(nr), ctypes.c_ulong(_SECCOMP_SET_MODE_FILTER), ctypes.c_ulong(flags),
-                          ctypes.byref(prog))
+        libc.syscall.restype = cabi.c_long
+        rc = libc.syscall(cabi.c_long(nr), cabi.c_ulong(_SECCOMP_SET_MODE_FILTER), cabi.c_ulong(flags),
+                          cabi.byref(prog))
     else:
-        rc = libc.prctl(_PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), ctypes.byref(prog), 0, 0)
+        rc = libc.prctl(_PR_SET_SECCOMP, cabi.c_ulong(_SECCOMP_MODE_FILTER), cabi.byref(prog), 0, 0)
     if rc != 0:
-        raise KernelError("seccomp(SECCOMP_SET_MODE_FILTER)", None, ctypes.get_errno(),
+        raise KernelError("seccomp(SECCOMP_SET_MODE_FILTER)", None, cabi.get_errno(),
                           "without process.noNewPrivileges the filter must be loaded while the process has "
                           "CAP_SYS_ADMIN")
 
@@ -322,31 +322,31 @@ def default_profile(capabilities: list[str] | None = None) -> dict:
 
 
 _NR_SCMP_ERROR = -1
-_LIB: ctypes.CDLL | None = None
+_LIB: cabi.CDLL | None = None
 
 
-def _lib() -> ctypes.CDLL:
+def _lib() -> cabi.CDLL:
     global _LIB
     if _LIB is None:
         try:
-            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+            lib = cabi.CDLL("libseccomp.so.2")
         except OSError:
             raise KernelError("dlopen", "libseccomp.so.2", _errno.ENOENT,
                               "install libseccomp2 (scripts/setup does) to use seccomp filters") from None
-        lib.seccomp_init.argtypes = [ctypes.c_uint32]
-        lib.seccomp_init.restype = ctypes.c_void_p
-        lib.seccomp_release.argtypes = [ctypes.c_void_p]
+        lib.seccomp_init.argtypes = [cabi.c_uint32]
+        lib.seccomp_init.restype = cabi.c_void_p
+        lib.seccomp_release.argtypes = [cabi.c_void_p]
         lib.seccomp_release.restype = None
-        lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
-        lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
-        lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
-        lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
-                                               ctypes.POINTER(_ArgCmp)]
-        lib.seccomp_load.argtypes = [ctypes.c_void_p]
-        lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        lib.seccomp_version.restype = ctypes.POINTER(_Version)
+        lib.seccomp_attr_set.argtypes = [cabi.c_void_p, cabi.c_int, cabi.c_uint32]
+        lib.seccomp_arch_resolve_name.argtypes = [cabi.c_char_p]
+        lib.seccomp_arch_resolve_name.restype = cabi.c_uint32
+        lib.seccomp_arch_add.argtypes = [cabi.c_void_p, cabi.c_uint32]
+        lib.seccomp_syscall_resolve_name.argtypes = [cabi.c_char_p]
+        lib.seccomp_rule_add_array.argtypes = [cabi.c_void_p, cabi.c_uint32, cabi.c_int, cabi.c_uint,
+                                               cabi.POINTER(_ArgCmp)]
+        lib.seccomp_load.argtypes = [cabi.c_void_p]
+        lib.seccomp_export_bpf.argtypes = [cabi.c_void_p, cabi.c_int]
+        lib.seccomp_version.restype = cabi.POINTER(_Version)
         _LIB = lib
     return _LIB
 

@@ -1,4 +1,4 @@
-"""The thin ctypes seam to the kernel calls Python 3.11 does not wrap.
+"""The thin ctypes seam to the kernel calls Python 3.11 does not wrap (ctypes' types from cabi.py).
 
 Every function raises :class:`KernelError` naming the operation and the path,
 so a failure deep in the container child still says what it was doing.
@@ -8,10 +8,10 @@ flag logic can be unit-tested with a recorder instead of the kernel.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from intermodal.errors import KernelError
+from intermodal.runtime import cabi  # not ctypes: ~1.5 ms of every container start
 
 # <linux/sched.h>
 CLONE_NEWTIME = 0x00000080
@@ -69,20 +69,20 @@ _SYSCALLS = {
     "s390x": {"clone": 120, "pivot_root": 217},
 }
 
-_libc: ctypes.CDLL | None = None
+_libc: cabi.CDLL | None = None
 
 
-def libc() -> ctypes.CDLL:
+def libc() -> cabi.CDLL:
     """The C library already loaded in this process (loaded once, before any fork)."""
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc = cabi.CDLL(None)
     return _libc
 
 
 def _check(result: int, op: str, path: str | None = None, hint: str = "") -> int:
     if result < 0:
-        raise KernelError(op, path, ctypes.get_errno(), hint)
+        raise KernelError(op, path, cabi.get_errno(), hint)
     return result
 
 
@@ -100,24 +100,24 @@ def _nr(name: str) -> int:
 
 
 def unshare(flags: int) -> None:
-    _check(libc().unshare(ctypes.c_int(flags)), "unshare", None)
+    _check(libc().unshare(cabi.c_int(flags)), "unshare", None)
 
 
 def setns(fd: int, nstype: int, path: str | None = None) -> None:
-    _check(libc().setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns", path)
+    _check(libc().setns(cabi.c_int(fd), cabi.c_int(nstype)), "setns", path)
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
-    result = libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    result = libc().mount(_b(source), _b(target), _b(fstype), cabi.c_ulong(flags), _b(data))
     _check(result, "mount", target)
 
 
 def umount2(target: str, flags: int = 0) -> None:
-    _check(libc().umount2(_b(target), ctypes.c_int(flags)), "umount2", target)
+    _check(libc().umount2(_b(target), cabi.c_int(flags)), "umount2", target)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    result = libc().syscall(ctypes.c_long(_nr("pivot_root")), _b(new_root), _b(put_old))
+    result = libc().syscall(cabi.c_long(_nr("pivot_root")), _b(new_root), _b(put_old))
     _check(result, "pivot_root", new_root)
 
 
@@ -128,25 +128,25 @@ def clone_parent() -> int:
     child of the runtime that waits for it. The raw syscall runs no fork
     handlers: the caller must be single-threaded (it is: a fresh fork child).
     """
-    zero = ctypes.c_void_p(0)
-    result = libc().syscall(ctypes.c_long(_nr("clone")), ctypes.c_ulong(CLONE_PARENT | SIGCHLD), zero, zero, zero,
+    zero = cabi.c_void_p(0)
+    result = libc().syscall(cabi.c_long(_nr("clone")), cabi.c_ulong(CLONE_PARENT | SIGCHLD), zero, zero, zero,
                             zero)
     return _check(result, "clone", None)
 
 
 def sethostname(name: str) -> None:
     data = name.encode()
-    _check(libc().sethostname(data, ctypes.c_size_t(len(data))), "sethostname", name)
+    _check(libc().sethostname(data, cabi.c_size_t(len(data))), "sethostname", name)
 
 
 def setdomainname(name: str) -> None:
     data = name.encode()
-    _check(libc().setdomainname(data, ctypes.c_size_t(len(data))), "setdomainname", name)
+    _check(libc().setdomainname(data, cabi.c_size_t(len(data))), "setdomainname", name)
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    args = (ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5))
-    return _check(libc().prctl(ctypes.c_int(option), *args), "prctl", None)
+    args = (cabi.c_ulong(a) for a in (arg2, arg3, arg4, arg5))
+    return _check(libc().prctl(cabi.c_int(option), *args), "prctl", None)
 
 
 def set_dumpable(value: bool) -> None:
