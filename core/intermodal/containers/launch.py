@@ -28,6 +28,10 @@ CORE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__
 # start (no .pyc), which costs time and leaves ~1 MB more heap in each monitor.
 MONITOR = (f"import sys; sys.path.insert(0, {str(CORE)!r}); "
            "from intermodal.containers.monitor import main; main(sys.argv[1:])")
+# How long `go` waits for the monitor's report of the start. Our runtime bounds each set-up step by
+# runtime.launch.SETUP_TIMEOUT (300 s) and the start by container.START_TIMEOUT (30 s); past this
+# something is stuck (in the kernel, or another runtime that never returns).
+READY_TIMEOUT = 360.0
 
 
 class Attach:
@@ -81,6 +85,8 @@ class PendingMonitor:
         argv = [_python(), "-I", "-S", "-c", MONITOR, "-"]
         for key, fd in theirs.items():
             argv += [f"--{key}", str(fd)]
+        if self.cid is not None:
+            argv += ["--id", self.cid]
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
             for fd in theirs.values():
@@ -103,8 +109,16 @@ class PendingMonitor:
             pass  # it died; the ready pipe tells
         self._close([self.go_w])
         _reap(self.pid)  # the monitor's short-lived first half (the monitor proper is its child)
-        info = _read_ready(self.ready_r)
-        self._close([self.ready_r])
+        try:
+            info = _read_ready(self.ready_r, READY_TIMEOUT)
+        except TimeoutError:
+            self._abandon()
+            raise RuntimeFailure(f"the container monitor did not report the start within {READY_TIMEOUT:.0f}s; "
+                                 "it was stopped with the processes it had started. See "
+                                 f"{directory / 'monitor.err'} and the kernel log (dmesg), remove the container "
+                                 "(`imod rm -f`) and try again") from None
+        finally:
+            self._close([self.ready_r])
         handles = Attach(*self.mine) if self.mine else None
         if info is None:
             self._close(self.mine)
@@ -120,6 +134,15 @@ class PendingMonitor:
         self.used = True
         self._close([self.go_w, self.ready_r, *self.mine])
         _reap(self.pid)
+
+    def _abandon(self) -> None:
+        """SIGKILL the monitor, its launcher and what they started in their process group (the first
+        half led a new session; only the container's own processes leave it, with setsid)."""
+        self._close(self.mine)
+        try:
+            os.killpg(self.pid, _signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # all gone already
 
     @staticmethod
     def _close(fds: list[int]) -> None:
@@ -151,7 +174,7 @@ def prespawn(words: list[str]) -> None:
             interactive = interactive or "i" in word[1:]
     stdin = not detach and interactive  # a detached container's input is not ours (as `run` decides)
     try:
-        _early = (not detach, stdin, PendingMonitor(attach=not detach, stdin=0 if stdin else None))
+        _early = (not detach, stdin, PendingMonitor(attach=not detach, stdin=0 if stdin else None, stage=True))
     except RuntimeFailure:
         _early = None  # said again when the start makes its own
 
@@ -176,9 +199,18 @@ def _reap(pid: int) -> None:
         pass  # reaped already (a second cancel)
 
 
-def _read_ready(fd: int) -> dict[str, Any] | None:
+def _read_ready(fd: int, timeout: float) -> dict[str, Any] | None:
+    """The monitor's report (one JSON line, then EOF), None if it closed the pipe without one;
+    TimeoutError if the pipe is still open *timeout* seconds from now."""
+    import select
+    import time
+
     data = b""
+    deadline = time.monotonic() + timeout
     while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError
         chunk = os.read(fd, 65536)
         if not chunk:
             break

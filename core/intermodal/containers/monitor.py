@@ -1,8 +1,8 @@
 """The per-container monitor: the small process that outlives `imod`.
 
 Run as ``python -I -S -c "...; main(sys.argv[1:])" CONTAINER_DIR [--ready FD]
-[--stdin FD] [--stdout FD] [--stderr FD] [--status FD]`` by `imod start`/`run`
-(launch.py). It
+[--stdin FD] [--stdout FD] [--stderr FD] [--status FD] [--id ID]`` by `imod start`/`run`
+(launch.py; ``--id``: the id `imod run` chose for the container it is about to create). It
 
 - forks once more (the parent, started in a new session by `imod`, exits at
   once), so it is no session leader and `imod` is not its parent;
@@ -56,7 +56,8 @@ DRAIN_SECONDS = 2.0  # after the exit, bounded wait for output still in the pipe
 
 
 def main(argv):
-    fds = parse_fds(argv[1:])
+    args, cid = split_id(argv[1:])
+    fds = parse_fds(args)
     close_others(fds.values())
     if os.fork():
         os._exit(0)  # the first half, which `imod` reaps: we are then neither its child nor a session leader
@@ -64,7 +65,7 @@ def main(argv):
     # Forked now, so that it imports our runtime while `imod` still creates the container.
     from intermodal.containers.monitor_launcher import Launcher
 
-    launcher = Launcher(fds.get("stdin"))
+    launcher = Launcher(fds.get("stdin"), cid)
     # Imported while `imod` still creates the container, not after.
     from intermodal.containers import restart
     from intermodal.containers.logs import LogWriter
@@ -88,6 +89,17 @@ def main(argv):
     monitor = Monitor(cdir, cfg, fds, log, wake_r, restart)
     monitor.launcher = launcher
     monitor.run()
+
+
+def split_id(args):
+    """(*args* without ``--id ID``, ID or None): a new container's id (64 hex digits, as the engine makes them),
+    for the launcher to stage the container's first stage in its cgroups."""
+    if "--id" not in args:
+        return args, None
+    at = args.index("--id")
+    cid = args[at + 1] if at + 1 < len(args) else ""
+    rest = args[:at] + args[at + 2:]
+    return rest, (cid if len(cid) == 64 and all(c in "0123456789abcdef" for c in cid) else None)
 
 
 class Monitor:

@@ -3,7 +3,10 @@
 The monitor forks it before `imod` sends the go, so the runtime's import
 (~40 ms) overlaps `imod`'s work on the container; it then creates and
 starts the container with `intermodal.runtime` (no runtime command, no new
-interpreter) and exits. The runtime's modules (~6 MB) so never live in the
+interpreter) and exits. For a new container whose id `imod` chose ahead, it
+also stages the container's first stage in the container's cgroups meanwhile
+(runtime/staging.py: the cgroup v1 migration's wait, ~11 ms, leaves the
+start's critical path). The runtime's modules (~6 MB) so never live in the
 monitor, whose memory is paid per running container. The container's init
 is the launcher's child (the runtime clones it with CLONE_PARENT); once the
 launcher exits it is re-parented to the monitor, a child subreaper, which
@@ -20,7 +23,8 @@ from intermodal.containers.monitor_sys import dumps, loads
 class Launcher:
     """A forked child waiting for its orders; its stdout/stderr pipes become the container's."""
 
-    def __init__(self, stdin):
+    def __init__(self, stdin, cid=None):
+        """*cid*: the id of the container to be created, to stage its first stage for (None: none)."""
         self.stdin = stdin
         self.out_r, self.out_w = os.pipe2(os.O_CLOEXEC)
         self.err_r, self.err_w = os.pipe2(os.O_CLOEXEC)
@@ -31,7 +35,7 @@ class Launcher:
             try:
                 for fd in (self.orders_w, self.result_r, self.out_r, self.err_r):
                     os.close(fd)
-                _child(orders_r, result_w, stdin, self.out_w, self.err_w)
+                _child(orders_r, result_w, stdin, self.out_w, self.err_w, cid)
             finally:
                 os._exit(0)
         os.close(orders_r)
@@ -88,16 +92,38 @@ def in_child(verb, root, cid, *args):
     _wait(pid)
 
 
-def _child(orders_r, result_w, stdin, out_w, err_w):
-    from intermodal.runtime import cgroups, container, launch, validate  # noqa: F401  (now, while imod works)
+def _child(orders_r, result_w, stdin, out_w, err_w, cid):
+    staged = _stage(cid)
+    try:
+        from intermodal.runtime import cgroups, container, launch, validate  # noqa: F401  (now, while imod works)
 
-    _preload()
-    data = _read_all(orders_r)
-    if not data.strip():
-        return  # cancelled
-    orders = loads(data.decode())
-    result = _create_and_start(orders, stdin, out_w, err_w)
-    os.write(result_w, dumps(result).encode())
+        _preload()
+        data = _read_all(orders_r)
+        if not data.strip():
+            return  # cancelled
+        orders = loads(data.decode())
+        result = _create_and_start(orders, stdin, out_w, err_w, staged)
+        os.write(result_w, dumps(result).encode())
+    finally:
+        if staged is not None:
+            staged.discard()  # unless the create took it: cancelled, another runtime, a failed create
+
+
+def _stage(cid):
+    """The container's first stage, forked now and moving itself into the container's cgroups
+    while we import the rest of the runtime and `imod` creates the container; None without an id.
+
+    Forked once what it needs is loaded (runtime.init, ~half of our imports), so that the cgroup
+    migration overlaps the other half; a failure is left for the create to report.
+    """
+    if cid is None:
+        return None
+    try:
+        from intermodal.runtime.staging import Staged
+
+        return Staged(f"/intermodal/{cid}", cid)  # the cgroupsPath containers/create.py gives every container
+    except Exception:  # no cgroups here, fork failed: the create says it, with its context
+        return None
 
 
 def _preload():
@@ -121,7 +147,7 @@ def _preload():
         from intermodal.runtime.cgroups import v1  # noqa: F401
 
 
-def _create_and_start(orders, stdin, out_w, err_w):
+def _create_and_start(orders, stdin, out_w, err_w, staged):
     from intermodal.runtime.container import Runtime
 
     try:
@@ -130,7 +156,7 @@ def _create_and_start(orders, stdin, out_w, err_w):
         else:
             stdio = (stdin if stdin is not None else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), out_w, err_w)
         ctr = Runtime(orders["root"]).create(orders["id"], orders["bundle"], stdio=stdio,
-                                             console_socket=orders.get("console_socket"))
+                                             console_socket=orders.get("console_socket"), staged=staged)
         try:
             ctr.start()
         except BaseException:

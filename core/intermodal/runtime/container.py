@@ -25,6 +25,7 @@ from intermodal.runtime.state import FIFO, Record, Status, Store, state_json
 TYPE_CHECKING = False  # not `typing` (~3 ms): the monitor's launcher imports this for every start
 if TYPE_CHECKING:
     from intermodal.runtime.spec import Process
+    from intermodal.runtime.staging import Staged
 
 # Only `create` and `exec` import the spec parser and the launcher (launch.py); `state`, `start`,
 # `kill` and `delete` are called once per container by podman/conmon and stay cheap to start.
@@ -77,10 +78,12 @@ class Runtime:
 
     def create(self, container_id: str, bundle: str | os.PathLike, *, config: str | None = None,
                pid_file: str | None = None, console_socket: str | None = None, preserve_fds: int = 0,
-               stdio: tuple[int, int, int] | None = None) -> Container:
+               stdio: tuple[int, int, int] | None = None, staged: Staged | None = None) -> Container:
         """Set the container up and leave its process blocked until :meth:`Container.start`.
 
-        The container's stdin/stdout/stderr are ours, or the three fds of *stdio*.
+        The container's stdin/stdout/stderr are ours, or the three fds of *stdio*. *staged*: a stage 1
+        the caller staged ahead in the container's cgroups (staging.Staged, the monitor's launcher):
+        taken if it fits, else discarded; the caller discards it in any case once the create is done.
         """
         from intermodal.runtime import spec as spec_mod
 
@@ -100,7 +103,7 @@ class Runtime:
             from intermodal.runtime.launch import Creation
 
             creation = Creation(self.store, self.systemd_cgroup, container_id, bundle, spec, directory, config)
-            pid = creation.run(console_socket, preserve_fds, stdio)
+            pid = creation.run(console_socket, preserve_fds, stdio, staged)
         except BaseException:
             remove_tree(directory)
             raise

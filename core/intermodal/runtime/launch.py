@@ -2,7 +2,8 @@
 
 Forks the init's first stage (init.py), puts it in the cgroups, writes the
 id maps of a new user namespace, runs the runtime-namespace hooks and waits
-for "created"; kills and reaps everything it started if any step fails.
+for "created"; kills and reaps everything it started if any step fails. A
+create may instead take a stage 1 staged ahead in its cgroups (staging.py).
 Imported only by `create` and `exec`, so `state`, `start`, `kill` and
 `delete` do not pay for it.
 """
@@ -19,6 +20,10 @@ from intermodal.runtime import console, hooks, init, namespaces, state
 from intermodal.runtime import syscalls as S
 from intermodal.runtime.spec import Spec
 from intermodal.runtime.state import FIFO, Record, Status, state_json
+
+TYPE_CHECKING = False  # not `typing`: the monitor's launcher imports this for every start
+if TYPE_CHECKING:
+    from intermodal.runtime.staging import Staged
 
 # How long a set-up step of the child may take before we give up on it (bounded waits).
 SETUP_TIMEOUT = 300.0
@@ -55,7 +60,8 @@ class Creation:
         self.created = _now_rfc3339()
         self.manager = None
 
-    def run(self, console_socket: str | None, preserve_fds: int, stdio: tuple[int, int, int] | None) -> int:
+    def run(self, console_socket: str | None, preserve_fds: int, stdio: tuple[int, int, int] | None,
+            staged: Staged | None = None) -> int:
         from intermodal.runtime import cgroups
 
         fifo = self.directory / FIFO
@@ -72,13 +78,15 @@ class Creation:
             ctx.stdio = stdio
             ctx.cgroup_paths = self.manager.paths()
             pid = launch(ctx, self.manager, self._resources(), self.spec, self._hooks,
-                         seccomp_cache=str(self.store.root / SECCOMP_CACHE))
+                         seccomp_cache=str(self.store.root / SECCOMP_CACHE), staged=staged)
             try:
                 self.store.save(self._record(pid))
             except BaseException:
                 _kill_and_reap(pid)
                 raise
         except BaseException:
+            if staged is not None:
+                staged.discard()  # first: while it is in them, the cgroups cannot be removed
             if self.manager is not None:
                 _destroy_cgroups(self.manager)
             raise
@@ -167,10 +175,11 @@ class _ParentChannel:
 
 
 def launch(ctx: init.Context, manager, resources: dict | None, spec: Spec,
-           on_hooks=None, seccomp_cache: str | None = None) -> int:
+           on_hooks=None, seccomp_cache: str | None = None, staged: Staged | None = None) -> int:
     """Fork stage 1, drive it and stage 2 through set-up; return the container process's pid.
 
     *seccomp_cache*: a root-only directory where compiled seccomp programs are kept (seccomp.prepare).
+    *staged*: a stage 1 staged ahead (staging.py), taken if it fits, else discarded.
     """
     _preload(spec)
     if spec.linux.seccomp is not None:
@@ -178,6 +187,38 @@ def launch(ctx: init.Context, manager, resources: dict | None, spec: Spec,
 
         # Compiled here, before fork, and cached: the child only loads it (off the start's critical path).
         ctx.seccomp = seccomp.prepare(spec.linux.seccomp, seccomp_cache)
+    handed = _take_staged(staged, ctx, manager)
+    stage1, parent_fd = handed or _fork_stage1(ctx)
+    ch = _ParentChannel(parent_fd)
+    pid = 0
+    try:
+        pid = _drive(ch, ctx, stage1, manager, resources, on_hooks, applied=handed is not None)
+        return pid
+    except BaseException as exc:
+        for victim in (pid, stage1):
+            if victim:
+                _kill_and_reap(victim)
+        try:
+            ch.send(b"error " + str(exc).encode()[:1000])
+        except OSError:
+            pass
+        raise
+    finally:
+        os.close(parent_fd)
+
+
+def _take_staged(staged: Staged | None, ctx: init.Context, manager) -> tuple[int, int] | None:
+    """(pid, channel) of the staged stage 1 if it fits this create; else None (it is discarded)."""
+    if staged is None or not staged.claim(manager, ctx.preserve_fds):
+        return None
+    try:
+        return staged.hand_over(ctx)
+    except OSError:
+        staged.discard()  # it died after the claim: stage 1 is forked as ever
+        return None
+
+
+def _fork_stage1(ctx: init.Context) -> tuple[int, int]:
     parent_fd, child_fd = init.socketpair()
     ctx.sock = child_fd
     try:
@@ -193,28 +234,15 @@ def launch(ctx: init.Context, manager, resources: dict | None, spec: Spec,
         finally:
             os._exit(1)
     os.close(child_fd)
-    ch = _ParentChannel(parent_fd)
-    pid = 0
-    try:
-        pid = _drive(ch, ctx, stage1, manager, resources, on_hooks)
-        return pid
-    except BaseException as exc:
-        for victim in (pid, stage1):
-            if victim:
-                _kill_and_reap(victim)
-        try:
-            ch.send(b"error " + str(exc).encode()[:1000])
-        except OSError:
-            pass
-        raise
-    finally:
-        os.close(parent_fd)
+    return stage1, parent_fd
 
 
 def _drive(ch: _ParentChannel, ctx: init.Context, stage1: int, manager, resources: dict | None,
-           on_hooks) -> int:
+           on_hooks, applied: bool = False) -> int:
+    """*applied*: stage 1 is in the cgroups already (staged): only the resources are set."""
     if manager is not None:
-        manager.apply(stage1)
+        if not applied:
+            manager.apply(stage1)
         if resources is not None:
             manager.set(resources)
     ch.send(b"go")

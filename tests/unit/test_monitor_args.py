@@ -1,0 +1,52 @@
+"""The monitor's arguments and the ready pipe's deadline (pure logic, real pipes)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from intermodal.containers.launch import _read_ready
+from intermodal.containers.monitor import split_id
+
+ID = "0123456789abcdef" * 4
+
+
+def test_the_id_is_taken_out_of_the_descriptor_arguments():
+    assert split_id(["--ready", "4", "--id", ID, "--go", "5"]) == (["--ready", "4", "--go", "5"], ID)
+    assert split_id(["--ready", "4"]) == (["--ready", "4"], None)
+
+
+@pytest.mark.parametrize("bad", ["../../etc", ID.upper(), ID[:-1], ID + "0", "", "a/" + ID[2:]])
+def test_an_id_that_is_no_engine_id_stages_nothing(bad):
+    assert split_id(["--id", bad, "--go", "5"]) == (["--go", "5"], None)
+
+
+def test_the_ready_report_is_read_to_its_end():
+    r, w = os.pipe()
+    os.write(w, b'{"ok": true, "pid": 7}\n')
+    os.close(w)
+    try:
+        assert _read_ready(r, 5.0) == {"ok": True, "pid": 7}
+    finally:
+        os.close(r)
+
+
+def test_a_closed_pipe_without_report_is_none():
+    r, w = os.pipe()
+    os.close(w)
+    try:
+        assert _read_ready(r, 5.0) is None
+    finally:
+        os.close(r)
+
+
+def test_a_pipe_still_open_at_the_deadline_times_out():
+    r, w = os.pipe()
+    os.write(w, b'{"ok": true')  # a part, and the writer never closes
+    try:
+        with pytest.raises(TimeoutError):
+            _read_ready(r, 0.05)
+    finally:
+        os.close(r)
+        os.close(w)
