@@ -10,6 +10,11 @@ reference cycle) is handed to `json` itself, which then raises its own error.
 
 from __future__ import annotations
 
+try:
+    import _json  # at import, not at the first use: that is on the start's critical path (after the orders)
+except ImportError:  # not CPython: json itself
+    _json = None
+
 TYPE_CHECKING = False  # not `typing` (~3 ms): the monitor's launcher imports this for every start
 if TYPE_CHECKING:
     from typing import Any
@@ -33,16 +38,16 @@ def loads(data: str | bytes | bytearray) -> Any:
     """`json.loads(data)`."""
     text = _text(data)
     if text is None:
-        return _json().loads(data)
+        return _json_module().loads(data)
+    if _json is None:
+        return _json_module().loads(data)
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        from _json import make_scanner
-
-        value, end = make_scanner(_Context())(text, start)
-    except (ImportError, StopIteration):
-        return _json().loads(data)  # no C scanner, or nothing to read: json says why
+        value, end = _json.make_scanner(_Context())(text, start)
+    except StopIteration:
+        return _json_module().loads(data)  # nothing to read: json says why
     if end != len(text.rstrip(_WHITESPACE)):
-        return _json().loads(data)  # extra data after the document: json says where
+        return _json_module().loads(data)  # extra data after the document: json says where
     return value
 
 
@@ -66,17 +71,14 @@ def dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False) -> 
         out: list[str] = []
         if _indented(value, indent, sort_keys, 0, set(), out):
             return "".join(out)
-        return _json().dumps(value, indent=indent, sort_keys=sort_keys)
+        return _json_module().dumps(value, indent=indent, sort_keys=sort_keys)
+    if _json is None:
+        return _json_module().dumps(value, sort_keys=sort_keys)
     if isinstance(value, str):
-        from _json import encode_basestring_ascii
-
-        return encode_basestring_ascii(value)
-    try:
-        from _json import encode_basestring_ascii, make_encoder
-    except ImportError:
-        return _json().dumps(value, sort_keys=sort_keys)
+        return _json.encode_basestring_ascii(value)
     # The arguments json.JSONEncoder.iterencode passes for dumps' defaults.
-    encode = make_encoder({}, _not_serializable, encode_basestring_ascii, None, ": ", ", ", sort_keys, False, True)
+    encode = _json.make_encoder({}, _not_serializable, _json.encode_basestring_ascii, None, ": ", ", ", sort_keys,
+                                False, True)
     return "".join(encode(value, 0))
 
 
@@ -120,7 +122,7 @@ def _indented(value: Any, indent: int, sort_keys: bool, level: int, seen: set[in
     return True
 
 
-def _json():
+def _json_module():
     import json
 
     return json
