@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -141,3 +144,53 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return data[data.rindex(b")") + 2:].split()[0] != b"Z"
+
+
+def _marked(marker: bytes) -> dict[int, list[bytes]]:
+    """Processes whose environment holds *marker* (imod's children inherit it): pid -> argv."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if marker in Path(f"/proc/{entry}/environ").read_bytes():
+                    found[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+    return found
+
+
+def test_a_wrong_guess_of_detach_cancels_the_staged_monitor_without_leftovers(engine_root, busybox_image):
+    """`--name X -d`: the words before the image end at X, so `imod` guessed an attached run and staged for it."""
+    mark = os.urandom(8).hex()
+    marker = f"IMOD_TEST_MARK={mark}".encode()
+    exe = str(Path(sys.executable).parent / "imod")
+    ids: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:  # the prespawned monitor's --id, while it lives
+        while not done.is_set():
+            for argv in _marked(marker).values():
+                if b"--id" in argv:
+                    ids.add(argv[argv.index(b"--id") + 1].decode())
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        proc = subprocess.run([exe, "--root", str(engine_root), "run", "--name", "guess", "-d", busybox_image,
+                               "sleep", "1000"], capture_output=True, env={**os.environ, "IMOD_TEST_MARK": mark},
+                              timeout=60)
+    finally:
+        done.set()
+        watcher.join()
+    assert proc.returncode == 0, proc.stderr
+    cid = proc.stdout.decode().strip()
+    cancelled = ids - {cid}
+    assert cancelled, f"the prespawned monitor was not seen ({ids})"
+    survivors = {pid for pid, argv in _marked(marker).items() if b"--id" in argv}
+    _until(lambda: not ({pid for pid, argv in _marked(marker).items() if b"--id" in argv} & survivors),
+           "the cancelled monitor's processes")
+    _until(lambda: not any(_staged_cgroups(i) for i in cancelled), "the cancelled monitor's staged cgroups")
+    inspect = subprocess.run([exe, "--root", str(engine_root), "inspect", cid], capture_output=True, check=True)
+    lines = _cgroup_lines(json.loads(inspect.stdout)[0]["State"]["Pid"])
+    assert all(path == f"/intermodal/{cid}" for _, path in lines)
