@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import intermodal
-from intermodal.cli import main as cli_main
+from intermodal.cli import base as cli_base
 
 # What `imod run` imports of cli/, containers/ and the engine's small modules (not the monitor's).
 RUN_PATH = ["cli/main.py", "cli/base.py", "cli/containers.py", "containers/spec.py", "containers/restart.py",
@@ -47,7 +47,7 @@ def test_run_path_modules_import_nothing_heavy(name: str) -> None:
 def test_the_parser_checks_metavars_and_helps_as_argparse() -> None:
     import argparse
 
-    ours, theirs = cli_main._Parser(prog="imod x"), argparse.ArgumentParser(prog="imod x")
+    ours, theirs = cli_base.Parser(prog="imod x"), argparse.ArgumentParser(prog="imod x")
     for parser in (ours, theirs):
         parser.add_argument("names", nargs="+", metavar="NAME")
         parser.add_argument("--pair", nargs=2, metavar=("A", "B"), help="two values")

@@ -6,7 +6,6 @@ the one module that holds the command being run.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
@@ -114,30 +113,6 @@ GROUP_HELP["network"] = "Manage networks"
 GLOBAL_WITH_VALUE = {"--root", "--run-root", "--log-level"}
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse's parser without one cost: each ``add_argument`` makes a HelpFormatter, which asks for the
-    terminal's size (importing shutil), only to check a metavar tuple against nargs; for `run`'s ~60
-    arguments that is ~4 ms. The check uses one formatter of a fixed width instead (it does not depend
-    on the width); help and usage are formatted as before."""
-
-    _adding = False
-    _check_formatter: argparse.HelpFormatter | None = None
-
-    def add_argument(self, *args, **kwargs):
-        self._adding = True
-        try:
-            return super().add_argument(*args, **kwargs)
-        finally:
-            self._adding = False
-
-    def _get_formatter(self) -> argparse.HelpFormatter:
-        if not self._adding:
-            return super()._get_formatter()
-        if self._check_formatter is None:
-            self._check_formatter = self.formatter_class(prog=self.prog, width=80)
-        return self._check_formatter
-
-
 def main(argv: list[str] | None = None) -> int:
     """`imod ARG...`; *argv* None means this process is `imod` itself (sys.argv): it then ends at once when
     the command returns (see `_exit_now`), while a caller that passes *argv* gets the exit code back."""
@@ -156,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         from intermodal.containers.launch import prespawn
 
         prespawn(rest)
-    from intermodal.cli.base import Context
+    from intermodal.cli.base import Context, Parser  # argparse only now: the monitor starts ~7 ms sooner
 
     ctx = Context(root=ctx_args.get("--root"), run_root=ctx_args.get("--run-root"), debug="--debug" in ctx_args)
     module_name, attribute = target.split(":")
     cmd = getattr(importlib.import_module(f"intermodal.cli.{module_name}"), attribute)
-    parser = _Parser(prog="imod " + " ".join(words), description=cmd.help)
+    parser = Parser(prog="imod " + " ".join(words), description=cmd.help)
     cmd.configure(parser)
     args = parser.parse_args(rest)
     code = _run(cmd, ctx, args)
