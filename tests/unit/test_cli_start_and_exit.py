@@ -16,6 +16,7 @@ import pytest
 
 import intermodal
 from intermodal.cli import base as cli_base
+from intermodal.cli import main as cli_main
 
 # What `imod run` imports of cli/, containers/ and the engine's small modules (not the monitor's).
 RUN_PATH = ["cli/main.py", "cli/base.py", "cli/containers.py", "containers/spec.py", "containers/restart.py",
@@ -112,3 +113,15 @@ def test_a_closed_stdout_fails_as_without_the_fast_exit() -> None:
         os.close(write)
     assert proc.returncode == 120
     assert b"BrokenPipeError" in proc.stderr
+
+
+def test_the_imod_process_collects_garbage_less_often_a_caller_of_main_as_before(capsys) -> None:
+    import gc
+
+    proc = _imod("import atexit, gc\natexit.register(lambda: print('threshold', gc.get_threshold()[0]))", "version")
+    assert proc.returncode == 0
+    assert b"threshold 20000" in proc.stdout
+    before = gc.get_threshold()
+    assert cli_main.main(["version"]) == 0  # returns: only `imod` itself ends at once
+    assert gc.get_threshold() == before
+    assert capsys.readouterr().out.startswith("intermodal version ")

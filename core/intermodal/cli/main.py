@@ -6,6 +6,7 @@ the one module that holds the command being run.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -117,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     """`imod ARG...`; *argv* None means this process is `imod` itself (sys.argv): it then ends at once when
     the command returns (see `_exit_now`), while a caller that passes *argv* gets the exit code back."""
     as_command = argv is None
+    if as_command:
+        # imod is short-lived, and what it allocates mostly lives to its end (modules, classes): at the
+        # default pace (a collection every 700 allocations) the collector scans it ~20 times in an
+        # `imod run`, ~3 ms. Collections stay, rarer, for long commands (`logs -f`, an attached run).
+        gc.set_threshold(20_000, 10, 10)
     argv = list(sys.argv[1:] if argv is None else argv)
     ctx_args, rest = _split_global(argv)
     if not rest or rest[0] in ("-h", "--help", "help"):
