@@ -65,6 +65,13 @@ options:
         status) and a non-zero exit fails the task.'
     type: bool
     default: true
+  device_cgroup_rules:
+    description:
+      - 'Device cgroup allow rules, as docker run --device-cgroup-rule: "TYPE MAJOR:MINOR PERMISSIONS", e.g. "c 1:3
+        rwm" or "b 8:* r" (type a, b or c; * for any number; permissions some of r, w, m), for devices the container
+        makes itself or that appear later. Ignored with privileged (which allows every device). Compared as a set.'
+    type: list
+    elements: str
   devices:
     description:
       - 'Host devices: /dev/x, /dev/x:/dev/y or /dev/x:/dev/y:rwm (container path and permissions default to the
@@ -379,6 +386,7 @@ ARGUMENT_SPEC = {
     "comparisons": {"type": "dict"},
     "cpus": {"type": "float"},
     "detach": {"default": True, "type": "bool"},
+    "device_cgroup_rules": {"elements": "str", "type": "list"},
     "devices": {"elements": "str", "type": "list"},
     "dns_opts": {"elements": "str", "type": "list"},
     "dns_search_domains": {"elements": "str", "type": "list"},

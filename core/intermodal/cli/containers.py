@@ -58,6 +58,8 @@ def _configure_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("--privileged", action="store_true", help="all capabilities and every host device")
     p.add_argument("--device", action="append", default=[], help="HOST-PATH[:CONTAINER-PATH][:PERMISSIONS] "
                    "(permissions of r, w, m; default rwm)")
+    p.add_argument("--device-cgroup-rule", action="append", default=[], help="'TYPE MAJOR:MINOR PERMISSIONS' "
+                   "allowed in the device cgroup, e.g. 'c 1:3 rwm' or 'b 8:* r' (* for any number)")
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--cap-drop", action="append", default=[])
     p.add_argument("-m", "--memory")
@@ -104,8 +106,8 @@ def _spec(args: argparse.Namespace):
         "stop_timeout": args.stop_timeout, "auto_remove": args.rm, "interactive": args.interactive,
         "tty": args.tty, "read_only": args.read_only, "privileged": args.privileged, "cap_add": args.cap_add,
         "devices": args.device, "cap_drop": args.cap_drop, "memory": args.memory, "cpus": args.cpus,
-        "pids_limit": args.pids_limit, "dns": args.dns, "dns_search": args.dns_search,
-        "dns_options": args.dns_option, "extra_hosts": args.add_host,
+        "device_cgroup_rules": args.device_cgroup_rule, "pids_limit": args.pids_limit, "dns": args.dns,
+        "dns_search": args.dns_search, "dns_options": args.dns_option, "extra_hosts": args.add_host,
         "log_max_size": log_opts.get("max-size"), "log_max_file": log_opts.get("max-file"), "init": args.init,
     }
     if args.entrypoint is not None:

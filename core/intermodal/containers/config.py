@@ -370,6 +370,10 @@ def resources(spec: ContainerSpec) -> dict[str, Any]:
         from intermodal.containers.devices import oci_devices
 
         res["devices"] += oci_devices(spec.devices, False)[1]
+    if spec.device_cgroup_rules and not spec.privileged:  # as moby: after --device's; privileged allows all
+        from intermodal.containers.devices import cgroup_rules
+
+        res["devices"] += cgroup_rules(spec.device_cgroup_rules)
     if spec.memory is not None:
         if spec.memory < 6 * 1024 * 1024:
             raise InvalidArgument(f"memory limit {spec.memory} bytes is too low: the minimum is 6m")

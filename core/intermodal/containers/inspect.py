@@ -65,6 +65,7 @@ def inspect_container(c: Container, directory: Path) -> dict[str, Any]:
             "PidsLimit": spec.pids_limit,
             "Devices": [dict(zip(("PathOnHost", "PathInContainer", "CgroupPermissions"), d.rsplit(":", 2),
                                  strict=True)) for d in spec.devices] or None,
+            "DeviceCgroupRules": list(spec.device_cgroup_rules) or None,
             "LogConfig": {"Type": "json-file", "Config": _log_config(spec)},
             "Tmpfs": {m.target: ",".join(m.options) for m in spec.mounts if m.type == "tmpfs"} or None,
             "Dns": list(spec.dns),

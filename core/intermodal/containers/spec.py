@@ -121,6 +121,7 @@ class ContainerSpec(Frozen):
     healthcheck: Healthcheck | None = None  # None: the image's
     init: bool = False  # a small init as pid 1 that reaps zombies and passes signals on
     devices: tuple[str, ...] = ()  # `--device`, each "HOST:CONTAINER:PERMS" (devices.parse_device)
+    device_cgroup_rules: tuple[str, ...] = ()  # `--device-cgroup-rule`, each "TYPE MAJOR:MINOR PERMS"
     publish_all: bool = False  # -P: every EXPOSEd port (the image's and `expose`) on an ephemeral host port
     expose: tuple[str, ...] = ()  # --expose PORT[/PROTO]: exposed without publishing (unless -P)
     extra_networks: tuple[NetworkAttachment, ...] = ()  # 2nd and later --network (`network` is the first)
@@ -233,8 +234,8 @@ class ContainerSpec(Frozen):
         for key in ("command", "entrypoint"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
-        for key in ("cap_add", "cap_drop", "ports", "network_aliases", "expose", "devices", "dns", "dns_search",
-                    "dns_options", "extra_hosts"):
+        for key in ("cap_add", "cap_drop", "ports", "network_aliases", "expose", "devices", "device_cgroup_rules",
+                    "dns", "dns_search", "dns_options", "extra_hosts"):
             data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
@@ -488,6 +489,13 @@ def _devices(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(parse_device(str(d)) for d in ([value] if isinstance(value, str) else value))
 
 
+def parse_cgroup_rules(value: str | Iterable[str]) -> tuple[str, ...]:
+    """--device-cgroup-rule items normalised ("c 01:3 wr" -> "c 1:3 rw"), each once, in the order given."""
+    from intermodal.containers.devices import parse_cgroup_rule
+
+    return tuple(dict.fromkeys(parse_cgroup_rule(str(r)) for r in ([value] if isinstance(value, str) else value)))
+
+
 def _caps(value: Iterable[str]) -> tuple[str, ...]:
     out = []
     for cap in value:
@@ -584,6 +592,7 @@ _NORMALISE = {
     "log_max_file": int,
     "healthcheck": parse_healthcheck,
     "devices": _devices,
+    "device_cgroup_rules": parse_cgroup_rules,
     "ports": lambda v: tuple(str(p) for p in ([v] if isinstance(v, str) else v)),
     "network_aliases": lambda v: tuple(str(a) for a in ([v] if isinstance(v, str) else v)),
     "expose": lambda v: tuple(str(p) for p in ([v] if isinstance(v, str) else v)),

@@ -131,7 +131,8 @@ def declare(options: Mapping[str, Any]) -> Declared:
              "stop_signal": "stop_signal", "stop_timeout": "stop_timeout", "auto_remove": "auto_remove",
              "interactive": "interactive", "tty": "tty", "read_only": "read_only", "privileged": "privileged",
              "capabilities": "cap_add", "cap_drop": "cap_drop", "memory": "memory", "cpus": "cpus",
-             "pids_limit": "pids_limit", "init": "init", "devices": "devices", "dns_servers": "dns",
+             "pids_limit": "pids_limit", "init": "init", "devices": "devices",
+             "device_cgroup_rules": "device_cgroup_rules", "dns_servers": "dns",
              "dns_search_domains": "dns_search", "dns_opts": "dns_options", "etc_hosts": "extra_hosts"}
     if "devices" in o and "devices" not in SPEC_FIELDS:
         raise InvalidArgument("devices: this engine cannot give containers host devices yet; leave it out")
@@ -238,6 +239,8 @@ def expected(spec: ContainerSpec, image_config: Mapping[str, Any]) -> dict[str, 
         "expose": frozenset(norm.exposed(getattr(spec, "expose", ()))),
         "publish_all": getattr(spec, "publish_all", False),
         "devices": frozenset(getattr(spec, "devices", ())),  # HOST:CONTAINER:PERMS, defaults filled in
+        # allow rules only (the defaults deny the rest), so their order does not matter
+        "device_cgroup_rules": frozenset(getattr(spec, "device_cgroup_rules", ())),
         # The requests as declared, as sets: a random or ranged host port is the same request every run.
         "ports": norm.ports(getattr(spec, "ports", ())),
         "restart": {"Name": restart.name,

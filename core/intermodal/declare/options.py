@@ -126,6 +126,11 @@ CONTAINER = _t(
     Option("devices", "list", "str", field="devices",
            doc="Host devices: /dev/x, /dev/x:/dev/y or /dev/x:/dev/y:rwm (container path and permissions default "
                "to the host path and rwm)."),
+    Option("device_cgroup_rules", "list", "str", field="device_cgroup_rules",
+           doc='Device cgroup allow rules, as docker run --device-cgroup-rule: "TYPE MAJOR:MINOR PERMISSIONS", e.g. '
+               '"c 1:3 rwm" or "b 8:* r" (type a, b or c; * for any number; permissions some of r, w, m), for '
+               'devices the container makes itself or that appear later. Ignored with privileged (which allows '
+               'every device). Compared as a set.'),
     Option("memory", field="memory", change=UPDATE, doc="Memory limit: bytes or a size such as 512m."),
     Option("cpus", "float", field="cpus", change=UPDATE, doc="CPUs, e.g. 1.5."),
     Option("pids_limit", "int", field="pids_limit", change=UPDATE, doc="Maximum number of processes."),
