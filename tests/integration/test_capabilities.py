@@ -122,14 +122,19 @@ def test_bind_low_port_as_non_root_with_cap():
     assert run_in_child(child) == errno.EACCES
 
 
-def test_ambient_outside_permitted_is_refused():
-    spec = {"bounding": ALL, "effective": [], "permitted": [], "inheritable": [], "ambient": ["CAP_KILL"]}
+def test_ambient_the_kernel_refuses_is_left_out_and_the_rest_raised():
+    """runc's rule (`runc spec` lists ambient caps that are not inheritable): raise what the kernel allows."""
+    spec = {"bounding": ALL, "effective": ["CAP_KILL", "CAP_CHOWN"], "permitted": ["CAP_KILL", "CAP_CHOWN"],
+            "inheritable": ["CAP_CHOWN"], "ambient": ["CAP_KILL", "CAP_CHOWN"]}
 
     def child():
-        caps.apply(spec)
+        return caps.apply(spec), caps.read_status()
 
-    with pytest.raises(AssertionError, match="PR_CAP_AMBIENT_RAISE"):
-        run_in_child(child)
+    refused, status = run_in_child(child)
+    assert refused == ["CAP_KILL"]
+    assert caps.mask_names(status["CapAmb"]) == ["CAP_CHOWN"]
+    assert caps.mask_names(status["CapPrm"]) == ["CAP_CHOWN", "CAP_KILL"]
+    assert caps.warnings(spec) and "CAP_KILL (not in inheritable)" in caps.warnings(spec)[0]
 
 
 # -- in a real container, through the runtime --------------------------------------------

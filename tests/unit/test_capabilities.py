@@ -51,3 +51,22 @@ def test_none_changes_nothing():
 
 def test_read_status_has_the_five_sets():
     assert set(caps.read_status()) == {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}
+
+
+def test_warnings_name_what_the_kernel_will_not_grant():
+    assert caps.warnings(None) == [] and caps.warnings({}) == []
+    ok = {k: ["CAP_KILL"] for k in caps.SETS}
+    assert caps.warnings(ok, limit=40) == []
+    # `runc spec`'s default: ambient without inheritable.
+    runc = {k: ["CAP_AUDIT_WRITE", "CAP_KILL"] for k in ("bounding", "effective", "permitted", "ambient")}
+    [text] = caps.warnings(runc, limit=40)
+    assert text.startswith("process.capabilities.ambient: can't raise CAP_KILL (not in inheritable), "
+                           "CAP_AUDIT_WRITE (not in inheritable)")
+    [text] = caps.warnings({"inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]}, limit=40)
+    assert "CAP_KILL (not in permitted)" in text
+    [text] = caps.warnings({"ambient": ["CAP_KILL"]}, limit=40)
+    assert "CAP_KILL (not in permitted nor inheritable)" in text
+    # Known to us, unknown to an older kernel: left out of every set, said once.
+    new = {k: ["CAP_BPF", "CAP_CHOWN"] for k in caps.SETS}
+    [text] = caps.warnings(new, limit=37)
+    assert "CAP_BPF unknown to the running kernel" in text and "CAP_AUDIT_READ" in text

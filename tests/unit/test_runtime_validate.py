@@ -76,3 +76,14 @@ def test_unsupported_lsm_settings_are_warnings(bundle):
     config["process"]["apparmorProfile"] = "docker-default"
     assert validate(parse(config), bundle) == ["process.apparmorProfile: AppArmor is not supported; "
                                                "the profile is ignored"]
+
+
+def test_ambient_caps_the_kernel_refuses_are_a_warning_not_an_error(bundle):
+    """`runc spec` lists ambient caps without inheritable ones; runc runs it and warns."""
+    config = default_config()
+    caps = config["process"]["capabilities"]
+    caps["ambient"] = ["CAP_KILL"]
+    [warning] = validate(parse(config), bundle)
+    assert warning.startswith("process.capabilities.ambient: can't raise CAP_KILL (not in inheritable)")
+    caps["inheritable"] = ["CAP_KILL"]
+    assert validate(parse(config), bundle) == []

@@ -9,6 +9,10 @@ Called in the container's init child (a forked Python process), in this order:
 3. :func:`apply`: capset(2) effective/permitted/inheritable, then raise the
    ambient set with prctl(PR_CAP_AMBIENT) (needs the cap in permitted and
    inheritable), so a non-root process keeps ambient caps across execve.
+   Raising is best-effort, as in runc: a cap the kernel refuses is left out
+   (``runc spec`` itself lists ambient caps that are not inheritable). The
+   parent predicts those with :func:`warnings` and logs them before the
+   fork, as runc logs "can't raise ambient capability" from its init.
 
 ``caps`` is OCI ``process.capabilities``: ``{"bounding": [...], "effective":
 [...], "permitted": [...], "inheritable": [...], "ambient": [...]}``. ``None``
@@ -70,13 +74,19 @@ def number(name: str) -> int:
                           "(see capabilities(7)): fix process.capabilities in config.json") from None
 
 
+_LAST_CAP: int | None = None
+
+
 def last_cap() -> int:
-    """The highest capability number the running kernel knows."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(_NAMES) - 1
+    """The highest capability number the running kernel knows (read once; forked children inherit it)."""
+    global _LAST_CAP
+    if _LAST_CAP is None:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _LAST_CAP = int(f.read())
+        except (OSError, ValueError):
+            _LAST_CAP = len(_NAMES) - 1
+    return _LAST_CAP
 
 
 def validate(caps: dict | None) -> None:
@@ -90,6 +100,33 @@ def validate(caps: dict | None) -> None:
             if name not in _NUMBERS:
                 raise InvalidSpec(f"process.capabilities.{key}[{i}]: unknown capability {name!r}; "
                                   "fix config.json (names as in capabilities(7), e.g. CAP_NET_RAW)")
+
+
+def warnings(caps: dict | None, limit: int | None = None) -> list[str]:
+    """What the kernel will not grant of *caps* and runc only warns about (pure but for cap_last_cap).
+
+    * names we know but the running kernel does not (above cap_last_cap): left out of every set;
+    * ambient names not in both permitted and inheritable: PR_CAP_AMBIENT_RAISE fails with EPERM
+      (capabilities(7)), so :func:`apply` leaves them out.
+    """
+    if not caps:
+        return []
+    top = last_cap() if limit is None else limit
+    found = []
+    missing = sorted({n for v in caps.values() for n in v or () if n in _NUMBERS and _NUMBERS[n] > top},
+                     key=number)
+    if missing:
+        found.append(f"process.capabilities: {', '.join(missing)} unknown to the running kernel (its last "
+                     f"capability is {_name(top)}); left out of every set: drop them from config.json to silence this")
+    usable = {k: {n for n in caps.get(k) or () if n in _NUMBERS and _NUMBERS[n] <= top} for k in SETS}
+    lacking = sorted(usable["ambient"] - (usable["permitted"] & usable["inheritable"]), key=number)
+    if lacking:
+        where = ", ".join(f"{n} (not in {' nor '.join(k for k in ('permitted', 'inheritable') if n not in usable[k])})"
+                          for n in lacking)
+        found.append(f"process.capabilities.ambient: can't raise {where}: the kernel raises an ambient capability "
+                     "only if it is also permitted and inheritable; the process runs without it (as with runc). "
+                     "Add it to permitted and inheritable to keep it across exec, or drop it from ambient")
+    return found
 
 
 def to_mask(names_: list[str] | None, limit: int | None = None) -> int:
@@ -125,15 +162,17 @@ def keep_caps_for_uid_change() -> None:
         raise KernelError("prctl(PR_SET_KEEPCAPS)", None, cabi.get_errno())
 
 
-def apply(caps: dict | None) -> None:
-    """After setuid/setgid: set effective/permitted/inheritable, then ambient.
+def apply(caps: dict | None) -> list[str]:
+    """After setuid/setgid: set effective/permitted/inheritable, then ambient; the ambient names not raised.
 
-    Clears PR_SET_KEEPCAPS again (the container must not inherit it). A kernel
-    refusal (e.g. an ambient cap not in permitted and inheritable) raises
-    ``KernelError``: failing to start is safer than running with other caps.
+    Clears PR_SET_KEEPCAPS again (the container must not inherit it). A capset
+    refusal raises ``KernelError``: running with other caps than asked is unsafe.
+    An ambient cap the kernel refuses (EPERM: not in permitted and inheritable,
+    or SECBIT_NO_CAP_AMBIENT_RAISE; EINVAL: a kernel without ambient caps) is
+    left out, as runc does: ambient only adds, and :func:`warnings` said so.
     """
     if caps is None:
-        return
+        return []
     validate(caps)
     libc = _libc()
     libc.prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0)
@@ -153,10 +192,8 @@ def apply(caps: dict | None) -> None:
         if err != 22:  # EINVAL: kernel < 4.3 without ambient caps; nothing to clear then
             raise KernelError("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", None, err)
     amb = to_mask(caps.get("ambient"))
-    for n in range(last_cap() + 1):
-        if amb & (1 << n) and libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, n, 0, 0) != 0:
-            raise KernelError(f"prctl(PR_CAP_AMBIENT_RAISE, {_name(n)})", None, cabi.get_errno(),
-                              "an ambient capability must also be in permitted and inheritable; fix config.json")
+    return [_name(n) for n in range(last_cap() + 1)
+            if amb & (1 << n) and libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, n, 0, 0) != 0]
 
 
 def read_status(pid: int | str = "self") -> dict[str, int]:

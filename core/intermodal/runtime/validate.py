@@ -137,6 +137,10 @@ def warnings(spec: Spec) -> list[str]:
         found.append("process.apparmorProfile: AppArmor is not supported; the profile is ignored")
     if spec.process and spec.process.selinux_label:
         found.append("process.selinuxLabel: SELinux is not supported; the label is ignored")
+    if spec.process and spec.process.capabilities:
+        from intermodal.runtime import capabilities  # loaded already where containers start (runtime.init)
+
+        found.extend(capabilities.warnings(spec.process.capabilities))
     return found
 
 
