@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 from intermodal.errors import InvalidArgument
 
 TYPE_CHECKING = False  # not `typing` (~3 ms): the monitor's launcher imports this for every start
 if TYPE_CHECKING:
+    from pathlib import Path  # only here: ~3 ms to import
     from typing import Any
 
 _SAFE_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"  # compiled on first use (and cached) by `re`
@@ -17,7 +16,7 @@ _SAFE_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"  # compiled on first use (and cache
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace *path* with *data* so readers see the old or the new file, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -35,20 +34,25 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
 def _create_temp(path: Path) -> tuple[int, str]:
     """A new ``.<name>.<random>.tmp`` beside *path*, as tempfile.mkstemp makes it (0600, exclusive, no
     symlink followed), without importing tempfile (and random, shutil): ~4 ms of every `imod`."""
+    head, name = os.path.split(os.path.normpath(path))
     for _ in range(100):
-        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}.tmp")
+        tmp = os.path.join(head, f".{name}.{os.urandom(6).hex()}.tmp")
         try:
             return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), tmp
         except FileExistsError:
             continue
-    raise FileExistsError(f"no free temporary name beside {path}; remove the .{path.name}.*.tmp files there")
+    raise FileExistsError(f"no free temporary name beside {path}; remove the .{name}.*.tmp files there")
 
 
 def atomic_write_json(path: Path, value: Any, mode: int = 0o644) -> None:
+    import json  # here: the monitor's launcher imports this module, and not json (re, enum)
+
     atomic_write(path, json.dumps(value, indent=1, sort_keys=True).encode(), mode)
 
 
 def read_json(path: Path, default: Any = None) -> Any:
+    import json
+
     try:
         with open(path, "rb") as f:
             return json.load(f)

@@ -32,10 +32,7 @@ BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 PROBE = ("dd if={0} of=/dev/null bs=1 count=0 2>/dev/null && echo read-ok || echo read-denied; "
          "(: > {0}) 2>/dev/null && echo write-ok || echo write-denied")
 RUNTIMES = [
-    # Until runtime/launch.py stops allowing every linux.devices node rwm (Creation._resources), our runtime
-    # gives a --device all of rwm whatever PERMS say; strict, so the fix there shows up here.
-    pytest.param("imod-runtime", marks=pytest.mark.xfail(
-        strict=True, reason="runtime/launch.py appends an rwm allow rule for every linux.devices node")),
+    pytest.param("imod-runtime"),
     pytest.param("runc", marks=pytest.mark.skipif(not shutil.which("runc"), reason="runc is not installed")),
 ]
 v1_devices = pytest.mark.skipif("devices" not in detect().v1, reason="no cgroup v1 devices hierarchy here")

@@ -9,17 +9,14 @@ the container to its own parent (conmon is a subreaper).
 
 from __future__ import annotations
 
-import contextlib
-import json
+import _signal as signal  # not `signal`: it imports enum (parse_signal imports it, for the CLI)
 import os
 import select
-import signal
 import time
-from pathlib import Path
 
 from intermodal.errors import ContainerNotFound, IntermodalError, RuntimeFailure
 from intermodal.fsutil import atomic_write, remove_tree
-from intermodal.runtime import state
+from intermodal.runtime import cjson, state
 from intermodal.runtime.state import FIFO, Record, Status, Store, state_json
 
 TYPE_CHECKING = False  # not `typing` (~3 ms): the monitor's launcher imports this for every start
@@ -55,9 +52,12 @@ class Runtime:
         except ContainerNotFound:
             if not force:
                 raise
-            with contextlib.suppress(ContainerNotFound), self.store.lock(container_id):
-                if not (self.store.dir(container_id) / state.STATE_FILE).exists():
-                    remove_tree(self.store.dir(container_id))
+            try:
+                with self.store.lock(container_id):
+                    if not os.path.exists(self.store.path(container_id, state.STATE_FILE)):
+                        remove_tree(self.store.path(container_id))
+            except ContainerNotFound:
+                pass
             return
         try:
             ctr.delete(force=force)
@@ -92,13 +92,13 @@ class Runtime:
         from intermodal.runtime import capabilities
         from intermodal.runtime.validate import validate
 
-        for warning in validate(spec, Path(bundle)):
+        for warning in validate(spec, bundle):
             warn(warning)
         capabilities.validate(spec.process.capabilities if spec.process else None)
         if spec.process and spec.process.terminal and not console_socket:
             raise spec_mod.InvalidSpec("process.terminal is true but no --console-socket was given; "
                                        "pass one, or set terminal to false")
-        directory = self.store.make(container_id)
+        directory = self.store.create(container_id)
         try:
             from intermodal.runtime.launch import Creation
 
@@ -108,7 +108,7 @@ class Runtime:
             remove_tree(directory)
             raise
         if pid_file:
-            atomic_write(Path(pid_file), str(pid).encode())
+            atomic_write(pid_file, str(pid).encode())
         return Container(self, container_id)
 
     def run(self, container_id: str, bundle: str | os.PathLike, *, detach: bool = False, **options) -> int:
@@ -134,8 +134,8 @@ class Container:
         self.id = container_id
 
     @property
-    def directory(self) -> Path:
-        return self.runtime.store.dir(self.id)
+    def directory(self) -> str:
+        return self.runtime.store.path(self.id)
 
     def record(self) -> Record:
         return self.runtime.store.load(self.id)
@@ -274,16 +274,16 @@ class Container:
             pid = exec_process(rec, spec, process, self._manager(rec), console_socket=console_socket,
                                preserve_fds=preserve_fds, stdio=stdio)
         if pid_file:
-            atomic_write(Path(pid_file), str(pid).encode())
+            atomic_write(pid_file, str(pid).encode())
         if detach:
             return pid
         _, status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(status)
 
 
-def _release(directory: Path, rec: Record) -> None:
+def _release(directory: str, rec: Record) -> None:
     """Open exec.fifo for reading: the blocked container process writes one byte and goes on to exec."""
-    fifo = directory / FIFO
+    fifo = os.path.join(directory, FIFO)
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -339,7 +339,7 @@ def _lifecycle_hooks(rec: Record, key: str, current: Status) -> None:
     (runtime-spec: the runtime MUST log a warning and go on)."""
     try:
         with open(rec.config or os.path.join(rec.bundle, "config.json"), "rb") as f:
-            items = (json.load(f).get("hooks") or {}).get(key)
+            items = (cjson.loads(f.read()).get("hooks") or {}).get(key)
     except (OSError, ValueError, AttributeError):
         return  # the bundle is gone or unreadable: no hooks to run
     if not items:
@@ -364,8 +364,10 @@ def parse_signal(value: str | int) -> int:
     if text.isdigit():
         return int(text)
     name = text if text.startswith("SIG") else "SIG" + text
+    import signal as signals  # for its Signals enum: the CLI's kill, not the start
+
     try:
-        return int(signal.Signals[name])
+        return int(signals.Signals[name])
     except KeyError:
         from intermodal.errors import InvalidArgument
 

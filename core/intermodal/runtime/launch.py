@@ -10,10 +10,9 @@ Imported only by `create` and `exec`, so `state`, `start`, `kill` and
 
 from __future__ import annotations
 
+import _signal as signal  # not `signal`: it imports enum
 import os
 import select
-import signal
-from pathlib import Path
 
 from intermodal.errors import IntermodalError, RuntimeFailure
 from intermodal.runtime import console, hooks, init, namespaces, state
@@ -28,21 +27,6 @@ if TYPE_CHECKING:
 # How long a set-up step of the child may take before we give up on it (bounded waits).
 SETUP_TIMEOUT = 300.0
 
-# Devices every container may use, whatever linux.resources.devices denies (runc's AllowedDevices).
-DEFAULT_DEVICE_RULES = [
-    {"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
-]
-
 # Under the runtime's root (0700, root only: whoever writes there chooses containers' filters);
 # no state.json inside, so it is no container.
 SECCOMP_CACHE = ".seccomp-cache"
@@ -52,7 +36,7 @@ class Creation:
     """The parent's side of `create`: cgroups, id maps, hooks, state — undone if anything fails."""
 
     def __init__(self, store: state.Store, systemd_cgroup: bool, cid: str, bundle: str, spec: Spec,
-                 directory: Path, config: str | None) -> None:
+                 directory: str, config: str | None) -> None:
         self.store, self.systemd_cgroup = store, systemd_cgroup
         self.cid, self.bundle, self.spec, self.directory = cid, bundle, spec, directory
         self.config = os.path.abspath(config) if config else ""
@@ -64,7 +48,7 @@ class Creation:
             staged: Staged | None = None) -> int:
         from intermodal.runtime import cgroups
 
-        fifo = self.directory / FIFO
+        fifo = os.path.join(self.directory, FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # writable by a non-root container user, whatever our umask
         fifo_dir = os.open(self.directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -78,7 +62,7 @@ class Creation:
             ctx.stdio = stdio
             ctx.cgroup_paths = self.manager.paths()
             pid = launch(ctx, self.manager, self._resources(), self.spec, self._hooks,
-                         seccomp_cache=str(self.store.root / SECCOMP_CACHE), staged=staged)
+                         seccomp_cache=os.path.join(self.store.root_dir, SECCOMP_CACHE), staged=staged)
             try:
                 self.store.save(self._record(pid))
             except BaseException:
@@ -107,12 +91,9 @@ class Creation:
         )
 
     def _resources(self) -> dict:
-        resources = dict(self.spec.linux.resources or {})
-        if "devices" in resources:
-            extra = [{"allow": True, "type": d.type, "major": d.major, "minor": d.minor, "access": "rwm"}
-                     for d in self.spec.linux.devices]
-            resources["devices"] = list(resources["devices"]) + DEFAULT_DEVICE_RULES + extra
-        return resources
+        # As written: the cgroup backends add runc's default device rules, and a
+        # linux.devices node gets only the access its rules grant (as runc).
+        return dict(self.spec.linux.resources or {})
 
     def _record(self, pid: int, start_time: int | None = None) -> Record:
         if start_time is None:
