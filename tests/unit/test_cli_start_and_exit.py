@@ -125,3 +125,13 @@ def test_the_imod_process_collects_garbage_less_often_a_caller_of_main_as_before
     assert cli_main.main(["version"]) == 0  # returns: only `imod` itself ends at once
     assert gc.get_threshold() == before
     assert capsys.readouterr().out.startswith("intermodal version ")
+
+
+@pytest.mark.parametrize(("words", "code"), [(["bogus"], 125), (["image", "bogus"], 125), (["bogus", "--help"], 125),
+                                             (["image"], 0), (["image", "--help"], 0)])
+def test_an_unknown_command_fails_and_a_groups_usage_does_not(words: list[str], code: int, capsys) -> None:
+    assert cli_main.main(words) == code
+    if code:
+        assert "unknown command" in capsys.readouterr().err
+    else:
+        assert "Commands:" in capsys.readouterr().out

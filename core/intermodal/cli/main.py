@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         rest = ["version"]
     target, words, rest = _find(rest)
     if target is None:
-        return 0 if rest == [] and words == [] and _asked_help(argv) else 125
+        return 0 if rest is not None else 125  # a group's usage asked for, or an unknown command
     if target == "containers:run":  # its monitor starts now, while we import and parse (launch.prespawn)
         from intermodal.containers.launch import prespawn
 
@@ -191,10 +191,6 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _asked_help(argv: list[str]) -> bool:
-    return "-h" in argv or "--help" in argv or len([a for a in argv if not a.startswith("-")]) == 1
-
-
 def _split_global(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     values: dict[str, str] = {}
     i = 0
@@ -216,12 +212,14 @@ def _split_global(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     return values, argv[i:]
 
 
-def _find(rest: list[str]) -> tuple[str | None, list[str], list[str]]:
+def _find(rest: list[str]) -> tuple[str | None, list[str], list[str] | None]:
+    """The command's "module:attribute", its words and its arguments; no command: None, [], [] after a
+    group's usage was printed, None, [], None for an unknown command (said on stderr)."""
     word = rest[0]
     entry = COMMANDS.get(word)
     if entry is None:
         print(f"Error: unknown command {word!r}; see `imod --help`", file=sys.stderr)
-        return None, [], []
+        return None, [], None
     if isinstance(entry, str):
         return entry, [word], rest[1:]
     if len(rest) < 2 or rest[1] in ("-h", "--help"):
@@ -232,7 +230,7 @@ def _find(rest: list[str]) -> tuple[str | None, list[str], list[str]]:
     sub = entry.get(rest[1])
     if sub is None:
         print(f"Error: unknown command 'imod {word} {rest[1]}'; see `imod {word} --help`", file=sys.stderr)
-        return None, [], []
+        return None, [], None
     return sub, [word, rest[1]], rest[2:]
 
 
