@@ -169,19 +169,51 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     rt = _runtime(args)
-    ctr = rt.create(args.id, args.bundle, **_create_options(args))
+    relay = _relay(args)
     try:
+        return _run(rt, args, relay)
+    finally:
+        if relay is not None:
+            relay.close()
+
+
+def _run(rt, args: argparse.Namespace, relay) -> int:
+    options = _create_options(args)
+    if relay is not None:
+        options["console_socket"] = relay.path
+    ctr = rt.create(args.id, args.bundle, **options)
+    try:
+        if relay is not None:
+            relay.receive()
         ctr.start()
     except BaseException:
         ctr.delete(force=True)
         raise
     if args.detach:
         return 0
-    _forward_signals(ctr.record().pid)
+    pid = ctr.record().pid
+    _forward_signals(pid)
+    if relay is not None:
+        relay.copy(pid)
     code = ctr.wait()
     if not args.keep:
         ctr.delete(force=True)
     return code if code is not None else 0
+
+
+def _relay(args: argparse.Namespace):
+    """runc's foreground terminal: `run` (not detached) of a terminal process without --console-socket
+    takes the pty itself and relays our stdin/stdout (runtime/relay.py); else None."""
+    if args.detach or args.console_socket:
+        return None
+    from intermodal.runtime import spec as spec_mod
+
+    process = spec_mod.load(args.bundle, args.config).process
+    if process is None or not process.terminal:
+        return None
+    from intermodal.runtime.relay import Relay
+
+    return Relay()
 
 
 def _forward_signals(pid: int) -> None:
