@@ -327,3 +327,37 @@ def test_a_terminal_without_console_socket_is_refused_when_detached(runc_bundle,
     assert got["runc"].returncode == got["imod"].returncode == 1
     assert "console socket" in got["runc"].stderr
     assert "no --console-socket was given; pass one, or set terminal to false" in got["imod"].stderr
+
+
+def test_imod_spec_rootless_changes_what_runc_spec_rootless_changes(busybox_rootfs, runtimes, tmp_path):
+    """`imod-runtime spec --rootless` makes runc's changes to its own default, and both runtimes run it."""
+    path = Path(tempfile.mkdtemp(prefix="imod-spec-rootless-", dir="/tmp"))
+    try:
+        os.chmod(path, 0o711)
+        subprocess.run([IMOD, "spec", "--rootless", "--bundle", str(path)], check=True, timeout=TIMEOUT)
+        ours = json.loads((path / "config.json").read_text())
+        runc_dir = tmp_path / "runc"
+        runc_dir.mkdir()
+        subprocess.run(["runc", "spec", "--rootless"], cwd=runc_dir, check=True, timeout=TIMEOUT)
+        theirs = json.loads((runc_dir / "config.json").read_text())
+        for key in ("uidMappings", "gidMappings"):
+            assert ours["linux"][key] == theirs["linux"][key]
+        assert "resources" not in ours["linux"] and "resources" not in theirs["linux"]
+        kinds = [ns["type"] for ns in ours["linux"]["namespaces"]]
+        assert "network" not in kinds and kinds[-1] == "user"
+        by_dest = {m["destination"]: m for m in ours["mounts"]}
+        for mount in theirs["mounts"]:
+            if mount["destination"] in ("/sys", "/dev/pts"):
+                assert by_dest[mount["destination"]] == mount
+        shutil.copytree(busybox_rootfs, path / "rootfs", symlinks=True)
+        edit(path, terminal=False, args=["sh", "-c", PROBE])
+        got = {rt: runtimes(rt, "run", "--bundle", str(path), f"irl-{rt}-{os.getpid()}") for rt in ("runc", "imod")}
+        assert got["runc"].returncode == got["imod"].returncode == EXIT, (got["runc"].stderr, got["imod"].stderr)
+        runc, imod = sections(got["runc"].stdout), sections(got["imod"].stdout)
+        assert imod[2] == runc[2] == f"0 {os.geteuid()} 1"
+        assert imod[0] == runc[0] and imod[0]["CapAmb"] == 0
+        compare_mounts(runc[1], imod[1])
+        assert caps.mask_names(imod[0]["CapBnd"]) == sorted(ours["process"]["capabilities"]["bounding"],
+                                                           key=caps.number)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

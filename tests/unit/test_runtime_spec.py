@@ -55,3 +55,18 @@ def test_linux_sections():
 def test_malformed_configs_raise_invalid_spec(data):
     with pytest.raises(InvalidSpec, match=r"config\.json"):
         parse(data)
+
+
+def test_to_rootless_makes_runc_spec_rootless_changes():
+    from intermodal.runtime.spec import to_rootless
+
+    config = to_rootless(default_config(), 1000, 1001)
+    linux = config["linux"]
+    assert linux["uidMappings"] == [{"containerID": 0, "hostID": 1000, "size": 1}]
+    assert linux["gidMappings"] == [{"containerID": 0, "hostID": 1001, "size": 1}]
+    assert [ns["type"] for ns in linux["namespaces"]] == ["pid", "ipc", "uts", "mount", "cgroup", "user"]
+    assert "resources" not in linux
+    sys_mount = next(m for m in config["mounts"] if m["destination"] == "/sys")
+    assert sys_mount == {"destination": "/sys", "type": "none", "source": "/sys",
+                         "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    assert not any(o.startswith(("uid=", "gid=")) for m in config["mounts"] for o in m.get("options", []))

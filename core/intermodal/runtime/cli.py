@@ -122,7 +122,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     ls.add_argument("--quiet", "-q", action="store_true")
     sp = verb("spec", cmd_spec, "write a default config.json")
     sp.add_argument("--bundle", "-b", default=".")
-    sp.add_argument("--rootless", action="store_true", help="accepted; the same config is written")
+    sp.add_argument("--rootless", action="store_true", help="a config for a user namespace mapping our uid to root")
     verb("features", cmd_features, "print what this runtime supports (OCI features JSON)")
     verb("pause", cmd_pause, "freeze every process of a container").add_argument("id")
     verb("resume", cmd_resume, "thaw a paused container").add_argument("id")
@@ -300,13 +300,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_spec(args: argparse.Namespace) -> int:
     from intermodal.errors import AlreadyExists
-    from intermodal.runtime.spec import default_config
+    from intermodal.runtime.spec import default_config, to_rootless
 
     path = os.path.join(args.bundle, "config.json")
     if os.path.exists(path):
         raise AlreadyExists(f"{path} already exists; remove it first to write a new default")
+    config = default_config()
+    if args.rootless:
+        to_rootless(config, os.geteuid(), os.getegid())
     with open(path, "x") as f:
-        json.dump(default_config(), f, indent=2)
+        json.dump(config, f, indent=2)
     return 0
 
 

@@ -286,3 +286,21 @@ def default_config(args: list[str] | None = None, terminal: bool = True) -> dict
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+
+
+def to_rootless(config: dict, uid: int, gid: int) -> dict:
+    """`spec --rootless`, as runc's: a user namespace mapping *uid*/*gid* to root instead of a network
+    namespace, /sys bound from the host (a new sysfs needs the network namespace's owner), no uid=/gid=
+    mount options (ids that are not mapped), no cgroup resources (an unprivileged user may not set them)."""
+    linux = config["linux"]
+    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] not in ("network", "user")]
+    linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
+    linux.pop("resources", None)
+    for mount in config["mounts"]:
+        if mount["destination"] == "/sys":
+            mount.update(type="none", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
+        elif mount.get("options"):
+            mount["options"] = [o for o in mount["options"] if not o.startswith(("uid=", "gid="))]
+    return config
