@@ -68,7 +68,25 @@ class Runtimes:
             listed = subprocess.run([*self.commands[runtime], "list", "-q"], capture_output=True, text=True,
                                     timeout=TIMEOUT).stdout.split()
             left += [f"{runtime} container {cid}" for c in listed if c == cid]
+            left += [f"cgroup {path}" for path in _cgroups_named(cid)]
         return left
+
+
+def _cgroups_named(name: str, depth: int = 3) -> list[str]:
+    """Cgroup directories called *name* in the top *depth* levels of every hierarchy (bounded walk)."""
+    found = []
+    level = [os.path.join("/sys/fs/cgroup", h) for h in os.listdir("/sys/fs/cgroup")]
+    for _ in range(depth):
+        below = []
+        for directory in level:
+            try:
+                entries = [e for e in os.scandir(directory) if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
+            found += [e.path for e in entries if e.name == name]
+            below += [e.path for e in entries]
+        level = below
+    return found
 
 
 @pytest.fixture
@@ -361,3 +379,19 @@ def test_imod_spec_rootless_changes_what_runc_spec_rootless_changes(busybox_root
                                                            key=caps.number)
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def test_exec_in_a_runc_spec_container_gets_the_same_caps(runc_bundle, runtimes):
+    """exec starts from the config's process: the same best-effort ambient set, warned about again."""
+    edit(runc_bundle, terminal=False, args=["sleep", "60"])
+    got = {}
+    for rt in ("runc", "imod"):
+        cid = f"ex-{rt}-{os.getpid()}"
+        created = runtimes(rt, "run", "-d", "--bundle", str(runc_bundle), cid)
+        assert created.returncode == 0, created.stderr
+        got[rt] = runtimes(rt, "exec", cid, "sh", "-c", "grep ^Cap /proc/self/status; exit 4")
+        assert runtimes(rt, "kill", cid, "KILL").returncode == 0
+    assert got["runc"].returncode == got["imod"].returncode == 4, got["imod"].stderr
+    assert _caps_in(got["imod"].stdout) == _caps_in(got["runc"].stdout)
+    assert_default_caps(_caps_in(got["imod"].stdout))
+    assert "process.capabilities.ambient: can't raise CAP_KILL (not in inheritable)" in got["imod"].stderr

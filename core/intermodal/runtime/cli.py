@@ -239,6 +239,12 @@ def cmd_exec(args: argparse.Namespace) -> int:
             proc = spec_mod.parse_process(json.load(f))
     else:
         proc = _exec_process(ctr, args)
+    if proc.capabilities:
+        from intermodal.runtime import capabilities
+        from intermodal.runtime.container import warn
+
+        for warning in capabilities.warnings(proc.capabilities):  # as create warns (validate.warnings)
+            warn(warning)
     result = ctr.exec(proc, detach=args.detach, pid_file=args.pid_file, console_socket=args.console_socket,
                       preserve_fds=args.preserve_fds)
     return 0 if args.detach else result
