@@ -400,6 +400,37 @@ def test_remove_unused_cleans_a_probe_left_mounted_by_a_killed_command(store: La
         unmount(probe / "merged")
 
 
+@pytest.mark.requires("overlay")
+def test_an_overlay_mount_loads_no_ctypes_and_a_failed_one_says_what_to_check(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for d in ("lower", "upper", "work", "merged"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "lower" / "seen").write_text("from the layer")
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from intermodal.errors import KernelError\n"
+        "from intermodal.storage.overlay import mount_overlay, unmount\n"
+        f"t = Path({str(tmp_path)!r})\n"
+        "mount_overlay([t / 'lower'], t / 'upper', t / 'work', t / 'merged')\n"
+        "seen = (t / 'merged' / 'seen').read_text()\n"
+        "unmount(t / 'merged')\n"
+        "try:\n"
+        "    mount_overlay([t / 'missing'], t / 'upper', t / 'work', t / 'merged')\n"
+        "except KernelError as err:\n"
+        "    print(err)\n"
+        "print(seen, 'ctypes' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    failed, mounted = out.stdout.strip().splitlines()
+    assert failed.startswith(f"mount overlay on {tmp_path / 'merged'}: No such file or directory; check that")
+    assert mounted == "from the layer False"
+    assert not os.path.ismount(tmp_path / "merged")
+
+
 # -- against a peer ------------------------------------------------------------------
 
 
