@@ -35,8 +35,9 @@ IMOD = str(Path(sys.executable).parent / "imod-runtime")
 TIMEOUT = 30
 DEFAULT_CAPS = ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"]  # runc spec's, in number order
 EXIT = 7
-# Capabilities, then the mount table, then the user namespace's uid map.
-PROBE = f"grep ^Cap /proc/self/status; echo --; cat /proc/self/mountinfo; echo --; cat /proc/self/uid_map; exit {EXIT}"
+# Capabilities and no_new_privs, the mount table, the user namespace's uid map, hostname and RLIMIT_NOFILE.
+PROBE = ("grep -E '^(Cap|NoNewPrivs)' /proc/self/status; echo --; cat /proc/self/mountinfo; echo --; "
+         f"cat /proc/self/uid_map; echo --; hostname; ulimit -n; ulimit -Hn; exit {EXIT}")
 
 
 class Runtimes:
@@ -133,9 +134,10 @@ def edit(bundle: Path, **process: object) -> dict:
     return config
 
 
-def sections(stdout: str) -> tuple[dict[str, int], dict[str, list[tuple]], str]:
-    """(capability sets, mounts by mount point in mount order, uid map) from PROBE's output."""
-    status, mountinfo, uid_map = stdout.split("--\n")
+def sections(stdout: str) -> tuple[dict[str, int], dict[str, list[tuple]], str, list[str]]:
+    """(capability sets and NoNewPrivs, mounts by mount point in mount order, uid map, [hostname, soft and
+    hard RLIMIT_NOFILE]) from PROBE's output."""
+    status, mountinfo, uid_map, rest = stdout.split("--\n")
     sets = {k.strip(): int(v, 16) for k, v in (line.split(":") for line in status.splitlines())}
     mounts: dict[str, list[tuple]] = {}
     for line in mountinfo.splitlines():
@@ -143,7 +145,7 @@ def sections(stdout: str) -> tuple[dict[str, int], dict[str, list[tuple]], str]:
         sep = fields.index("-")
         # (root within the source, per-mount options, type, superblock options); a point may be stacked
         mounts.setdefault(fields[4], []).append((fields[3], fields[5], fields[sep + 1], fields[sep + 3]))
-    return sets, mounts, " ".join(uid_map.split())
+    return sets, mounts, " ".join(uid_map.split()), rest.split()
 
 
 CGROUP = "/sys/fs/cgroup"
@@ -185,9 +187,10 @@ def test_runc_spec_default_config_runs_like_runc(runc_bundle, runtimes):
     got = {rt: runtimes(rt, "run", "--bundle", str(runc_bundle), f"spec-{rt}-{os.getpid()}") for rt in ("runc", "imod")}
     assert got["runc"].returncode == got["imod"].returncode == EXIT, got["imod"].stderr
     runc, imod = sections(got["runc"].stdout), sections(got["imod"].stdout)
-    assert imod[0] == runc[0]
+    assert imod[0] == runc[0] and imod[0]["NoNewPrivs"] == 1
     assert_default_caps(imod[0])
     compare_mounts(runc[1], imod[1])
+    assert imod[3] == runc[3] == ["runc", "1024", "1024"]
     warning = got["imod"].stderr
     assert "process.capabilities.ambient: can't raise CAP_KILL (not in inheritable)" in warning
     assert "CAP_NET_BIND_SERVICE (not in inheritable), CAP_AUDIT_WRITE (not in inheritable)" in warning
@@ -218,6 +221,7 @@ def test_runc_spec_rootless_config_runs_like_runc(rootless_bundle, runtimes):
     assert imod[0] == runc[0]
     assert_default_caps(imod[0])
     compare_mounts(runc[1], imod[1])
+    assert imod[3] == runc[3]
 
 
 class ConsoleServer:
