@@ -303,8 +303,10 @@ def test_unchanged_config_with_a_console_socket(runc_bundle, runtimes, tmp_path)
 def test_unchanged_config_in_the_foreground_relays_our_stdio(runc_bundle, runtimes):
     """`imod-runtime run ID` without --console-socket, as in the runc docs: the runtime takes the pty and
     relays stdin/stdout (runc needs its stdin to be a terminal; we relay any stdin)."""
+    before = set(os.listdir(tempfile.gettempdir()))
     got = runtimes("imod", "run", "--bundle", str(runc_bundle), f"fg-{os.getpid()}", stdin=TYPED)
     assert got.returncode == 5, got.stderr
+    assert not {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("imod-runtime-tty-")} - before
     out = got.stdout.replace("\r", "")
     assert "\nhi-42\n" in out and "\n/ # " in out, out
     assert_default_caps(_caps_in(out))

@@ -44,6 +44,7 @@ class Relay:
                                  "set process.terminal to false or pass --console-socket") from None
         with conn:
             self.master, _name = receive(conn)
+        self._remove_directory()  # no longer needed: nothing is left behind even if we are SIGKILLed later
         self.resize()
 
     def resize(self, *_args: object) -> None:
@@ -107,6 +108,9 @@ class Relay:
             os.close(self.master)
             self.master = -1
         self.server.close()
+        self._remove_directory()
+
+    def _remove_directory(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
