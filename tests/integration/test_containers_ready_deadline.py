@@ -6,9 +6,7 @@ with everything it started, and the start fails saying what to do.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +14,7 @@ from intermodal.containers import launch
 from intermodal.containers.spec import ContainerSpec
 from intermodal.errors import RuntimeFailure
 from tests.support.containers import clean_containers  # noqa: F401 - the fixture below
+from tests.support.processes import process_group
 
 pytestmark = [pytest.mark.requires("root", "overlay", "busybox"), pytest.mark.usefixtures("clean_containers")]
 
@@ -26,20 +25,6 @@ for word in "$@"; do
 done
 exit 0
 """
-
-
-def _group(pgid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                data = Path(f"/proc/{entry}/stat").read_bytes()
-            except OSError:
-                continue
-            fields = data[data.rindex(b")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] != b"Z":
-                out.append(int(entry))
-    return out
 
 
 def test_a_monitor_that_never_reports_is_killed_and_the_start_fails(engine, busybox_image, tmp_path, monkeypatch):
@@ -61,7 +46,7 @@ def test_a_monitor_that_never_reports_is_killed_and_the_start_fails(engine, busy
         engine.containers.start(container.id)
     (monitor,) = made
     deadline = time.monotonic() + 10
-    while _group(monitor.pid):  # SIGKILLed: gone as soon as the kernel has torn them down
-        assert time.monotonic() < deadline, f"left behind: {_group(monitor.pid)}"
+    while process_group(monitor.pid):  # SIGKILLed: gone as soon as the kernel has torn them down
+        assert time.monotonic() < deadline, f"left behind: {process_group(monitor.pid)}"
         time.sleep(0.01)
     assert engine.containers.get("stuck").record  # still there for `imod rm -f`, which the fixture checks

@@ -23,6 +23,7 @@ from intermodal.containers import launch
 from intermodal.containers.spec import ContainerSpec
 from intermodal.errors import AlreadyExists, ImageNotFound
 from tests.support.containers import CGROUP_ROOT, clean_containers  # noqa: F401 - the fixture below
+from tests.support.processes import process_group
 
 pytestmark = [pytest.mark.requires("root", "overlay", "busybox"), pytest.mark.usefixtures("clean_containers")]
 BOUND = 10.0  # seconds for what happens in the background (processes exit, cgroups go)
@@ -31,21 +32,6 @@ BOUND = 10.0  # seconds for what happens in the background (processes exit, cgro
 def _cgroup_lines(pid: int) -> list[tuple[str, str]]:
     with open(f"/proc/{pid}/cgroup") as f:
         return [(names or "unified", path) for _, names, path in (line.rstrip("\n").split(":", 2) for line in f)]
-
-
-def _group(pgid: int) -> list[int]:
-    """Processes of the process group *pgid* (the monitor's: its first half leads a new session)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                data = Path(f"/proc/{entry}/stat").read_bytes()
-            except OSError:
-                continue
-            fields = data[data.rindex(b")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] != b"Z":
-                out.append(int(entry))
-    return out
 
 
 def _parent(pid: int) -> int:
@@ -107,7 +93,7 @@ def test_a_run_whose_create_fails_leaves_no_cgroup_and_no_process(engine, busybo
         engine.containers.run(spec, pull="never")
     (monitor,) = made
     assert monitor.cid is not None
-    _until(lambda: not _group(monitor.pid), "the monitor's processes")
+    _until(lambda: not process_group(monitor.pid), "the monitor's processes")
     _until(lambda: not _staged_cgroups(monitor.cid), "the staged cgroups")
 
 
@@ -125,7 +111,7 @@ def test_a_monitor_cancelled_or_killed_before_the_go_leaves_nothing(kill):
         launcher = _parent(int(staged))
         victim = {"monitor": _parent(launcher), "launcher": launcher}.get(kill)
         if victim is not None:
-            assert victim in _group(monitor.pid)
+            assert victim in process_group(monitor.pid)
             os.kill(victim, signal.SIGKILL)
         elif kill != "nothing":
             os.killpg(monitor.pid, signal.SIGKILL)  # the staged process has a group of its own: it cleans up
@@ -133,7 +119,7 @@ def test_a_monitor_cancelled_or_killed_before_the_go_leaves_nothing(kill):
             _until(lambda: not _staged_cgroups(monitor.cid), "the staged cgroups")
     finally:
         monitor.cancel()
-    _until(lambda: not _group(monitor.pid), "the monitor's processes")
+    _until(lambda: not process_group(monitor.pid), "the monitor's processes")
     _until(lambda: not _running(int(staged)), "the staged process")  # in a process group of its own
     _until(lambda: not _staged_cgroups(monitor.cid), "the staged cgroups")
 

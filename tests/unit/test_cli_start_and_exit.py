@@ -6,7 +6,6 @@ the process it runs in.
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 import intermodal
 from intermodal.cli import base as cli_base
 from intermodal.cli import main as cli_main
+from tests.support.processes import module_imports
 
 # What `imod run` imports of cli/, containers/ and the engine's small modules (not the monitor's).
 RUN_PATH = ["cli/main.py", "cli/base.py", "cli/containers.py", "containers/spec.py", "containers/restart.py",
@@ -28,20 +28,9 @@ HEAVY = {"dataclasses", "typing", "signal", "shutil", "threading", "subprocess",
          "re", "ipaddress", "tempfile", "json.tool", "random"}
 
 
-def _module_imports(path: Path) -> list[str]:
-    """What *path* imports when it is imported: its top-level imports, not those for type checkers."""
-    names = []
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            names.append(node.module or "")
-    return names
-
-
 @pytest.mark.parametrize("name", RUN_PATH)
 def test_run_path_modules_import_nothing_heavy(name: str) -> None:
-    for module in _module_imports(Path(intermodal.__file__).parent / name):
+    for module in module_imports(Path(intermodal.__file__).parent / name):
         assert module.split(".")[0] not in HEAVY, f"{name} imports {module} at import time"
 
 

@@ -4,7 +4,6 @@ SHA-256 for small blobs) decide exactly as the full machinery does."""
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import random
 import re
@@ -16,6 +15,7 @@ import pytest
 
 from intermodal.errors import InvalidReference
 from intermodal.images import digest, reference
+from tests.support.processes import module_imports
 
 # Characters and pieces that reach every branch of the grammar, glued at random.
 _PIECES = [*"abz09AZ_.-/:@ \n", "ä", "sha256:", "localhost", "docker.io", "index.docker.io", "[::1]",
@@ -85,22 +85,10 @@ HEAVY = {"dataclasses", "typing", "contextlib", "re", "hashlib", "ctypes", "zlib
          "urllib", "tarfile", "inspect"}
 
 
-def _module_imports(path: Path) -> list[str]:
-    """Modules *path* imports when it is imported: its top-level imports, not those for type checkers."""
-    tree = ast.parse(path.read_text())
-    names = []
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            names.append(node.module or "")
-    return names
-
-
 @pytest.mark.parametrize("name", RUN_PATH)
 def test_run_path_modules_import_nothing_heavy(name: str) -> None:
     package = Path(digest.__file__).parent.parent
-    for module in _module_imports(package / name):
+    for module in module_imports(package / name):
         assert module.split(".")[0] not in HEAVY, f"{name} imports {module} at import time"
         if module.startswith(("intermodal.images.", "intermodal.storage.")):
             # what the listed modules import of the two packages is listed (and so checked) too

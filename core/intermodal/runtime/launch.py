@@ -10,13 +10,13 @@ Imported only by `create` and `exec`, so `state`, `start`, `kill` and
 
 from __future__ import annotations
 
-import _signal as signal  # not `signal`: it imports enum
 import os
 import select
 
 from intermodal.errors import IntermodalError, RuntimeFailure
 from intermodal.runtime import console, hooks, init, namespaces, state
 from intermodal.runtime import syscalls as S
+from intermodal.runtime.process import kill_and_reap
 from intermodal.runtime.spec import Spec
 from intermodal.runtime.state import FIFO, Record, Status, state_json
 
@@ -66,7 +66,7 @@ class Creation:
             try:
                 self.store.save(self._record(pid))
             except BaseException:
-                _kill_and_reap(pid)
+                kill_and_reap(pid)
                 raise
         except BaseException:
             if staged is not None:
@@ -178,7 +178,7 @@ def launch(ctx: init.Context, manager, resources: dict | None, spec: Spec,
     except BaseException as exc:
         for victim in (pid, stage1):
             if victim:
-                _kill_and_reap(victim)
+                kill_and_reap(victim)
         try:
             ch.send(b"error " + str(exc).encode()[:1000])
         except OSError:
@@ -242,17 +242,6 @@ def _drive(ch: _ParentChannel, ctx: init.Context, stage1: int, manager, resource
         ch.send(on_hooks(pid) if on_hooks else b"{}")
     ch.expect(b"created")
     return pid
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 def _now_rfc3339() -> str:

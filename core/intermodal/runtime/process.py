@@ -125,3 +125,15 @@ def reset_signals() -> None:
         except (OSError, ValueError):
             continue  # real-time signals the C library reserves
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL our child *pid* and wait for it; gone already counts as done."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

@@ -37,6 +37,7 @@ from intermodal.errors import IntermodalError, RuntimeFailure
 from intermodal.records import replace
 from intermodal.runtime import cgroups, init
 from intermodal.runtime import syscalls as S
+from intermodal.runtime.process import kill_and_reap
 
 TYPE_CHECKING = False  # not `typing`: the monitor's launcher imports this for every start
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ class Staged:
         if self.sock is None:
             return
         if self.pid:
-            _kill_and_reap(self.pid)
+            kill_and_reap(self.pid)
             self.pid = 0
         self.sock.close()
         self.sock = None
@@ -284,14 +285,3 @@ def _leave(manager: CgroupManager, homes: dict[str, str]) -> None:
         manager.destroy()
     except IntermodalError:
         pass  # nobody is left to tell; an empty cgroup is all that stays
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, _signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
