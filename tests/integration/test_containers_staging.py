@@ -180,3 +180,38 @@ def test_a_wrong_guess_of_detach_cancels_the_staged_monitor_without_leftovers(en
     inspect = subprocess.run([exe, "--root", str(engine_root), "inspect", cid], capture_output=True, check=True)
     lines = _cgroup_lines(json.loads(inspect.stdout)[0]["State"]["Pid"])
     assert all(path == f"/intermodal/{cid}" for _, path in lines)
+
+
+def _age(paths: list[Path], seconds: float) -> None:
+    then = time.time() - seconds
+    for path in paths:
+        os.utime(path, (then, then))
+
+
+def test_prune_removes_stale_empty_container_cgroups_and_keeps_used_and_fresh_ones(engine, busybox_image):
+    """What a staged start killed twice over leaves (empty, old) goes; a running container's, or a
+    cgroup just made for a start in progress, stays."""
+    from intermodal.runtime.cgroups import manager_for
+
+    stale, fresh = "5" * 64, "6" * 64
+    made = []
+    for cid in (stale, fresh):
+        for path in manager_for(f"/intermodal/{cid}", cid).paths().values():
+            os.makedirs(path, exist_ok=True)
+            made.append(Path(path))
+    running = engine.containers.run(ContainerSpec.build("busybox", command=["sleep", "60"]))[0]
+    try:
+        _age(_staged_cgroups(stale), 3600)
+        _age(_staged_cgroups(running.id), 3600)
+        assert _staged_cgroups(stale) and _staged_cgroups(fresh) and _staged_cgroups(running.id)
+        engine.containers.prune()
+        assert _staged_cgroups(stale) == []
+        assert sorted(_staged_cgroups(fresh)) == sorted(p for p in made if fresh in str(p))
+        assert _staged_cgroups(running.id), "a running container's cgroups were removed"
+        assert engine.containers.get(running.id).status == "running"
+    finally:
+        engine.containers.remove(running.id, force=True)
+        for path in sorted(made, reverse=True):
+            if path.is_dir():
+                path.rmdir()
+    assert _staged_cgroups(running.id) == []

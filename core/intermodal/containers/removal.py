@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from intermodal.containers.manager import ContainerManager
 
 MONITOR_EXIT_WAIT = 30.0  # seconds for the monitor of a killed container to finish before rm gives up
+STALE_CGROUP_AGE = 60.0  # seconds: an empty container cgroup older than this belongs to no start in progress
 
 
 def remove(manager: ContainerManager, name: str, *, force: bool = False, volumes: bool = False) -> str:
@@ -85,7 +86,8 @@ def _anonymous(manager: ContainerManager, volume: str) -> bool:
 
 
 def prune(manager: ContainerManager) -> list[str]:
-    """Remove every container that is not running; returns their ids."""
+    """Remove every container that is not running; returns their ids. Empty container cgroups older
+    than STALE_CGROUP_AGE, which no container owns any more, go too."""
     removed = []
     for c in manager.list():
         if c.status in st.LIVE:
@@ -95,6 +97,9 @@ def prune(manager: ContainerManager) -> list[str]:
         except (ContainerNotFound, Conflict):
             continue  # removed or started by someone else meanwhile
         removed.append(c.id)
+    from intermodal.runtime.cgroups import remove_stale
+
+    remove_stale("/intermodal", older_than=STALE_CGROUP_AGE)  # what killed starts left (runtime/staging.py)
     return removed
 
 

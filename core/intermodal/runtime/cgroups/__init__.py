@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from intermodal.runtime.cgroups.manager import CgroupManager
 
-__all__ = ["CgroupManager", "manager_for", "manager_from_paths"]
+__all__ = ["CgroupManager", "manager_for", "manager_from_paths", "remove_stale"]
 
 
 def manager_for(cgroups_path: str | None, container_id: str, *, systemd: bool = False) -> CgroupManager:
@@ -67,3 +67,40 @@ def manager_from_paths(paths: dict[str, str]) -> CgroupManager:
 
     v1 = {k: v for k, v in paths.items() if k != "unified"}
     return V1Manager(v1, unified=paths.get("unified"))
+
+
+def remove_stale(parent: str, *, older_than: float) -> list[str]:
+    """Remove the empty child cgroups of the absolute cgroups path *parent* named like container ids and
+    made more than *older_than* seconds ago, in every hierarchy; returns their names.
+
+    For the cgroups a container's staged stage 1 (runtime/staging.py) made and left when it and its
+    launcher were killed one after the other, before any container existed to delete them. rmdir
+    refuses a cgroup that holds a process or a child cgroup, so a live container keeps its own; the
+    age spares one a runtime (runc too) has just made and not yet entered.
+    """
+    import os
+    import time
+
+    probe = "0" * 64
+    try:
+        homes = {os.path.dirname(path) for path in manager_for(f"{parent}/{probe}", probe).paths().values()}
+    except Exception:  # no cgroups on this host, or a path we cannot map: nothing of ours to remove
+        return []
+    removed: set[str] = set()
+    deadline = time.time() - older_than
+    for home in homes:
+        try:
+            names = os.listdir(home)
+        except OSError:
+            continue
+        for name in names:
+            if len(name) != 64 or not all(c in "0123456789abcdef" for c in name):
+                continue
+            path = os.path.join(home, name)
+            try:
+                if os.stat(path).st_mtime < deadline:
+                    os.rmdir(path)
+                    removed.add(name)
+            except OSError:
+                continue  # in use (EBUSY, ENOTEMPTY) or gone meanwhile
+    return sorted(removed)
