@@ -124,3 +124,21 @@ def test_an_unknown_command_fails_and_a_groups_usage_does_not(words: list[str], 
         assert "unknown command" in capsys.readouterr().err
     else:
         assert "Commands:" in capsys.readouterr().out
+
+
+def test_pathlib_comes_without_urllib_and_as_uri_still_works() -> None:
+    code = ("import sys\nfrom intermodal.cli.lean_imports import pathlib_without_urllib\npathlib_without_urllib()\n"
+            "assert 'pathlib' in sys.modules\n"
+            "print(sorted(m for m in ('urllib.parse', 'ipaddress') if m in sys.modules))\n"
+            "import pathlib\nprint(pathlib.PurePosixPath('/a b').as_uri())\n"
+            "import urllib.parse\nprint(urllib.parse.urlsplit('http://h/p').netloc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[]", "file:///a%20b", "h"]
+
+
+def test_dns_without_servers_needs_no_ipaddress() -> None:
+    from intermodal.containers.spec import parse_dns
+
+    assert parse_dns([]) == ()
+    assert parse_dns(["192.0.2.53", "2001:db8::1", "192.0.2.53"]) == ("192.0.2.53", "2001:db8::1")

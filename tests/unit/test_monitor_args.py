@@ -50,3 +50,19 @@ def test_a_pipe_still_open_at_the_deadline_times_out():
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_a_launcher_that_fails_answers_with_the_error():
+    from intermodal.containers.monitor_launcher import _report
+    from intermodal.containers.monitor_sys import loads
+
+    r, w = os.pipe()
+    try:
+        _report(w, ValueError("boom"))
+        os.close(w)
+        w = -1
+        assert loads(os.read(r, 4096).decode()) == {"error": "the runtime's launcher failed: ValueError: boom"}
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)

@@ -137,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         from intermodal.containers.launch import prespawn
 
         prespawn(rest)
+    if as_command:  # after the prespawn: the monitor starts first
+        from intermodal.cli.lean_imports import pathlib_without_urllib
+
+        pathlib_without_urllib()
     from intermodal.cli.base import Context, Parser  # argparse only now: the monitor starts ~7 ms sooner
 
     ctx = Context(root=ctx_args.get("--root"), run_root=ctx_args.get("--run-root"), debug="--debug" in ctx_args)

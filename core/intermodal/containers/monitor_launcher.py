@@ -36,6 +36,8 @@ class Launcher:
                 for fd in (self.orders_w, self.result_r, self.out_r, self.err_r):
                     os.close(fd)
                 _child(orders_r, result_w, stdin, self.out_w, self.err_w, cid)
+            except BaseException as exc:  # say it: the monitor's stderr is not the log file yet
+                _report(result_w, exc)
             finally:
                 os._exit(0)
         os.close(orders_r)
@@ -93,6 +95,7 @@ def in_child(verb, root, cid, *args):
 
 
 def _child(orders_r, result_w, stdin, out_w, err_w, cid):
+    warmup = _warm_up(cid)
     staged = _stage(cid)
     try:
         from intermodal.runtime import cgroups, container, launch, validate  # noqa: F401  (now, while imod works)
@@ -107,6 +110,19 @@ def _child(orders_r, result_w, stdin, out_w, err_w, cid):
     finally:
         if staged is not None:
             staged.discard()  # unless the create took it: cancelled, another runtime, a failed create
+        if warmup:
+            from intermodal.runtime import migration_warmup
+
+            migration_warmup.reap(warmup)
+
+
+def _warm_up(cid):
+    """Before staging: the cgroup migration's RCU grace period, paid meanwhile (runtime/migration_warmup.py)."""
+    if cid is None:
+        return 0
+    from intermodal.runtime import migration_warmup
+
+    return migration_warmup.start()
 
 
 def _stage(cid):
@@ -165,6 +181,13 @@ def _create_and_start(orders, stdin, out_w, err_w, staged):
         return {"pid": ctr.record().pid}
     except Exception as err:  # the runtime's errors (IntermodalError, OSError) are the start's error
         return {"error": str(err) or type(err).__name__}
+
+
+def _report(result_w, exc):
+    try:
+        os.write(result_w, dumps({"error": f"the runtime's launcher failed: {type(exc).__name__}: {exc}"}).encode())
+    except OSError:
+        pass  # the monitor is gone, or it answered already
 
 
 def _read_all(fd):

@@ -8,7 +8,10 @@ The monitor's launcher (containers/monitor_launcher.py) knows a new
 container's id, and so its cgroups, before `imod` has created it: it stages
 the process that will be the container's stage 1 (init.py), which moves
 itself into those cgroups while the launcher still imports the runtime and
-`imod` still creates the container (the launcher never joins them).
+`imod` still creates the container (the launcher never joins them). Staging
+starts once the runtime's modules are loaded, which is late enough for the
+grace period to land on the critical path again: the launcher has a child
+pay it first (migration_warmup.py), so that this migration finds it passed.
 
 The create (`Runtime.create(..., staged=...)`, launch.launch) then claims it
 and hands it the context instead of forking stage 1 and writing cgroup.procs
