@@ -124,3 +124,33 @@ def test_copy_and_pickle_keep_the_record():
     assert pickle.loads(pickle.dumps(p)) == p
     with pytest.raises(dataclasses.FrozenInstanceError):
         copy.deepcopy(p).x = 5
+
+
+def test_to_plain_is_marshalled_and_from_plain_gives_the_records_back() -> None:
+    import marshal
+
+    from intermodal.records import from_plain, to_plain
+    from intermodal.runtime import init
+    from intermodal.runtime.spec import parse
+
+    spec = parse({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+                  "process": {"args": ["sh", "-c", "..."], "cwd": "/", "user": {"uid": 1, "gid": 2},
+                              "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 5, "hard": 6}],
+                              "capabilities": {"bounding": ["CAP_KILL"]}},
+                  "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}],
+                            "resources": {"memory": {"limit": 1 << 20}}}})
+    ctx = init.Context(mode="create", spec=spec, process=spec.process, bundle="/b", rootfs="/b/rootfs",
+                       namespaces=spec.linux.namespaces, sock=-1, cgroup_paths={"pids": "/sys/fs/cgroup/pids/x"},
+                       stdio=(1, 2, 3), state_json=b"{}", seccomp=(b"\x00" * 8, 1))
+    back = from_plain(marshal.loads(marshal.dumps(to_plain(ctx))))
+    assert type(back) is init.Context
+    assert back == ctx
+    assert back.spec.process.rlimits == ctx.spec.process.rlimits
+    assert isinstance(back.namespaces, tuple) and back.stdio == (1, 2, 3)
+
+
+def test_from_plain_refuses_what_is_no_record_class() -> None:
+    from intermodal.records import from_plain
+
+    with pytest.raises(TypeError, match="not a record class"):
+        from_plain((..., "os:getcwd", ()))

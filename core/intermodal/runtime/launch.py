@@ -194,8 +194,8 @@ def _take_staged(staged: Staged | None, ctx: init.Context, manager) -> tuple[int
         return None
     try:
         return staged.hand_over(ctx)
-    except OSError:
-        staged.discard()  # it died after the claim: stage 1 is forked as ever
+    except (OSError, ValueError):
+        staged.discard()  # it died after the claim, or the context holds what marshal cannot write: forked as ever
         return None
 
 

@@ -24,20 +24,20 @@ removing its cgroups itself first.
 It holds what a stage 1 forked by the create would hold: it is forked once
 the modules stages 1 and 2 use are loaded and the create's preloads are done
 (init.py: after pivot_root nothing can be imported), and it receives the
-context (pickled, in a memfd) with its descriptors (SCM_RIGHTS).
+context (records.to_plain, marshalled, in a memfd) with its descriptors (SCM_RIGHTS).
 """
 
 from __future__ import annotations
 
-import _pickle
 import _signal
 import _socket
-import array
+import marshal
 import os
 import select
+import sys
 
 from intermodal.errors import IntermodalError, RuntimeFailure
-from intermodal.records import replace
+from intermodal.records import from_plain, replace, to_plain
 from intermodal.runtime import cgroups, init
 from intermodal.runtime import syscalls as S
 from intermodal.runtime.process import kill_and_reap
@@ -98,7 +98,8 @@ class Staged:
     def hand_over(self, ctx: init.Context) -> tuple[int, int]:
         """Send the claimed process its context: (its pid, our end of its channel), as a fork would give.
 
-        Raises OSError if it died meanwhile (then `discard` it and fork)."""
+        Raises OSError if it died meanwhile, ValueError if the context holds what marshal cannot write
+        (then `discard` it and fork)."""
         assert self.sock is not None
         # Without stdio a forked stage 1 keeps ours: send them, the process has the launcher's of long ago.
         stdio = ctx.stdio if ctx.stdio is not None else (0, 1, 2)
@@ -114,10 +115,10 @@ class Staged:
         try:
             moved = replace(ctx, sock=-1, fifo_dir=slot(ctx.fifo_dir), console=slot(ctx.console),
                             stdio=tuple(slot(fd) for fd in stdio))
-            data = memoryview(_pickle.dumps(moved, 5))
+            data = memoryview(marshal.dumps(to_plain(moved)))  # ValueError: something marshal cannot write
             while data:
                 data = data[os.write(memfd, data):]
-            self.sock.sendmsg([_CONTEXT], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+            self.sock.sendmsg([_CONTEXT], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, _pack_fds(fds))])
         finally:
             os.close(memfd)
         pid, self.pid = self.pid, 0
@@ -242,13 +243,12 @@ def _give_up(sock: _socket.socket, manager: CgroupManager, homes: dict[str, str]
 
 
 def _receive(sock: _socket.socket) -> init.Context:
-    width = array.array("i").itemsize
     # EOF or ECONNRESET (it closed its end with our "staged" unread): the launcher is gone
-    msg, ancillary, flags, _ = sock.recvmsg(64, _socket.CMSG_SPACE(_MAX_FDS * width), _socket.MSG_CMSG_CLOEXEC)
-    fds = array.array("i")
+    msg, ancillary, flags, _ = sock.recvmsg(64, _socket.CMSG_SPACE(_MAX_FDS * _FD_SIZE), _socket.MSG_CMSG_CLOEXEC)
+    fds: list[int] = []
     for level, kind, data in ancillary:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds.frombytes(data[:len(data) - len(data) % width])
+            fds += _unpack_fds(data)
     if not msg and not fds:
         raise ConnectionError("the launcher closed its end before the hand-over")
     if msg != _CONTEXT or not fds or flags & _socket.MSG_CTRUNC:
@@ -264,7 +264,7 @@ def _receive(sock: _socket.socket) -> init.Context:
             data += chunk
     finally:
         os.close(memfd)
-    ctx = _pickle.loads(data)
+    ctx = from_plain(marshal.loads(data))
 
     def fd(index: int) -> int:
         return fds[index] if index > 0 else -1
@@ -273,6 +273,19 @@ def _receive(sock: _socket.socket) -> init.Context:
     ctx.stdio = tuple(fd(i) for i in ctx.stdio)
     ctx.sock = sock.detach()
     return ctx
+
+
+# SCM_RIGHTS carries C ints; packed by hand, since `array` imports collections (~1 ms per launcher).
+_FD_SIZE = 4
+
+
+def _pack_fds(fds: list[int]) -> bytes:
+    return b"".join(fd.to_bytes(_FD_SIZE, sys.byteorder, signed=True) for fd in fds)
+
+
+def _unpack_fds(data: bytes) -> list[int]:
+    whole = len(data) - len(data) % _FD_SIZE
+    return [int.from_bytes(data[i:i + _FD_SIZE], sys.byteorder, signed=True) for i in range(0, whole, _FD_SIZE)]
 
 
 def _leave(manager: CgroupManager, homes: dict[str, str]) -> None:
