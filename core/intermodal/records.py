@@ -121,29 +121,47 @@ def to_plain(value: Any) -> Any:
     """*value* with every record in it as ``(..., "module:qualname", (field values))``: what `marshal`
     writes (it has no classes, and no JSON-born value is Ellipsis). `from_plain` undoes it. The
     runtime hands a staged process its context so: `pickle` costs the launcher ~4 ms of imports."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
     if isinstance(value, Frozen):
-        cls = type(value)
-        return (..., f"{cls.__module__}:{cls.__qualname__}", tuple(to_plain(getattr(value, n)) for n in cls._fields))
-    if isinstance(value, tuple):
-        return tuple(to_plain(v) for v in value)
-    if isinstance(value, list):
+        return (..., f"{kind.__module__}:{kind.__qualname__}", tuple(to_plain(getattr(value, n)) for n in kind._fields))
+    if kind is tuple:
+        return value if all(type(v) in _SCALARS for v in value) else tuple(to_plain(v) for v in value)
+    if kind is list:
         return [to_plain(v) for v in value]
-    if isinstance(value, dict):
+    if kind is dict:
         return {k: to_plain(v) for k, v in value.items()}
-    return value
+    return value  # marshal says whether it can write it
 
 
 def from_plain(value: Any) -> Any:
     """The values `to_plain` was given; a record's class is looked up in its (imported) module."""
-    if isinstance(value, tuple):
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is tuple:
         if value and value[0] is Ellipsis:
-            return _record_class(value[1])(*(from_plain(v) for v in value[2]))
-        return tuple(from_plain(v) for v in value)
-    if isinstance(value, list):
+            return _rebuild(_record_class(value[1]), [from_plain(v) for v in value[2]])
+        return value if all(type(v) in _SCALARS for v in value) else tuple(from_plain(v) for v in value)
+    if kind is list:
         return [from_plain(v) for v in value]
-    if isinstance(value, dict):
+    if kind is dict:
         return {k: from_plain(v) for k, v in value.items()}
     return value
+
+
+_SCALARS = frozenset((str, int, float, bool, bytes, type(None)))
+
+
+def _rebuild(cls: type[Frozen], values: list[Any]) -> Frozen:
+    """The record *values* came from (to_plain wrote every field): no __init__ to check them again."""
+    if len(values) != len(cls._fields):
+        raise TypeError(f"{cls.__qualname__} has {len(cls._fields)} fields, not {len(values)}")
+    record = object.__new__(cls)
+    for name, value in zip(cls._fields, values, strict=True):
+        object.__setattr__(record, name, value)
+    return record
 
 
 def _record_class(name: str) -> type[Frozen]:

@@ -66,3 +66,13 @@ def test_a_launcher_that_fails_answers_with_the_error():
         os.close(r)
         if w >= 0:
             os.close(w)
+
+
+def test_descriptors_pack_as_the_c_ints_scm_rights_carries():
+    import array
+
+    from intermodal.runtime.syscalls import pack_fds, unpack_fds
+
+    fds = [0, 3, 255, 70000, -1]
+    assert pack_fds(fds) == array.array("i", fds).tobytes()
+    assert unpack_fds(pack_fds(fds) + b"\x01") == fds  # a truncated trailing int is dropped

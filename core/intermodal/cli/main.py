@@ -7,7 +7,6 @@ the one module that holds the command being run.
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import sys
 
@@ -145,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = Context(root=ctx_args.get("--root"), run_root=ctx_args.get("--run-root"), debug="--debug" in ctx_args)
     module_name, attribute = target.split(":")
-    cmd = getattr(importlib.import_module(f"intermodal.cli.{module_name}"), attribute)
+    __import__(f"intermodal.cli.{module_name}")  # not importlib: it brings warnings, for nothing here
+    cmd = getattr(sys.modules[f"intermodal.cli.{module_name}"], attribute)
     parser = Parser(prog="imod " + " ".join(words), description=cmd.help)
     cmd.configure(parser)
     args = parser.parse_args(rest)

@@ -53,8 +53,9 @@ class Launcher:
         except OSError:
             pass  # it died; its missing answer says so
         os.close(self.orders_w)
-        data = _read_all(self.result_r)
-        self._finish(close_stdin=not orders.get("tty"))
+        data = _read_answer(self.result_r)
+        # Not waited for: it exits as soon as it has answered, and the monitor's reaping collects it.
+        self._finish(close_stdin=not orders.get("tty"), wait=False)
         if not data.strip():
             return {"error": "the runtime's launcher died without an answer; see monitor.err"}
         return loads(data.decode("utf-8", "replace"))
@@ -66,10 +67,11 @@ class Launcher:
             os.close(fd)
         self._finish(close_stdin=False)
 
-    def _finish(self, close_stdin):
+    def _finish(self, close_stdin, wait=True):
         for fd in (self.out_w, self.err_w, *((self.stdin,) if close_stdin and self.stdin is not None else ())):
             os.close(fd)
-        _wait(self.pid)
+        if wait:
+            _wait(self.pid)
 
 
 def in_child(verb, root, cid, *args):
@@ -106,7 +108,7 @@ def _child(orders_r, result_w, stdin, out_w, err_w, cid):
             return  # cancelled
         orders = loads(data.decode())
         result = _create_and_start(orders, stdin, out_w, err_w, staged)
-        os.write(result_w, dumps(result).encode())
+        os.write(result_w, (dumps(result) + "\n").encode())  # one line: the monitor goes on while we exit
     finally:
         if staged is not None:
             staged.discard()  # unless the create took it: cancelled, another runtime, a failed create
@@ -185,9 +187,22 @@ def _create_and_start(orders, stdin, out_w, err_w, staged):
 
 def _report(result_w, exc):
     try:
-        os.write(result_w, dumps({"error": f"the runtime's launcher failed: {type(exc).__name__}: {exc}"}).encode())
+        error = f"the runtime's launcher failed: {type(exc).__name__}: {exc}"
+        os.write(result_w, (dumps({"error": error}) + "\n").encode())
     except OSError:
-        pass  # the monitor is gone, or it answered already
+        pass  # the monitor is gone
+
+
+def _read_answer(fd):
+    """The launcher's one-line answer (or what it wrote before it died); closes *fd*."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    return data
 
 
 def _read_all(fd):

@@ -7,7 +7,7 @@ text is the slave's path. The slave becomes the container's controlling
 terminal and its stdin/stdout/stderr.
 
 Only containers with a terminal need the pty's modules (termios, _socket,
-_struct, array): :func:`connect` imports them in the parent, before the fork,
+_struct): :func:`connect` imports them in the parent, before the fork,
 so the child finds them loaded after pivot_root, when the host's files are
 out of its reach; no other container start pays for them. `_socket`, not
 `socket`: that one imports selectors and enum.
@@ -31,7 +31,6 @@ def connect(path: str) -> int:
     Also loads what :func:`create` and :func:`attach` use in the child."""
     import _socket
     import _struct  # noqa: F401  (for the child)
-    import array  # noqa: F401  (for the child)
     import fcntl  # noqa: F401  (for the child)
     import termios  # noqa: F401  (for the child)
 
@@ -77,12 +76,10 @@ def create(sock_fd: int, size: tuple[int, int] | None, *, bind_console: bool = T
 
 def send_fd(sock_fd: int, fd: int, message: bytes) -> None:
     import _socket
-    import array
 
-    fds = array.array("i", [fd])
     sock = _socket.socket(fileno=os.dup(sock_fd))
     try:
-        sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, S.pack_fds([fd]))])
     finally:
         sock.close()
 

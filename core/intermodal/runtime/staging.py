@@ -34,7 +34,6 @@ import _socket
 import marshal
 import os
 import select
-import sys
 
 from intermodal.errors import IntermodalError, RuntimeFailure
 from intermodal.records import from_plain, replace, to_plain
@@ -118,7 +117,7 @@ class Staged:
             data = memoryview(marshal.dumps(to_plain(moved)))  # ValueError: something marshal cannot write
             while data:
                 data = data[os.write(memfd, data):]
-            self.sock.sendmsg([_CONTEXT], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, _pack_fds(fds))])
+            self.sock.sendmsg([_CONTEXT], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, S.pack_fds(fds))])
         finally:
             os.close(memfd)
         pid, self.pid = self.pid, 0
@@ -244,11 +243,11 @@ def _give_up(sock: _socket.socket, manager: CgroupManager, homes: dict[str, str]
 
 def _receive(sock: _socket.socket) -> init.Context:
     # EOF or ECONNRESET (it closed its end with our "staged" unread): the launcher is gone
-    msg, ancillary, flags, _ = sock.recvmsg(64, _socket.CMSG_SPACE(_MAX_FDS * _FD_SIZE), _socket.MSG_CMSG_CLOEXEC)
+    msg, ancillary, flags, _ = sock.recvmsg(64, _socket.CMSG_SPACE(_MAX_FDS * S.FD_SIZE), _socket.MSG_CMSG_CLOEXEC)
     fds: list[int] = []
     for level, kind, data in ancillary:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds += _unpack_fds(data)
+            fds += S.unpack_fds(data)
     if not msg and not fds:
         raise ConnectionError("the launcher closed its end before the hand-over")
     if msg != _CONTEXT or not fds or flags & _socket.MSG_CTRUNC:
@@ -273,19 +272,6 @@ def _receive(sock: _socket.socket) -> init.Context:
     ctx.stdio = tuple(fd(i) for i in ctx.stdio)
     ctx.sock = sock.detach()
     return ctx
-
-
-# SCM_RIGHTS carries C ints; packed by hand, since `array` imports collections (~1 ms per launcher).
-_FD_SIZE = 4
-
-
-def _pack_fds(fds: list[int]) -> bytes:
-    return b"".join(fd.to_bytes(_FD_SIZE, sys.byteorder, signed=True) for fd in fds)
-
-
-def _unpack_fds(data: bytes) -> list[int]:
-    whole = len(data) - len(data) % _FD_SIZE
-    return [int.from_bytes(data[i:i + _FD_SIZE], sys.byteorder, signed=True) for i in range(0, whole, _FD_SIZE)]
 
 
 def _leave(manager: CgroupManager, homes: dict[str, str]) -> None:

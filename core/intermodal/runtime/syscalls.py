@@ -9,6 +9,7 @@ flag logic can be unit-tested with a recorder instead of the kernel.
 from __future__ import annotations
 
 import os
+import sys
 
 from intermodal.errors import KernelError
 from intermodal.runtime import cabi  # not ctypes: ~1.5 ms of every container start
@@ -180,3 +181,17 @@ def close_fds_from(first: int, keep: tuple[int, ...] = ()) -> None:
             os.closerange(start, fd)
         start = fd + 1
     os.closerange(start, 1 << 20)
+
+
+# SCM_RIGHTS carries C ints. Packed by hand: `array` imports collections (~1 ms per launcher), and
+# stage 2 cannot import anything once pivot_root has hidden the host's files.
+FD_SIZE = 4
+
+
+def pack_fds(fds: list[int] | tuple[int, ...]) -> bytes:
+    return b"".join(fd.to_bytes(FD_SIZE, sys.byteorder, signed=True) for fd in fds)
+
+
+def unpack_fds(data: bytes) -> list[int]:
+    whole = len(data) - len(data) % FD_SIZE
+    return [int.from_bytes(data[i:i + FD_SIZE], sys.byteorder, signed=True) for i in range(0, whole, FD_SIZE)]
