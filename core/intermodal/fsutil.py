@@ -45,17 +45,17 @@ def _create_temp(path: Path) -> tuple[int, str]:
 
 
 def atomic_write_json(path: Path, value: Any, mode: int = 0o644) -> None:
-    import json  # here: the monitor's launcher imports this module, and not json (re, enum)
+    from intermodal import cjson  # json's C half: `json` imports re and enum (~1 ms of every `imod`)
 
-    atomic_write(path, json.dumps(value, indent=1, sort_keys=True).encode(), mode)
+    atomic_write(path, cjson.dumps(value, indent=1, sort_keys=True).encode(), mode)
 
 
 def read_json(path: Path, default: Any = None) -> Any:
-    import json
+    from intermodal import cjson
 
     try:
         with open(path, "rb") as f:
-            return json.load(f)
+            return cjson.loads(f.read())
     except FileNotFoundError:
         return default
 

@@ -23,9 +23,10 @@ RUN_PATH = ["cli/main.py", "cli/base.py", "cli/containers.py", "containers/spec.
             "containers/config.py", "containers/manager.py", "containers/store.py", "containers/create.py",
             "containers/net.py", "containers/devices.py", "containers/status.py", "containers/prepare.py",
             "containers/removal.py", "containers/runtime_client.py", "containers/logs.py", "engine.py", "paths.py",
-            "errors.py", "fsutil.py", "locking.py", "records.py"]
+            "errors.py", "fsutil.py", "locking.py", "records.py", "containers/launch.py", "images/store.py", "cjson.py",
+            "cli/lean_imports.py"]
 HEAVY = {"dataclasses", "typing", "signal", "shutil", "threading", "subprocess", "hashlib", "contextlib", "inspect",
-         "re", "ipaddress", "tempfile", "json.tool", "random"}
+         "re", "ipaddress", "tempfile", "json", "random", "importlib"}
 
 
 @pytest.mark.parametrize("name", RUN_PATH)

@@ -15,7 +15,7 @@ START_PATH = [
     "intermodal.runtime.console", "intermodal.runtime.hooks", "intermodal.runtime.process",
     "intermodal.runtime.namespaces", "intermodal.runtime.mounts", "intermodal.runtime.capabilities",
     "intermodal.runtime.seccomp", "intermodal.runtime.syscalls", "intermodal.runtime.cgroups.detect",
-    "intermodal.runtime.cgroups.cgpath", "intermodal.runtime.cjson", "intermodal.runtime.cabi",
+    "intermodal.runtime.cgroups.cgpath", "intermodal.cjson", "intermodal.runtime.cabi",
 ]
 HEAVY = ["json", "re", "enum", "pathlib", "contextlib", "socket", "selectors", "signal", "termios", "functools",
          "collections", "typing", "warnings", "dataclasses", "ctypes", "struct"]
@@ -26,7 +26,8 @@ sys.path.insert(0, sys.argv[1])
 for name in sys.argv[2].split(","):
     __import__(name)
 # What the start does with them: parse and save without json, build the state document.
-from intermodal.runtime import cjson, state
+from intermodal import cjson
+from intermodal.runtime import state
 cjson.dumps(cjson.loads('{"a": [1, 2.5, null, true, "x"]}'), indent=1, sort_keys=True)
 state.state_json(state.Record("c", 1, 2, "/b", "/b/r", "t"), state.Status.CREATED)
 print(",".join(sorted(name for name in sys.argv[3].split(",") if name in sys.modules)))

@@ -226,10 +226,10 @@ class _pass_resizes:
     def _send(self, _sig: int, _frame) -> None:
         size = terminal_size()
         if size:
-            import json
+            from intermodal import cjson
 
             try:
-                os.write(self.fd, (json.dumps({"resize": list(size)}) + "\n").encode())
+                os.write(self.fd, (cjson.dumps({"resize": list(size)}) + "\n").encode())
             except OSError:
                 pass  # the monitor is done
 

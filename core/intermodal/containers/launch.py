@@ -217,9 +217,9 @@ def _read_ready(fd: int, timeout: float) -> dict[str, Any] | None:
         data += chunk
     if not data.strip():
         return None
-    import json
+    from intermodal import cjson  # json's C half, without re and enum
 
-    return json.loads(data.splitlines()[0])
+    return cjson.loads(data.splitlines()[0])
 
 
 def _python() -> str:
@@ -262,9 +262,9 @@ def _read_line(fd: int) -> dict[str, Any] | None:
         if not chunk:
             break
         data += chunk
-    import json
+    from intermodal import cjson
 
-    return json.loads(data) if data.strip() else None
+    return cjson.loads(data) if data.strip() else None
 
 
 def _write_all(fd: int, data: bytes) -> None:

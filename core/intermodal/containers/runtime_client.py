@@ -17,11 +17,11 @@ created a container also deletes it. The choice, first that is set:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
+from intermodal import cjson  # json's C half, without re and enum
 from intermodal.errors import IntermodalError, RuntimeFailure
 
 TYPE_CHECKING = False  # not `typing` (~4 ms of every `imod`)
@@ -62,7 +62,7 @@ def configured_runtime(root: Path) -> str | None:
     """The engine-wide default in ROOT/engine.json, if that file says one."""
     path = root / CONFIG_FILE
     try:
-        data = json.loads(path.read_bytes())
+        data = cjson.loads(path.read_bytes())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as err:
@@ -293,7 +293,7 @@ class OciRuntime:
         proc = self._run("state", cid, check=False)
         if proc.returncode != 0:
             return None
-        return json.loads(proc.stdout)
+        return cjson.loads(proc.stdout)
 
     def kill(self, cid: str, sig: int, *, all_processes: bool = False) -> bool:
         """Send *sig*; False if the container is already gone."""
@@ -316,7 +316,7 @@ class OciRuntime:
 
     def update(self, cid: str, resources: dict[str, Any]) -> None:
         """`runc update --resources -`: the OCI linux.resources to change, on stdin."""
-        self._run("update", "--resources", "-", cid, input=json.dumps(resources).encode())
+        self._run("update", "--resources", "-", cid, input=cjson.dumps(resources).encode())
 
     def ps(self, cid: str, ps_args: list[str]) -> str:
         """The runtime runs the host's `ps` and keeps the container's processes (`runc ps ID ARGS`)."""
@@ -362,7 +362,7 @@ def runtime_log_error(path: Path) -> str | None:
         return None
     for line in reversed(lines):
         try:
-            entry = json.loads(line)
+            entry = cjson.loads(line)
         except ValueError:
             continue
         if entry.get("level") in ("error", "fatal"):

@@ -11,10 +11,10 @@ Lock order: a container's lock before the names lock, never the reverse.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+from intermodal import cjson  # json's C half, without re and enum
 from intermodal.errors import AlreadyExists, ContainerNotFound, InvalidArgument, LockTimeout
 from intermodal.fsutil import atomic_write_json, read_json
 from intermodal.locking import locked
@@ -48,16 +48,16 @@ def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
 
 
 def write_json(path: Path, value: Any, mode: int = 0o600) -> None:
-    replace_file(path, json.dumps(value, indent=1, sort_keys=True).encode(), mode)
+    replace_file(path, cjson.dumps(value, indent=1, sort_keys=True).encode(), mode)
 
 
 def write_json_durable(path: Path, value: Any, mode: int = 0o600, *, durable: bool = True) -> None:
-    """Compact JSON (the C encoder; `indent` makes json use its slow pure-Python one), fsync'd and renamed.
+    """Compact JSON (the C encoder; `indent` makes it a slow pure-Python one), fsync'd and renamed.
 
     ``durable=False`` skips the fsync (~1-8 ms): for the bundle of a `--rm` container, which no start
     after a crash needs (the record stays durable: `ps` must be able to read it).
     """
-    data = json.dumps(value, separators=(",", ":")).encode()
+    data = cjson.dumps(value, separators=(",", ":")).encode()
     if not durable:
         replace_file(path, data, mode)
         return

@@ -9,9 +9,9 @@ shared while their blobs are not yet referenced; prune holds it exclusive.
 
 from __future__ import annotations
 
-import json
 import time
 
+from intermodal import cjson  # json's C half, without re and enum
 from intermodal.errors import Conflict, ImageNotFound, InvalidArchive, InvalidReference
 from intermodal.fsutil import atomic_write_json, read_json
 from intermodal.images import mediatypes as mt
@@ -177,7 +177,7 @@ class ImageStore:
         return self.blobs.read(record.manifest)
 
     def config(self, record: ImageRecord) -> dict[str, Any]:
-        return json.loads(self.blobs.read(record.id))
+        return cjson.loads(self.blobs.read(record.id))
 
     # -- writing -------------------------------------------------------------
 
@@ -276,7 +276,7 @@ class ImageStore:
                 "(artifacts such as Helm charts cannot be run)"
             )
         try:
-            config = json.loads(self.blobs.read(manifest.config.digest))
+            config = cjson.loads(self.blobs.read(manifest.config.digest))
             diff_ids = config["rootfs"]["diff_ids"]
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArchive(f"image config {manifest.config.digest} has no rootfs.diff_ids ({exc})") from None

@@ -14,9 +14,10 @@ import os
 import select
 import time
 
+from intermodal import cjson
 from intermodal.errors import ContainerNotFound, IntermodalError, RuntimeFailure
 from intermodal.fsutil import atomic_write, remove_tree
-from intermodal.runtime import cjson, state
+from intermodal.runtime import state
 from intermodal.runtime.state import FIFO, Record, Status, Store, state_json
 
 TYPE_CHECKING = False  # not `typing` (~3 ms): the monitor's launcher imports this for every start

@@ -236,7 +236,7 @@ def prepare(seccomp: dict | None, cache_dir: str | None = None) -> tuple[bytes, 
     """
     if seccomp is None:
         return None
-    from intermodal.runtime import cjson  # json's bytes, without importing json (and re)
+    from intermodal import cjson  # json's bytes, without importing json (and re)
 
     sha256 = _sha256()
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
+from intermodal import cjson
 from intermodal.errors import InvalidSpec
 from intermodal.records import Frozen, factory
-from intermodal.runtime import cjson
 
 TYPE_CHECKING = False  # not `typing` (~3 ms): the monitor's launcher imports this for every start
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ import errno
 import fcntl
 import os
 
+from intermodal import cjson
 from intermodal.errors import ContainerNotFound, IncorrectState, InvalidArgument, LockTimeout
-from intermodal.runtime import cjson
 
 TYPE_CHECKING = False  # not `typing`: the monitor's launcher imports this for every start
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""JSON through the C half of the `json` package (`_json`), for the container start path.
+"""JSON through the C half of the `json` package (`_json`), for the start path and the stores.
 
 `import json` imports json.decoder and json.encoder and with them `re` and
 `enum`: ~5 ms of every container start in the monitor's launcher. `json.loads`
@@ -65,20 +65,23 @@ def _text(data: str | bytes | bytearray) -> str | None:
         return None
 
 
-def dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False) -> str:
-    """`json.dumps(value, indent=indent, sort_keys=sort_keys)`; other options are json's defaults."""
+def dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False,
+          separators: tuple[str, str] | None = None) -> str:
+    """`json.dumps(value, indent=indent, sort_keys=sort_keys, separators=separators)`; other options are
+    json's defaults (*separators* only without *indent*)."""
     if indent is not None:
         out: list[str] = []
-        if _indented(value, indent, sort_keys, 0, set(), out):
+        if separators is None and _indented(value, indent, sort_keys, 0, set(), out):
             return "".join(out)
-        return _json_module().dumps(value, indent=indent, sort_keys=sort_keys)
+        return _json_module().dumps(value, indent=indent, sort_keys=sort_keys, separators=separators)
     if _json is None:
-        return _json_module().dumps(value, sort_keys=sort_keys)
+        return _json_module().dumps(value, sort_keys=sort_keys, separators=separators)
     if isinstance(value, str):
         return _json.encode_basestring_ascii(value)
+    item_separator, key_separator = separators or (", ", ": ")
     # The arguments json.JSONEncoder.iterencode passes for dumps' defaults.
-    encode = _json.make_encoder({}, _not_serializable, _json.encode_basestring_ascii, None, ": ", ", ", sort_keys,
-                                False, True)
+    encode = _json.make_encoder({}, _not_serializable, _json.encode_basestring_ascii, None, key_separator,
+                                item_separator, sort_keys, False, True)
     return "".join(encode(value, 0))
 
 

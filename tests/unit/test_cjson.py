@@ -1,4 +1,4 @@
-"""runtime.cjson gives what json gives: the same values, the same text, the same errors."""
+"""intermodal.cjson gives what json gives: the same values, the same text, the same errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from intermodal.runtime import cjson
+from intermodal import cjson
 
 VALUES = [
     {},
@@ -28,6 +28,14 @@ VALUES = [
 def test_dumps_writes_what_json_writes(value, indent, sort_keys):
     assert cjson.dumps(value, indent=indent, sort_keys=sort_keys) == json.dumps(value, indent=indent,
                                                                                  sort_keys=sort_keys)
+
+
+@pytest.mark.parametrize("value", VALUES)
+@pytest.mark.parametrize("indent", [None, 2])
+@pytest.mark.parametrize("separators", [(",", ":"), (";", "=")])
+def test_dumps_with_separators_writes_what_json_writes(value, indent, separators):
+    assert cjson.dumps(value, indent=indent, separators=separators) == json.dumps(value, indent=indent,
+                                                                                    separators=separators)
 
 
 @pytest.mark.parametrize("value", VALUES)
