@@ -17,7 +17,7 @@ Written, like monitor.py, against the C halves of the standard library.
 
 import os
 
-from intermodal.containers.monitor_sys import dumps, loads
+from intermodal.containers.monitor_sys import dumps, loads, read_line
 
 
 class Launcher:
@@ -53,7 +53,7 @@ class Launcher:
         except OSError:
             pass  # it died; its missing answer says so
         os.close(self.orders_w)
-        data = _read_answer(self.result_r)
+        data = read_line(self.result_r)  # its one-line answer, or what it wrote before it died
         # Not waited for: it exits as soon as it has answered, and the monitor's reaping collects it.
         self._finish(close_stdin=not orders.get("tty"), wait=False)
         if not data.strip():
@@ -103,7 +103,7 @@ def _child(orders_r, result_w, stdin, out_w, err_w, cid):
         from intermodal.runtime import cgroups, container, launch, validate  # noqa: F401  (now, while imod works)
 
         _preload()
-        data = _read_all(orders_r)
+        data = read_line(orders_r)
         if not data.strip():
             return  # cancelled
         orders = loads(data.decode())
@@ -191,29 +191,6 @@ def _report(result_w, exc):
         os.write(result_w, (dumps({"error": error}) + "\n").encode())
     except OSError:
         pass  # the monitor is gone
-
-
-def _read_answer(fd):
-    """The launcher's one-line answer (or what it wrote before it died); closes *fd*."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.close(fd)
-    return data
-
-
-def _read_all(fd):
-    data = b""
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.close(fd)
-    return data
 
 
 def _wait(pid: int) -> None:

@@ -153,14 +153,20 @@ def dumps(value):
 
 def read_orders(fd):
     """The container directory `imod` sends once the container exists; None if it closed the pipe instead."""
+    data = read_line(fd)
+    return os.fsdecode(data[:-1]) if data.endswith(b"\n") else None
+
+
+def read_line(fd):
+    """One message: what is read from *fd* up to a newline (kept) or EOF; closes *fd*."""
     data = b""
     while not data.endswith(b"\n"):
-        chunk = os.read(fd, 4096)
+        chunk = os.read(fd, 65536)
         if not chunk:
             break
         data += chunk
     os.close(fd)
-    return os.fsdecode(data[:-1]) if data.endswith(b"\n") else None
+    return data
 
 
 def close_others(keep):
