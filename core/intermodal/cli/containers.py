@@ -161,6 +161,8 @@ def _run_run(ctx: Context, args: argparse.Namespace) -> int:
     except BaseException:
         monitor.cancel()
         raise
+    if spec.auto_remove and attach:  # we remove it once it exits: its imports now, while we wait
+        monitor.meanwhile = _preload_removal
     size = terminal_size() if args.tty else None
     if args.detach:
         container, _ = manager.run(spec, console_size=size, runtime=args.runtime, monitor=monitor, **_pull(args))
@@ -177,6 +179,12 @@ def _run_run(ctx: Context, args: argparse.Namespace) -> int:
     finally:
         started.attach.close()  # tells the monitor we are done (it removes the container if we did not)
     return code
+
+
+def _preload_removal() -> None:
+    from intermodal.containers.removal import preload
+
+    preload()
 
 
 def terminal_size() -> tuple[int, int] | None:

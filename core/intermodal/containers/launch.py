@@ -19,6 +19,7 @@ from intermodal.errors import RuntimeFailure
 
 TYPE_CHECKING = False  # this module is imported before anything else by `imod run`: not even `typing`
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
     from typing import Any
 
@@ -64,6 +65,7 @@ class PendingMonitor:
 
     def __init__(self, *, attach: bool = False, stdin: int | None = None, stage: bool = False) -> None:
         self.used = False
+        self.meanwhile: Callable[[], None] | None = None  # run by `go` while the monitor starts the container
         self.cid = os.urandom(32).hex() if stage else None  # as containers.store.new_id (not imported here)
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
@@ -109,6 +111,8 @@ class PendingMonitor:
             pass  # it died; the ready pipe tells
         self._close([self.go_w])
         _reap(self.pid)  # the monitor's short-lived first half (the monitor proper is its child)
+        if self.meanwhile is not None:
+            self.meanwhile()
         try:
             info = _read_ready(self.ready_r, READY_TIMEOUT)
         except TimeoutError:

@@ -151,18 +151,10 @@ def _preload():
     under us; a failure here is left for the create itself to report.
     """
     from intermodal.runtime import seccomp
-    from intermodal.runtime.cgroups import cgpath  # noqa: F401
-    from intermodal.runtime.cgroups.detect import detect
+    from intermodal.runtime.cgroups import cgpath, import_backend  # noqa: F401
 
     seccomp._sha256()  # keys its cache of compiled filters
-    try:
-        layout = detect()
-    except Exception:  # said by the create, with its context
-        return
-    if layout.mode == "unified":
-        from intermodal.runtime.cgroups import v2  # noqa: F401
-    else:
-        from intermodal.runtime.cgroups import v1  # noqa: F401
+    import_backend()
 
 
 def _create_and_start(orders, stdin, out_w, err_w, staged):

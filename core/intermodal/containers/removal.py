@@ -103,6 +103,16 @@ def prune(manager: ContainerManager) -> list[str]:
     return removed
 
 
+def preload() -> None:
+    """Import what `remove_stopped` will: an attached `imod run --rm` calls it while the monitor starts the
+    container, when it only waits (~1.5 ms less between the container's exit and imod's)."""
+    from intermodal.containers import net  # noqa: F401
+    from intermodal.runtime import container  # noqa: F401  (our runtime's delete)
+    from intermodal.runtime.cgroups import import_backend
+
+    import_backend()
+
+
 def remove_after_exit(root: str, run_root: str, cid: str) -> None:
     """Called by the monitor of a `--rm` container once it has recorded the exit."""
     from intermodal.engine import Engine

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from intermodal.runtime.cgroups.manager import CgroupManager
 
-__all__ = ["CgroupManager", "manager_for", "manager_from_paths", "remove_stale"]
+__all__ = ["CgroupManager", "import_backend", "manager_for", "manager_from_paths", "remove_stale"]
 
 
 def manager_for(cgroups_path: str | None, container_id: str, *, systemd: bool = False) -> CgroupManager:
@@ -67,6 +67,21 @@ def manager_from_paths(paths: dict[str, str]) -> CgroupManager:
 
     v1 = {k: v for k, v in paths.items() if k != "unified"}
     return V1Manager(v1, unified=paths.get("unified"))
+
+
+def import_backend() -> None:
+    """Import this host's backend now, for a process that has time now and a start or delete later;
+    a host without cgroups is left for that start or delete to report."""
+    from intermodal.runtime.cgroups.detect import detect
+
+    try:
+        layout = detect()
+    except Exception:  # said by the create or delete, with its context
+        return
+    if layout.mode == "unified":
+        from intermodal.runtime.cgroups import v2  # noqa: F401
+    else:
+        from intermodal.runtime.cgroups import v1  # noqa: F401
 
 
 def remove_stale(parent: str, *, older_than: float) -> list[str]:
