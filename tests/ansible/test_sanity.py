@@ -73,7 +73,7 @@ def test_the_built_collection_holds_the_collection_and_the_engine_source(tmp_pat
     assert "plugins/doc_fragments/engine.py" in names and "plugins/connection/imod.py" in names
     unpacked = tmp_path / "collection"
     with tarfile.open(artifact) as tar:
-        tar.extractall(unpacked, filter="data")
+        tar.extractall(unpacked, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # < 3.11.4: none
     wheels = tmp_path / "wheels"
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                            "-w", str(wheels), str(unpacked)], capture_output=True, text=True, timeout=300)

@@ -71,7 +71,9 @@ def busybox_rootfs(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory) 
     rootfs = tmp_path_factory.mktemp("busybox-rootfs") / "rootfs"
     rootfs.mkdir()
     with tarfile.open(busybox_tar) as tar:
-        tar.extractall(rootfs, filter="fully_trusted")  # our own tar; keeps /tmp's sticky 1777
+        # Our own tar, extracted as it is (/tmp's sticky 1777 kept): the "fully_trusted" filter, which is
+        # also what Pythons before 3.11.4 (Debian 12's 3.11.2) do, having no filters.
+        tar.extractall(rootfs, **({"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}))
     return rootfs
 
 
