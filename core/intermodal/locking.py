@@ -9,9 +9,12 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from pathlib import Path
 
 from intermodal.errors import LockTimeout
+
+TYPE_CHECKING = False  # not pathlib or typing: the runtime's start path locks through this module too
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -32,7 +35,7 @@ class locked:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            _acquire(fd, self.path, self.shared, self.timeout)
+            acquire(fd, self.path, shared=self.shared, timeout=self.timeout)
         except BaseException:
             os.close(fd)
             raise
@@ -43,13 +46,10 @@ class locked:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _acquire(fd: int, path: Path, shared: bool, timeout: float) -> None:
+def acquire(fd: int, path: Path | str, *, shared: bool = False, timeout: float = DEFAULT_TIMEOUT,
+            holder: str = "another intermodal command") -> None:
+    """flock *fd* (the file at *path*), retrying with back-off; LockTimeout naming *holder* after *timeout* s."""
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-    try:
-        fcntl.flock(fd, mode | fcntl.LOCK_NB)
-        return
-    except BlockingIOError:
-        pass
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
@@ -58,9 +58,7 @@ def _acquire(fd: int, path: Path, shared: bool, timeout: float) -> None:
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                raise LockTimeout(
-                    f"{path} is still locked by another intermodal command after {timeout:.0f}s; "
-                    "wait for it to finish (see `ps`), then retry"
-                ) from None
+                raise LockTimeout(f"{path} is still locked by {holder} after {timeout:.0f}s; "
+                                  "wait for it to finish (see `ps`), then retry") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.1)

@@ -8,12 +8,11 @@ signalled by `kill`.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 
 from intermodal import cjson
-from intermodal.errors import ContainerNotFound, IncorrectState, InvalidArgument, LockTimeout
+from intermodal.errors import ContainerNotFound, IncorrectState, InvalidArgument
+from intermodal.locking import acquire
 
 TYPE_CHECKING = False  # not `typing`: the monitor's launcher imports this for every start
 if TYPE_CHECKING:
@@ -259,7 +258,7 @@ class _Lock:
             raise ContainerNotFound(f"container {self.container_id} does not exist in {self.store.root_dir}; "
                                     "see `imod-runtime list`") from None
         try:
-            _flock(fd, path, self.timeout)
+            acquire(fd, path, timeout=self.timeout, holder="another imod-runtime command")
         except BaseException:
             os.close(fd)
             raise
@@ -268,22 +267,6 @@ class _Lock:
     def __exit__(self, *exc: object) -> None:
         fd, self.fd = self.fd, -1
         os.close(fd)
-
-
-def _flock(fd: int, path: str, timeout: float) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-        if time.monotonic() >= deadline:
-            raise LockTimeout(f"{path} is locked by another imod-runtime command; wait for it, then retry")
-        time.sleep(0.01)
 
 
 def incorrect(container_id: str, current: Status, wanted: str) -> IncorrectState:
