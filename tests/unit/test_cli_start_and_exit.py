@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import intermodal
-from intermodal.cli import base as cli_base
 from intermodal.cli import main as cli_main
+from intermodal.cli import parser as cli_parser
 from tests.support.processes import module_imports
 
 # What `imod run` imports of cli/, containers/ and the engine's small modules (not the monitor's).
@@ -24,7 +24,7 @@ RUN_PATH = ["cli/main.py", "cli/base.py", "cli/containers.py", "containers/spec.
             "containers/net.py", "containers/devices.py", "containers/status.py", "containers/prepare.py",
             "containers/removal.py", "containers/runtime_client.py", "containers/logs.py", "engine.py", "paths.py",
             "errors.py", "fsutil.py", "locking.py", "records.py", "containers/launch.py", "images/store.py", "cjson.py",
-            "cli/lean_imports.py"]
+            "cli/lean_imports.py", "cli/quick_parser.py"]
 HEAVY = {"dataclasses", "typing", "signal", "shutil", "threading", "subprocess", "hashlib", "contextlib", "inspect",
          "re", "ipaddress", "tempfile", "json", "random", "importlib"}
 
@@ -38,7 +38,7 @@ def test_run_path_modules_import_nothing_heavy(name: str) -> None:
 def test_the_parser_checks_metavars_and_helps_as_argparse() -> None:
     import argparse
 
-    ours, theirs = cli_base.Parser(prog="imod x"), argparse.ArgumentParser(prog="imod x")
+    ours, theirs = cli_parser.Parser(prog="imod x"), argparse.ArgumentParser(prog="imod x")
     for parser in (ours, theirs):
         parser.add_argument("names", nargs="+", metavar="NAME")
         parser.add_argument("--pair", nargs=2, metavar=("A", "B"), help="two values")
@@ -127,15 +127,29 @@ def test_an_unknown_command_fails_and_a_groups_usage_does_not(words: list[str], 
         assert "Commands:" in capsys.readouterr().out
 
 
-def test_pathlib_comes_without_urllib_and_as_uri_still_works() -> None:
-    code = ("import sys\nfrom intermodal.cli.lean_imports import pathlib_without_urllib\npathlib_without_urllib()\n"
+def test_pathlib_comes_without_urllib_and_re_and_what_needs_them_still_works() -> None:
+    code = ("import sys\nfrom intermodal.cli.lean_imports import lean_pathlib\nlean_pathlib()\n"
             "assert 'pathlib' in sys.modules\n"
-            "print(sorted(m for m in ('urllib.parse', 'ipaddress') if m in sys.modules))\n"
+            "print(sorted(m for m in ('urllib.parse', 'ipaddress', 're', 'enum', 'fnmatch') if m in sys.modules))\n"
             "import pathlib\nprint(pathlib.PurePosixPath('/a b').as_uri())\n"
-            "import urllib.parse\nprint(urllib.parse.urlsplit('http://h/p').netloc)\n")
+            "print(pathlib.PurePosixPath('/x/y.txt').match('*.txt'),"
+            " sorted(pathlib.Path('/proc/self').glob('statu*')))\n"
+            "import re, urllib.parse\nprint(urllib.parse.urlsplit('http://h/p').netloc, re.fullmatch('a+', 'aa')[0])\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["[]", "file:///a%20b", "h"]
+    assert proc.stdout.splitlines() == [
+        "[]", "file:///a%20b", "True [PosixPath('/proc/self/status')]", "h aa"]
+
+
+def test_imod_run_parses_and_creates_without_argparse_and_re(tmp_path: Path) -> None:
+    """As far as the create (here: an image that is not there, and not to be pulled)."""
+    modules = ("argparse", "re", "enum", "gettext", "locale", "urllib.parse", "ipaddress", "typing")
+    report = f"import atexit\natexit.register(lambda: print([m for m in {modules!r} if m in sys.modules]))"
+    proc = _imod(report, "--root", str(tmp_path), "run", "--rm", "--pull", "never", "-e", "A=1", "--name", "n1",
+                 "nosuchimage", "true")
+    assert proc.returncode == 125
+    assert b"nosuchimage" in proc.stderr
+    assert proc.stdout.splitlines() == [b"[]"], proc.stdout
 
 
 def test_dns_without_servers_needs_no_ipaddress() -> None:

@@ -71,7 +71,7 @@ def test_privileged_allows_everything_and_no_rule_is_added():
 @pytest.mark.parametrize("verb", ["run", "create"])
 def test_the_flag_appends_for_run_and_create(verb):
     from intermodal.cli import containers as cli
-    from intermodal.cli.base import Parser
+    from intermodal.cli.parser import Parser
 
     parser = Parser(prog="imod")
     getattr(cli, verb).configure(parser)

@@ -62,9 +62,25 @@ def test_remove_tree_refuses_a_symlink_and_a_file(tmp_path: Path) -> None:
 
 def test_check_name() -> None:
     assert check_name("web-1.a_b", "container") == "web-1.a_b"
-    for bad in ("", "../x", "a/b", "-x", ".x", "a" * 254):
+    for bad in ("", "../x", "a/b", "-x", ".x", "a" * 254, "web\n", "a b", "\u00e9t\u00e9", "\uff57eb", "x\x00"):
         with pytest.raises(InvalidArgument, match="invalid container name"):
             check_name(bad, "container")
+
+
+def test_check_name_accepts_what_docker_s_pattern_accepts() -> None:
+    import random
+    import re
+
+    rng = random.Random(7)
+    alphabet = "aZ09_.-/ \n\u00e9"
+    for _ in range(3000):
+        name = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+        wanted = re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name) is not None
+        try:
+            got = check_name(name, "volume") == name
+        except InvalidArgument:
+            got = False
+        assert got == wanted, repr(name)
 
 
 def test_locked_holds_an_flock_and_releases_it(tmp_path: Path) -> None:

@@ -7,13 +7,13 @@ module of the command being run.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from intermodal.records import Frozen
 
 TYPE_CHECKING = False  # not `typing` (~4 ms of every `imod`)
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
@@ -37,30 +37,6 @@ class Context:
 
             self._engine = Engine(root=self.root, run_root=self.run_root)
         return self._engine
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse's parser without one cost: each ``add_argument`` makes a HelpFormatter, which asks for the
-    terminal's size (importing shutil), only to check a metavar tuple against nargs; for `run`'s ~60
-    arguments that is ~4 ms. The check uses one formatter of a fixed width instead (it does not depend
-    on the width); help and usage are formatted as before."""
-
-    _adding = False
-    _check_formatter: argparse.HelpFormatter | None = None
-
-    def add_argument(self, *args, **kwargs):
-        self._adding = True
-        try:
-            return super().add_argument(*args, **kwargs)
-        finally:
-            self._adding = False
-
-    def _get_formatter(self) -> argparse.HelpFormatter:
-        if not self._adding:
-            return super()._get_formatter()
-        if self._check_formatter is None:
-            self._check_formatter = self.formatter_class(prog=self.prog, width=80)
-        return self._check_formatter
 
 
 class Command(Frozen):

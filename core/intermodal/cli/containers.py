@@ -5,22 +5,24 @@ container_info.py."""
 from __future__ import annotations
 
 import _signal  # not `signal`, an enum module (~1 ms); handlers get and restore plain numbers alike
-import argparse
 import os
 import sys
 
 from intermodal.cli.base import Command, Context
+from intermodal.cli.quick_parser import REMAINDER
 from intermodal.errors import IntermodalError, InvalidArgument
+
+TYPE_CHECKING = False  # not `typing`; nor argparse, which `run` parses without (cli/quick_parser.py)
+if TYPE_CHECKING:
+    import argparse
 
 # -- run / create ---------------------------------------------------------------
 
 
 def _configure_create(p: argparse.ArgumentParser) -> None:
-    # -h is --hostname, as in Docker; help stays at --help. argparse keeps
-    # the handler on the parser and on its group of options.
-    p.conflict_handler = p._optionals.conflict_handler = "resolve"
+    p.conflict_handler = "resolve"  # -h is --hostname, as in Docker; help stays at --help
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")
+    p.add_argument("command", nargs=REMAINDER, metavar="COMMAND", help="command and arguments")
     p.add_argument("--name")
     p.add_argument("-e", "--env", action="append", default=[], help="NAME=VALUE, or NAME to pass ours on")
     p.add_argument("--env-file", action="append", default=[])
@@ -129,6 +131,8 @@ def parse_bool(text: str) -> bool:
         return True
     if text.lower() in ("false", "0", "no"):
         return False
+    import argparse  # only now: `run` parses without it (cli/quick_parser.py)
+
     raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
 
 

@@ -1,35 +1,51 @@
 """`imod`'s imports of the standard library, minus what it never uses.
 
-pathlib imports urllib.parse for one method, ``Path.as_uri``, and
-urllib.parse imports ipaddress: ~4 ms of every `imod` (a third of its
-imports beyond the interpreter's own), for a method the engine never calls.
-`pathlib_without_urllib` imports pathlib with a stand-in for urllib.parse
-that imports the real module on its first call, and then takes the stand-in
-away again: anything importing urllib.parse afterwards gets the real one,
-and ``as_uri`` works as ever.
+pathlib imports urllib.parse for one method, ``Path.as_uri`` (and
+urllib.parse imports ipaddress: ~4 ms), and re and fnmatch for globbing
+and ``match`` (re imports enum: ~3 ms), none of which `imod run` calls;
+with its arguments parsed without argparse (cli/quick_parser.py), nothing
+else on its path needs re. `lean_pathlib` imports pathlib with stand-ins
+for those modules, then takes the stand-ins out of sys.modules again:
+anything importing them afterwards gets the real ones, and pathlib's own
+references to them import the real module on first use, so ``as_uri``,
+``glob`` and ``match`` work as ever.
 
-Only for the `imod` process, before anything imports pathlib: the stand-in
-is in sys.modules for the duration of one import, in a single thread.
+Only for the `imod` process, before anything imports pathlib: the stand-ins
+are in sys.modules for the duration of one import, in a single thread.
 """
 
 from __future__ import annotations
 
 import sys
 
+_Module = type(sys)
 
-def pathlib_without_urllib() -> None:
-    if "pathlib" in sys.modules or "urllib.parse" in sys.modules:
+
+class _Deferred(_Module):
+    """Stands in for a module pathlib holds a reference to: the real module is imported on first use."""
+
+    def __getattr__(self, name: str) -> object:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]  # still inside pathlib's import: the real one, now
+        __import__(self.__name__)
+        return getattr(sys.modules[self.__name__], name)
+
+
+def lean_pathlib() -> None:
+    if any(name in sys.modules for name in ("pathlib", "urllib.parse", "re", "fnmatch")):
         return
-    stand_in = type(sys)("urllib.parse")
-    stand_in.quote_from_bytes = _quote_from_bytes  # the one name pathlib takes from it
-    sys.modules["urllib.parse"] = stand_in
+    urllib_parse = _Module("urllib.parse")
+    urllib_parse.quote_from_bytes = _quote_from_bytes  # the one name pathlib takes from it
+    stand_ins = {"urllib.parse": urllib_parse, "re": _Deferred("re"), "fnmatch": _Deferred("fnmatch")}
+    sys.modules.update(stand_ins)
     try:
         import pathlib  # noqa: F401
     finally:
-        if sys.modules.get("urllib.parse") is stand_in:
-            del sys.modules["urllib.parse"]
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
         urllib = sys.modules.get("urllib")
-        if urllib is not None and getattr(urllib, "parse", None) is stand_in:
+        if urllib is not None and getattr(urllib, "parse", None) is urllib_parse:
             del urllib.parse
 
 

@@ -137,16 +137,17 @@ def main(argv: list[str] | None = None) -> int:
 
         prespawn(rest)
     if as_command:  # after the prespawn: the monitor starts first
-        from intermodal.cli.lean_imports import pathlib_without_urllib
+        from intermodal.cli.lean_imports import lean_pathlib
 
-        pathlib_without_urllib()
-    from intermodal.cli.base import Context, Parser  # argparse only now: the monitor starts ~7 ms sooner
+        lean_pathlib()
+    from intermodal.cli.base import Context
+    from intermodal.cli.quick_parser import QuickParser  # argparse only where it is needed
 
     ctx = Context(root=ctx_args.get("--root"), run_root=ctx_args.get("--run-root"), debug="--debug" in ctx_args)
     module_name, attribute = target.split(":")
     __import__(f"intermodal.cli.{module_name}")  # not importlib: it brings warnings, for nothing here
     cmd = getattr(sys.modules[f"intermodal.cli.{module_name}"], attribute)
-    parser = Parser(prog="imod " + " ".join(words), description=cmd.help)
+    parser = QuickParser(prog="imod " + " ".join(words), description=cmd.help)
     cmd.configure(parser)
     args = parser.parse_args(rest)
     code = _run(cmd, ctx, args)
