@@ -123,15 +123,21 @@ def _ids(imod: list[str]) -> list[str]:
 
 
 def _memory(imod: list[str], podman: list[str] | None) -> str:
-    """Resident memory of the per-container supervisor of one idle container."""
+    """Resident memory of the per-container supervisor of one idle container: imod's two kinds of monitor
+    (forked by `imod run`; a fresh `python -I -S` for `imod start`, the Ansible modules, restarts)."""
     lines = ["## memory per idle running container (`sleep 1000`)", "",
              "| supervisor | RSS | PSS | private (USS) |", "|---|---|---|---|"]
-    cid = subprocess.run([*imod, "run", "-d", "busybox", "sleep", "1000"], check=True,
-                         capture_output=True).stdout.decode().strip()
-    info = json.loads(subprocess.run([*imod, "container", "inspect", cid], check=True, capture_output=True).stdout)
-    state = json.loads((Path(info[0]["LogPath"]).parent / "state.json").read_text())
-    lines.append(_mem_row("intermodal monitor (python -I -S)", state["MonitorPid"]))
-    subprocess.run([*imod, "rm", "-f", cid], capture_output=True)
+    run = subprocess.run([*imod, "run", "-d", "busybox", "sleep", "1000"], check=True, capture_output=True)
+    started = subprocess.run([*imod, "create", "busybox", "sleep", "1000"], check=True, capture_output=True)
+    ids = [run.stdout.decode().strip(), started.stdout.decode().strip()]
+    subprocess.run([*imod, "start", ids[1]], check=True, capture_output=True)
+    for cid, name in zip(ids, ("intermodal monitor (forked by `imod run`)",
+                               "intermodal monitor (`imod start`: python -I -S)"), strict=True):
+        info = json.loads(subprocess.run([*imod, "container", "inspect", cid], check=True,
+                                         capture_output=True).stdout)
+        state = json.loads((Path(info[0]["LogPath"]).parent / "state.json").read_text())
+        lines.append(_mem_row(name, state["MonitorPid"]))
+    subprocess.run([*imod, "rm", "-f", *ids], capture_output=True)
     if podman:
         pid = subprocess.run([*podman, "run", "-d", *_PODMAN_RUN, "busybox", "sleep", "1000"], check=True,
                              capture_output=True).stdout.decode().strip()

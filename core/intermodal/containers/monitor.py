@@ -40,6 +40,7 @@ from intermodal.containers.monitor_sys import (
     dumps,
     exit_code_for,
     loads,
+    name_process,
     now,
     parse_fds,
     read_orders,
@@ -59,6 +60,7 @@ def main(argv):
     args, cid = split_id(argv[1:])
     fds = parse_fds(args)
     close_others(fds.values())
+    name_process()
     if os.fork():
         os._exit(0)  # the first half, which `imod` reaps: we are then neither its child nor a session leader
     set_subreaper()

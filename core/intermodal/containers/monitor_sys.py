@@ -113,6 +113,33 @@ def set_subreaper():
         raise OSError(_ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
+def name_process():
+    """`imod-monitor` in ps's and top's command column (comm) rather than python's; best effort."""
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write("imod-monitor")
+    except OSError:
+        pass
+
+
+def retitle(cid):
+    """For a monitor forked from `imod run`, which would show that command for as long as the container
+    runs: ``imod-monitor --id ID`` written over its argv area (/proc/self/stat's arg_start..arg_end, as
+    nginx and PostgreSQL retitle theirs), cut to fit; best effort."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # fields 48 and 49 of proc(5)'s stat
+        title = b"imod-monitor\0--id\0" + (cid or "").encode()
+        fd = os.open("/proc/self/mem", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.pwrite(fd, title[:end - start - 1].ljust(end - start, b"\0"), start)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, IndexError):
+        pass  # no /proc, or a kernel that refuses: the title stays
+
+
 class JsonContext:
     """What `_json.make_scanner` reads from `json.JSONDecoder`; using the C parts spares `json`'s `re`."""
 
