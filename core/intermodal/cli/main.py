@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if target == "containers:run":  # its monitor starts now, while we import and parse (launch.prespawn)
         from intermodal.containers.launch import prespawn
 
-        prespawn(rest)
+        prespawn(rest, fork=as_command)  # forked only from `imod` itself: never a caller of main()
     if as_command:  # after the prespawn: the monitor starts first
         from intermodal.cli.lean_imports import lean_pathlib
 

@@ -162,9 +162,10 @@ class PendingMonitor:
 _early: tuple[bool, bool, PendingMonitor] | None = None
 
 
-def prespawn(words: list[str]) -> None:
+def prespawn(words: list[str], fork: bool = False) -> None:
     """`imod run`: start the monitor first of all, its mode guessed from the options before the image
-    (-d, -i, also in clusters such as -dit); `take_prespawned` checks the guess against the parse."""
+    (-d, -i, also in clusters such as -dit); `take_prespawned` checks the guess against the parse.
+    *fork*: fork it (this process is `imod` and holds next to nothing yet), else spawn it."""
     global _early
     detach = interactive = False
     for word in words:
@@ -179,7 +180,7 @@ def prespawn(words: list[str]) -> None:
     stdin = not detach and interactive  # a detached container's input is not ours (as `run` decides)
     try:
         _early = (not detach, stdin, PendingMonitor(attach=not detach, stdin=0 if stdin else None, stage=True,
-                                                                       fork=True))
+                                                                       fork=fork))
     except RuntimeFailure:
         _early = None  # said again when the start makes its own
 
