@@ -1,8 +1,10 @@
 """The per-container monitor: the small process that outlives `imod`.
 
 Run as ``python -I -S -c "...; main(sys.argv[1:])" CONTAINER_DIR [--ready FD]
-[--stdin FD] [--stdout FD] [--stderr FD] [--status FD] [--id ID]`` by `imod start`/`run`
-(launch.py; ``--id``: the id `imod run` chose for the container it is about to create). It
+[--stdin FD] [--stdout FD] [--stderr FD] [--status FD] [--id ID]`` by `imod start`,
+or called with those arguments in a fork of `imod run` (launch.py; ``--id``: the id
+`imod run` chose for the container it is about to create). Either way it names itself
+`imod-monitor`. It
 
 - forks once more (the parent, started in a new session by `imod`, exits at
   once), so it is no session leader and `imod` is not its parent;
