@@ -127,6 +127,20 @@ def test_an_unknown_command_fails_and_a_groups_usage_does_not(words: list[str], 
         assert "Commands:" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("words", [["ps", "--bogus"], ["rm"], ["stop", "-t", "soon", "x"], ["logs", "--tail"]])
+def test_a_usage_error_exits_125_as_in_docker_never_2(words: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli_main.main(words)
+    assert exited.value.code == 125
+    assert "error:" in capsys.readouterr().err
+
+
+def test_imod_run_s_usage_error_is_125_not_a_container_s_exit_code() -> None:
+    proc = _imod("", "run", "--rm", "--bogus", "busybox", "sh", "-c", "exit 2")
+    assert proc.returncode == 125
+    assert b"unrecognized arguments: --bogus" in proc.stderr
+
+
 def test_pathlib_comes_without_urllib_and_re_and_what_needs_them_still_works() -> None:
     code = ("import sys\nfrom intermodal.cli.lean_imports import lean_pathlib\nlean_pathlib()\n"
             "assert 'pathlib' in sys.modules\n"

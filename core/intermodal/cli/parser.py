@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+USAGE_EXIT = 125  # as Docker and Podman: `imod run`'s own failures never look like a container's exit code
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,3 +47,9 @@ class Parser(argparse.ArgumentParser):
         if self._check_formatter is None:
             self._check_formatter = self.formatter_class(prog=self.prog, width=80)
         return self._check_formatter
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's usage and message, with Docker's exit code for the engine's own errors (not 2, which
+        `imod run` could also get from the container)."""
+        self.print_usage(sys.stderr)
+        self.exit(USAGE_EXIT, f"{self.prog}: error: {message}\n")

@@ -177,12 +177,7 @@ class QuickParser:
                 return -1  # unknown, abbreviated, --help; or a flag given a value
             if argument.flag:
                 return i + 1 if _set(argument, None, values) else -1
-            if not eq:
-                i += 1
-                if i == len(argv) or argv[i].startswith("-"):
-                    return -1
-                value = argv[i]
-            return i + 1 if _set(argument, value, values) else -1
+            return _take(argument, value if eq else None, argv, i, values)
         for at in range(1, len(word)):  # -x, -xVALUE, -xyz
             argument = self._options.get("-" + word[at])
             if argument is None:
@@ -194,13 +189,19 @@ class QuickParser:
             value = word[at + 1:]
             if value.startswith("="):
                 return -1
-            if not value:
-                i += 1
-                if i == len(argv) or argv[i].startswith("-"):
-                    return -1
-                value = argv[i]
-            return i + 1 if _set(argument, value, values) else -1
+            return _take(argument, value or None, argv, i, values)
         return i + 1
+
+
+def _take(argument: _Argument, value: str | None, argv: list[str], i: int, values: dict[str, Any]) -> int:
+    """Store the value of the option at argv[i]: *value* when the word held it, else the next word;
+    the index after it, or -1 for argparse (no next word, or one that may be an option)."""
+    if value is None:
+        i += 1
+        if i == len(argv) or argv[i].startswith("-"):
+            return -1
+        value = argv[i]
+    return i + 1 if _set(argument, value, values) else -1
 
 
 def _set(argument: _Argument, text: str | None, values: dict[str, Any]) -> bool:
