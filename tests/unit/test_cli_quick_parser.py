@@ -140,3 +140,12 @@ def test_shapes_it_does_not_know_go_to_argparse_whole() -> None:
     quick.add_argument("-f", action="store_true")
     assert not quick._quick
     assert vars(quick.parse_args(["a", "b", "-f"])) == {"names": ["a", "b"], "f": True}
+
+
+def test_an_option_added_twice_is_left_to_argparse_s_conflict_handling() -> None:
+    quick = QuickParser("imod x")
+    quick.conflict_handler = "resolve"
+    quick.add_argument("-n", "--name")
+    quick.add_argument("-n", "--number", type=int)
+    assert not quick._quick
+    assert vars(quick.parse_args(["--name", "a", "-n", "5"])) == {"name": "a", "number": 5}

@@ -88,8 +88,11 @@ class QuickParser:
             longs = [n for n in names if n.startswith("--")]
             dest = kwargs.get("dest") or (longs or names)[0].lstrip("-").replace("-", "_")
             argument = _Argument(dest, kwargs, positional=False)
+            if any(name in self._options for name in names):
+                self._quick = False  # argparse resolves it (or refuses it) by its own rules
+                return
             for name in names:
-                self._options[name] = argument  # a later one takes the name, as argparse's "resolve"
+                self._options[name] = argument
         else:
             argument = _Argument(names[0], kwargs, positional=True)
             nargs = kwargs.get("nargs")
