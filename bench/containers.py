@@ -91,12 +91,8 @@ def _default_network(imod: list[str], podman: list[str] | None) -> str:
     return table("`run --rm busybox true` with the default network", results, baseline=base, extra=extra)
 
 
-SETTLE = 0.05  # between two commands: what one leaves running (podman's cleanup, the kernel's) ends first
-
-
 def _interleaved(runs: dict, repeat: int, warmup: int = 2) -> list[Result]:
-    """Each round runs every command once, so that a busy moment of the machine hits all of them alike;
-    each starts once the previous one's leftovers are done (SETTLE), so that none pays for another."""
+    """Each round runs every command once, so that a busy moment of the machine hits all of them alike."""
     import time
 
     for _ in range(warmup):
@@ -105,7 +101,6 @@ def _interleaved(runs: dict, repeat: int, warmup: int = 2) -> list[Result]:
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
         for name, run in runs.items():
-            time.sleep(SETTLE)
             start = time.perf_counter()
             run()
             samples[name].append(time.perf_counter() - start)
