@@ -123,21 +123,21 @@ def _ids(imod: list[str]) -> list[str]:
 
 
 def _memory(imod: list[str], podman: list[str] | None) -> str:
-    """Resident memory of the per-container supervisor of one idle container: imod's two kinds of monitor
-    (forked by `imod run`; a fresh `python -I -S` for `imod start`, the Ansible modules, restarts)."""
+    """Resident memory of the per-container supervisor of one idle container: imod's monitor as `run -d`
+    and `start` spawn it (a fresh `python -I -S`), and as an attached `imod run` forks it."""
     lines = ["## memory per idle running container (`sleep 1000`)", "",
              "| supervisor | RSS | PSS | private (USS) |", "|---|---|---|---|"]
-    run = subprocess.run([*imod, "run", "-d", "busybox", "sleep", "1000"], check=True, capture_output=True)
-    started = subprocess.run([*imod, "create", "busybox", "sleep", "1000"], check=True, capture_output=True)
-    ids = [run.stdout.decode().strip(), started.stdout.decode().strip()]
-    subprocess.run([*imod, "start", ids[1]], check=True, capture_output=True)
-    for cid, name in zip(ids, ("intermodal monitor (forked by `imod run`)",
-                               "intermodal monitor (`imod start`: python -I -S)"), strict=True):
-        info = json.loads(subprocess.run([*imod, "container", "inspect", cid], check=True,
-                                         capture_output=True).stdout)
-        state = json.loads((Path(info[0]["LogPath"]).parent / "state.json").read_text())
-        lines.append(_mem_row(name, state["MonitorPid"]))
-    subprocess.run([*imod, "rm", "-f", *ids], capture_output=True)
+    detached = subprocess.run([*imod, "run", "-d", "busybox", "sleep", "1000"], check=True,
+                              capture_output=True).stdout.decode().strip()
+    attached = subprocess.Popen([*imod, "run", "--name", "bench-attached", "busybox", "sleep", "1000"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for cid, name in ((detached, "intermodal monitor (`run -d`, `start`: python -I -S)"),
+                          ("bench-attached", "intermodal monitor (forked by an attached `imod run`)")):
+            lines.append(_mem_row(name, _monitor_pid(imod, cid)))
+    finally:
+        subprocess.run([*imod, "rm", "-f", detached, "bench-attached"], capture_output=True)
+        attached.wait()
     if podman:
         pid = subprocess.run([*podman, "run", "-d", *_PODMAN_RUN, "busybox", "sleep", "1000"], check=True,
                              capture_output=True).stdout.decode().strip()
@@ -146,6 +146,21 @@ def _memory(imod: list[str], podman: list[str] | None) -> str:
         lines.append(_mem_row("podman's conmon", int(conmon)))
         subprocess.run([*podman, "rm", "-f", pid], capture_output=True)
     return "\n".join(lines) + "\n"
+
+
+def _monitor_pid(imod: list[str], name: str) -> int:
+    """The monitor of the running container *name* (its state.json, once `imod` recorded the start)."""
+    import time
+
+    for _ in range(200):  # bounded: 10 s
+        out = subprocess.run([*imod, "container", "inspect", name], capture_output=True)
+        if out.returncode == 0:
+            info = json.loads(out.stdout)[0]
+            state = json.loads((Path(info["LogPath"]).parent / "state.json").read_text())
+            if state.get("Running") and state.get("MonitorPid"):
+                return state["MonitorPid"]
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not start")
 
 
 def _mem_row(name: str, pid: int) -> str:

@@ -88,24 +88,37 @@ def test_monitor_outlives_imod_and_records_the_exit(imod, busybox_image, engine_
     wait_for(lambda: start_time(monitor) == 0, "the monitor to exit")
 
 
-def test_imod_run_s_monitor_is_forked_under_its_own_name_and_detached_as_a_spawned_one(imod, busybox_image,
-                                                                                       engine_root: Path):
-    cid = imod("run", "-d", "--name", "forked", busybox_image, "sleep", "1000").stdout.decode().strip()
-    imod("create", "--name", "spawned", busybox_image, "sleep", "1000")
-    imod("start", "spawned")
-    forked, spawned = (json.loads((_dir(engine_root, name) / "state.json").read_text())["MonitorPid"]
-                       for name in ("forked", "spawned"))
-    for monitor in (forked, spawned):
-        assert Path(f"/proc/{monitor}/comm").read_text() == "imod-monitor\n"
-        assert os.getsid(monitor) not in (os.getsid(0), monitor)  # a session of its own, not its leader
-        fds = {int(fd): os.readlink(f"/proc/{monitor}/fd/{fd}") for fd in os.listdir(f"/proc/{monitor}/fd")}
-        assert fds[0] == fds[1] == "/dev/null" and fds[2].endswith("/monitor.err")
-    argv = Path(f"/proc/{forked}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-    assert argv[:2] == [b"imod-monitor", b"--id"] and len(argv[2]) >= 12 and cid.startswith(argv[2].decode())
-    assert b"-S" in Path(f"/proc/{spawned}/cmdline").read_bytes().split(b"\0")  # python -I -S
-    imod("stop", "-t", "1", "forked", "spawned")
-    assert [state(imod, name)["Status"] for name in ("forked", "spawned")] == ["exited", "exited"]
-    wait_for(lambda: start_time(forked) == 0 and start_time(spawned) == 0, "both monitors to exit")
+def test_an_attached_run_forks_its_monitor_a_detached_one_spawns_it_both_named_and_detached(imod, busybox_image,
+                                                                                            engine_root: Path):
+    exe = Path(sys.executable).parent / "imod"
+    attached = subprocess.Popen([str(exe), "--root", str(engine_root), "run", "--name", "forked", busybox_image,
+                                 "sleep", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        imod("run", "-d", "--name", "detached", busybox_image, "sleep", "1000")
+        imod("create", "--name", "started", busybox_image, "sleep", "1000")
+        imod("start", "started")
+        names = ("forked", "detached", "started")
+        wait_for(lambda: all(state(imod, name)["Status"] == "running" for name in names), "three running")
+        forked, *spawned = (json.loads((_dir(engine_root, name) / "state.json").read_text())["MonitorPid"]
+                            for name in names)
+        for monitor in (forked, *spawned):
+            assert Path(f"/proc/{monitor}/comm").read_text() == "imod-monitor\n"
+            assert os.getsid(monitor) not in (os.getsid(0), monitor)  # a session of its own, not its leader
+            fds = {int(fd): os.readlink(f"/proc/{monitor}/fd/{fd}") for fd in os.listdir(f"/proc/{monitor}/fd")}
+            assert fds[0] == fds[1] == "/dev/null" and fds[2].endswith("/monitor.err")
+        argv = Path(f"/proc/{forked}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        cid = inspect(imod, "forked")["Id"]
+        assert argv[:2] == [b"imod-monitor", b"--id"] and len(argv[2]) >= 12 and cid.startswith(argv[2].decode())
+        for monitor in spawned:  # python -I -S
+            assert b"-S" in Path(f"/proc/{monitor}/cmdline").read_bytes().split(b"\0")
+        imod("stop", "-t", "1", *names)
+        assert attached.wait(timeout=30) == 137  # sleep ignores SIGTERM as pid 1: killed after the timeout
+        assert [state(imod, name)["Status"] for name in names] == ["exited"] * 3
+        wait_for(lambda: not any(start_time(monitor) for monitor in (forked, *spawned)), "the monitors to exit")
+    finally:
+        if attached.poll() is None:
+            attached.kill()
+            attached.wait()
 
 
 def test_restart_on_failure_twice(imod, busybox_image):
