@@ -48,6 +48,7 @@ def test_run_joins_every_network_given(net_engine, imod, busybox_image, three):
          "name=nb,alias=bee,ip=" + three[1].replace(".0/24", ".50"), busybox_image, "sleep", "1000")
     nets = _networks(imod, "multi")
     assert sorted(nets) == ["na", "nb"]
+    assert json.loads(imod("ps", "--format", "json").stdout.splitlines()[0])["Networks"] == "na,nb"
     assert nets["nb"]["IPAddress"] == three[1].replace(".0/24", ".50") and nets["nb"]["Aliases"] == ["bee"]
     assert nets["na"]["Aliases"] == ["ay"]
     assert _addresses(imod, "multi") == sorted([nets["na"]["IPAddress"], nets["nb"]["IPAddress"]])
@@ -71,12 +72,14 @@ def test_connect_and_disconnect_a_running_container(net_engine, imod, busybox_im
     nets = _networks(imod, "box")
     assert sorted(nets) == ["na", "nc"] and nets["nc"]["Aliases"] == ["cee"]
     assert len(_addresses(imod, "box")) == 2
+    assert imod("ps", "--filter", "name=box", "--format", "{{.Networks}}").stdout == b"na,nc\n"  # as Docker
     assert _pings(imod, busybox_image, "nc", "cee")
     again = imod("network", "connect", "nc", "box", check=False)
     assert again.returncode != 0 and b"already connected" in again.stderr
 
     imod("network", "disconnect", "na", "box")  # the network of the default route
     assert sorted(_networks(imod, "box")) == ["nc"]
+    assert imod("ps", "--filter", "name=box", "--format", "{{.Networks}}").stdout == b"nc\n"
     assert _addresses(imod, "box") == [nets["nc"]["IPAddress"]]
     assert _default_route(imod, "box") == nets["nc"]["Gateway"]  # the gateway moved to the network left
     assert net_engine.networks.inspect("na")["Containers"] == {}

@@ -122,8 +122,14 @@ def ps_row(c: Container, *, no_trunc: bool = False, now: float | None = None) ->
         "Names": c.name,
         "Labels": ",".join(f"{k}={v}" for k, v in spec.labels),
         "Mounts": ",".join(m.get("Source", "") for m in c.record.get("Mounts", ())),
-        "Networks": spec.network,
+        "Networks": ",".join(sorted(_network_names(c, spec))),  # as Docker's .Networks
     }
+
+
+def _network_names(c: Container, spec: Any) -> list[str]:
+    from intermodal.containers import net
+
+    return net.names(c.record, spec)
 
 
 def _ports(c: Container, spec: Any) -> str:

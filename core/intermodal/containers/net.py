@@ -108,6 +108,14 @@ def netns_path(engine: Engine, cid: str) -> Path:
     return engine.paths.run_root / "netns" / cid
 
 
+def names(record: dict[str, Any], spec: ContainerSpec) -> list[str]:
+    """The names of the networks `requests` gives (or the mode: none, host, container:X), in its order."""
+    saved = record.get("Networks")
+    if saved is not None:
+        return [n["Name"] for n in saved]
+    return [spec.network, *(n.name for n in spec.extra_networks)]
+
+
 def requests(record: dict[str, Any], spec: ContainerSpec) -> list[EndpointRequest]:
     """The networks the container is configured for, first (default route) first.
 
