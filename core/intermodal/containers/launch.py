@@ -6,10 +6,11 @@ more than this module, so the monitor and its launcher start ~10 ms sooner
 than a new interpreter would; every other start (`imod run -d`, `imod
 start`, the Ansible modules, restarts at boot) runs it with a fresh, small
 interpreter (``python -I -S``, through posix_spawn: `subprocess` is not
-imported for it), ~0.35 MB smaller for as long as the container runs. `imod` then waits
-on the ready pipe for the monitor to report the container's start (or why it
-could not start). An attached `imod run` also hands it pipes for stdout,
-stderr and the final status, and copies them to its own stdout and stderr.
+imported for it), ~0.35 MB smaller for as long as the container runs.
+`imod` then waits on the ready pipe for the monitor to report the
+container's start (or why it could not start). An attached `imod run` also
+hands it pipes for stdout, stderr and the final status, and copies them to
+its own stdout and stderr.
 """
 
 from __future__ import annotations
