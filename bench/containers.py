@@ -21,6 +21,7 @@ from bench.common import Result, command, table
 
 IMOD = str(Path(sys.executable).parent / "imod")
 PS_COUNT = 200
+REPEAT = 41  # rounds of the start comparisons: the host's noise moves a median of 21 by +-3 ms
 
 
 def main() -> str:
@@ -67,7 +68,7 @@ def _no_network(imod: list[str], podman: list[str] | None) -> str:
     if podman:
         runs["podman run --rm --network none busybox true"] = command(
             [*podman, "run", "--rm", *_PODMAN_RUN, "busybox", "true"])
-    results = _interleaved(runs, repeat=21)
+    results = _interleaved(runs, repeat=REPEAT)
     if podman:
         results[-1].note = "runc, overlay"
     base = "podman run --rm --network none busybox true" if podman else "python3 -c pass"
@@ -84,7 +85,7 @@ def _default_network(imod: list[str], podman: list[str] | None) -> str:
     if podman:
         runs["podman run --rm busybox true (its default bridge)"] = command(
             [*podman, "run", "--rm", *_PODMAN_RUN[2:], "busybox", "true"])
-    results = _interleaved(runs, repeat=21)
+    results = _interleaved(runs, repeat=REPEAT)
     base = results[-1].name if podman else results[1].name
     extra = {"what imod's bridge adds (median difference)":
              f"{(results[0].median - results[1].median) * 1000:.0f} ms"}
