@@ -120,7 +120,7 @@ class QuickParser:
 
     def _parse(self, argv: list[str]) -> Namespace | None:
         """The namespace argparse would give, or None where argparse must decide."""
-        if "--" in argv or ("-h" in argv and "-h" not in self._options) or self._ambiguous(argv):
+        if "--" in argv or self._ambiguous(argv):
             return None
         values: dict[str, Any] = {}
         for argument in self._order:
